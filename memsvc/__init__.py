@@ -1,0 +1,63 @@
+"""memsvc: long-term memory for AI agents, in one SQLite file.
+
+    from memsvc import Memory
+    m = Memory()
+    m.add("I moved to Denver last month", user_id="alice")
+    m.search("where does alice live?", user_id="alice")
+"""
+
+from memsvc.async_memory import AsyncMemory
+from memsvc.errors import (
+    EmptyTextError,
+    EncodingError,
+    InvalidFilterError,
+    InvalidInputError,
+    InvalidTimestampError,
+    MemsvcError,
+    NotFoundError,
+    ScopeRequiredError,
+    StoreError,
+    TextTooLargeError,
+)
+from memsvc.memory import Memory
+from memsvc.models import (
+    AddResult,
+    HistoryEntry,
+    MemoryKind,
+    MemoryRecord,
+    MemoryStatus,
+    Page,
+    Scope,
+    ScoredMemory,
+    SearchResponse,
+)
+from memsvc.retrievers.plan import RECIPES, ChannelSpec, SearchPlan
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RECIPES",
+    "AddResult",
+    "AsyncMemory",
+    "ChannelSpec",
+    "EmptyTextError",
+    "EncodingError",
+    "HistoryEntry",
+    "InvalidFilterError",
+    "InvalidInputError",
+    "InvalidTimestampError",
+    "Memory",
+    "MemoryKind",
+    "MemoryRecord",
+    "MemoryStatus",
+    "MemsvcError",
+    "NotFoundError",
+    "Page",
+    "Scope",
+    "ScopeRequiredError",
+    "ScoredMemory",
+    "SearchPlan",
+    "SearchResponse",
+    "StoreError",
+    "TextTooLargeError",
+]

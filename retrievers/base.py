@@ -1,0 +1,27 @@
+"""The one small interface every retrieval channel implements.
+
+A channel gets the query text and what it may see, and returns its own ranked candidates.
+Fusion only needs ranks, so channels never have to agree on a score scale, and adding a
+channel (graph, temporal, ...) is adding a module and registering it, not editing fusion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from memsvc.storage.base import Hit, VisibilityQuery
+
+
+@dataclass(frozen=True)
+class ChannelQuery:
+    text: str
+    visibility: VisibilityQuery
+    now: datetime | None = None  # reference date for relative time expressions
+
+
+class Channel(Protocol):
+    name: str
+
+    def search(self, query: ChannelQuery, k: int) -> list[Hit]: ...

@@ -1,0 +1,50 @@
+"""A search described as a value: which channels, their weights and depth, and the limit.
+
+`search()` takes a plan or builds one from a recipe, instead of threading flags through the
+read path. Recipes name the useful trade-offs between speed and recall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    weight: float = 1.0
+    k: int = 50  # how many candidates this channel contributes before fusion
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    channels: dict[str, ChannelSpec] = field(
+        default_factory=lambda: {"vector": ChannelSpec(), "bm25": ChannelSpec()}
+    )
+    limit: int = 10
+    rrf_k: int = 60
+    track_access: bool = True  # count hits towards access_count (feeds decay)
+
+    def with_limit(self, limit: int) -> SearchPlan:
+        return replace(self, limit=limit)
+
+    def with_weights(self, **weights: float) -> SearchPlan:
+        channels = {
+            name: replace(spec, weight=weights.get(name, spec.weight))
+            for name, spec in self.channels.items()
+        }
+        return replace(self, channels=channels)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "channels": {n: {"weight": s.weight, "k": s.k} for n, s in self.channels.items()},
+            "limit": self.limit,
+            "rrf_k": self.rrf_k,
+        }
+
+
+RECIPES: dict[str, SearchPlan] = {
+    "fast": SearchPlan(channels={"vector": ChannelSpec(k=20), "bm25": ChannelSpec(k=20)}),
+    "balanced": SearchPlan(),
+    "deep": SearchPlan(channels={"vector": ChannelSpec(k=100), "bm25": ChannelSpec(k=100)}),
+}

@@ -1,0 +1,137 @@
+"""SQLAlchemy 2 tables of the store. The virtual tables (FTS5, vec0) live in the migration.
+
+Every row carries its tenant, and the store adds the tenant to every statement it builds:
+isolation is a property of the storage layer, not of whoever calls it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes stored as fixed-width UTC text, so SQL comparisons sort correctly."""
+
+    impl = String(27)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).strftime(_FORMAT)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.strptime(value, _FORMAT).replace(tzinfo=UTC)
+
+
+def to_db_time(value: datetime) -> str:
+    """The stored text form of a time, for raw SQL that bypasses the column type."""
+    bound = UTCDateTime().process_bind_param(value, None)  # type: ignore[arg-type]
+    assert bound is not None
+    return bound
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class MemoryRow(Base):
+    __tablename__ = "memories"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(26), unique=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    agent_id: Mapped[str | None] = mapped_column(String(256))
+    session_id: Mapped[str | None] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    predicate: Mapped[str | None] = mapped_column(Text)
+    object: Mapped[str | None] = mapped_column(Text)
+    entities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    invalidated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source_message_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    extractor: Mapped[str] = mapped_column(String(64))
+    extractor_version: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Float, default=1.0)
+    status: Mapped[str] = mapped_column(String(16))
+    superseded_by: Mapped[str | None] = mapped_column(String(26))
+    importance: Mapped[float] = mapped_column(Float, default=0.5)
+    access_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_accessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (
+        Index("ix_memories_user", "tenant", "user_id", "status"),
+        Index("ix_memories_agent", "tenant", "agent_id", "status"),
+        Index("ix_memories_session", "tenant", "session_id", "status"),
+        Index("ix_memories_hash", "tenant", "content_hash"),
+    )
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(26), unique=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    agent_id: Mapped[str | None] = mapped_column(String(256))
+    session_id: Mapped[str | None] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(256))
+    content: Mapped[str] = mapped_column(Text)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+    __table_args__ = (Index("ix_messages_scope", "tenant", "user_id", "session_id"),)
+
+
+class HistoryRow(Base):
+    __tablename__ = "history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    memory_id: Mapped[str] = mapped_column(String(26))
+    event: Mapped[str] = mapped_column(String(16))
+    old: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    new: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_history_memory", "tenant", "memory_id"),)
+
+
+class StoreMetaRow(Base):
+    """Facts about the file itself (embedding model and dimension) checked on open."""
+
+    __tablename__ = "store_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+memories = MemoryRow.__table__
+messages = MessageRow.__table__
+history = HistoryRow.__table__
+store_meta = StoreMetaRow.__table__
