@@ -135,3 +135,20 @@ memories = MemoryRow.__table__
 messages = MessageRow.__table__
 history = HistoryRow.__table__
 store_meta = StoreMetaRow.__table__
+
+
+class ApiKeyRow(Base):
+    """An API key of the REST server: only its hash is kept; it maps a caller to a tenant."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    tenant: Mapped[str] = mapped_column(String(128), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+api_keys = ApiKeyRow.__table__
