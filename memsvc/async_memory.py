@@ -22,6 +22,7 @@ from memsvc.models import (
     StoredMessage,
     StoreStats,
 )
+from memsvc.retrievers.context import ContextBlock
 from memsvc.retrievers.plan import SearchPlan
 
 Time = datetime | str | float | None
@@ -72,6 +73,26 @@ class AsyncMemory:
         return await asyncio.to_thread(
             self.sync.search, query, user_id=user_id, agent_id=agent_id, session_id=session_id,
             filters=filters, kinds=kinds, limit=limit, as_of=as_of, plan=plan,
+        )
+
+    async def context(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        filters: dict[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        limit: int = 50,
+        max_tokens: int = 1000,
+        as_of: Time = None,
+        plan: SearchPlan | str | None = None,
+    ) -> ContextBlock:
+        return await asyncio.to_thread(
+            self.sync.context, query, user_id=user_id, agent_id=agent_id,
+            session_id=session_id, filters=filters, kinds=kinds, limit=limit,
+            max_tokens=max_tokens, as_of=as_of, plan=plan,
         )
 
     async def get(self, memory_id: str) -> MemoryRecord:

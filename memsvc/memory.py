@@ -36,6 +36,7 @@ from memsvc.models import (
 )
 from memsvc.retrievers.base import Channel, ChannelQuery
 from memsvc.retrievers.bm25 import BM25Channel
+from memsvc.retrievers.context import ContextBlock, pack_context
 from memsvc.retrievers.hybrid import HybridRetriever
 from memsvc.retrievers.plan import RECIPES, SearchPlan
 from memsvc.retrievers.vector import VectorChannel
@@ -315,6 +316,32 @@ class Memory:
         return SearchResponse(
             query=text, results=results, plan=search_plan.describe(), timing_ms=timing
         )
+
+    def context(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        filters: dict[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        limit: int = 50,
+        max_tokens: int = 1000,
+        as_of: datetime | str | float | None = None,
+        plan: SearchPlan | str | None = None,
+    ) -> ContextBlock:
+        """`search`, then the best hits packed into one prompt block of at most `max_tokens`."""
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not (
+            16 <= max_tokens <= 100_000
+        ):
+            raise InvalidInputError("max_tokens must be an integer from 16 to 100000",
+                                    field="max_tokens")
+        response = self.search(
+            query, user_id=user_id, agent_id=agent_id, session_id=session_id, filters=filters,
+            kinds=kinds, limit=limit, as_of=as_of, plan=plan,
+        )
+        return pack_context(response.results, max_tokens=max_tokens)
 
     def _resolve_plan(self, plan: SearchPlan | str | None) -> SearchPlan:
         if plan is None:

@@ -1,0 +1,84 @@
+"""Packing retrieved memories into one prompt block under a token budget.
+
+Selection is by relevance (the search order, best first, greedily: a memory that does not
+fit is skipped and smaller ones after it may still go in), but the block is *rendered* in a
+stable order — by when the memory was true, then by id — so the same set of memories gives
+byte-identical text across turns, which is what an LLM server's prefix cache needs.
+
+Tokens are estimated, not counted with the target model's tokenizer (which memsvc does not
+know): the estimate takes the larger of chars/4 and words*4/3, which over-counts English and
+code a little so the real block stays under the budget. A caller with the real tokenizer can
+pass `count_tokens`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from pydantic import BaseModel, Field
+
+from memsvc.models import ScoredMemory
+
+TokenCounter = Callable[[str], int]
+DEFAULT_HEADER = "Relevant memories (oldest first):"
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token estimate for English-like text (see the module doc)."""
+    if not text:
+        return 0
+    return max(math.ceil(len(text) / 4), math.ceil(len(text.split()) * 4 / 3))
+
+
+class ContextBlock(BaseModel):
+    """A prompt block of memories, what went into it and what it cost."""
+
+    text: str
+    memory_ids: list[str] = Field(default_factory=list)
+    tokens: int
+    max_tokens: int
+    considered: int  # how many search hits were offered
+    dropped: int  # how many of them did not fit
+
+
+def render_line(hit: ScoredMemory) -> str:
+    memory = hit.memory
+    when = memory.valid_from or memory.created_at
+    body = " ".join(memory.text.split())
+    return f"- [{when.date().isoformat()}] ({memory.kind.value}) {body}"
+
+
+def pack_context(
+    hits: Sequence[ScoredMemory],
+    *,
+    max_tokens: int,
+    header: str = DEFAULT_HEADER,
+    count_tokens: TokenCounter = estimate_tokens,
+) -> ContextBlock:
+    """Choose the best hits that fit in `max_tokens` (header included) and render them."""
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be positive")
+    used = count_tokens(header) + 1 if header else 0
+    chosen: list[tuple[ScoredMemory, str]] = []
+    for hit in hits:
+        line = render_line(hit)
+        cost = count_tokens(line) + 1  # +1 for the newline
+        if used + cost <= max_tokens:
+            chosen.append((hit, line))
+            used += cost
+    if not chosen:
+        return ContextBlock(text="", memory_ids=[], tokens=0, max_tokens=max_tokens,
+                            considered=len(hits), dropped=len(hits))
+    chosen.sort(key=lambda pair: (pair[0].memory.valid_from or pair[0].memory.created_at,
+                                  pair[0].memory.id))
+    lines = ([header] if header else []) + [line for _, line in chosen]
+    text = "\n".join(lines)
+    return ContextBlock(
+        text=text,
+        memory_ids=[hit.memory.id for hit, _ in chosen],
+        tokens=used,
+        max_tokens=max_tokens,
+        considered=len(hits),
+        dropped=len(hits) - len(chosen),
+    )

@@ -1,0 +1,138 @@
+"""API keys of the REST/MCP server, on the `api_keys` table of the store's own file.
+
+A key is shown once, at creation; only its SHA-256 is kept. Keys are 32 random bytes, so a
+fast hash is enough (no password stretching needed: there is nothing to brute-force), and it
+keeps the per-request lookup one indexed equality query. Each key maps to one tenant, and
+the server builds every store it hands a request from that tenant alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+
+from memsvc.storage.schema import api_keys
+from pydantic import BaseModel
+from sqlalchemy import Engine, func, insert, select, update
+
+from memsvc.errors import InvalidInputError, NotFoundError
+from memsvc.ids import new_id
+from memsvc.validation import clean_id
+
+KEY_PREFIX = "msk_"
+CACHE_SECONDS = 5.0
+
+
+class ApiKeyInfo(BaseModel):
+    """What may be shown about a key after creation: never the key itself."""
+
+    id: str
+    name: str
+    tenant: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ApiKeyStore:
+    """Create, list, revoke and resolve keys. Shares the engine of a `SQLiteStore`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, name: str, tenant: str) -> tuple[ApiKeyInfo, str]:
+        """A new key for `tenant`; returns its info and the plaintext (shown only now)."""
+        clean_name = clean_id(name, field="name")
+        clean_tenant = clean_id(tenant, field="tenant")
+        if clean_name is None or clean_tenant is None or len(clean_tenant) > 128:
+            raise InvalidInputError("name and tenant (at most 128 characters) are required",
+                                    field="tenant")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        info = ApiKeyInfo(
+            id=new_id(), name=clean_name[:128], tenant=clean_tenant, prefix=key[:12],
+            created_at=datetime.now(UTC),
+        )
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            conn.execute(
+                insert(api_keys).values(
+                    id=info.id, name=info.name, tenant=info.tenant, prefix=info.prefix,
+                    key_hash=hash_key(key), created_at=info.created_at,
+                )
+            )
+        return info, key
+
+    def list(self, *, include_revoked: bool = False) -> list[ApiKeyInfo]:
+        stmt = select(api_keys).order_by(api_keys.c.created_at)
+        if not include_revoked:
+            stmt = stmt.where(api_keys.c.revoked_at.is_(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            ApiKeyInfo(id=r.id, name=r.name, tenant=r.tenant, prefix=r.prefix,
+                       created_at=r.created_at, revoked_at=r.revoked_at)
+            for r in rows
+        ]
+
+    def revoke(self, key_id: str) -> ApiKeyInfo:
+        """Revoke by id or by the shown prefix; effective for the next request."""
+        ident = clean_id(key_id, field="id")
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            row = conn.execute(
+                select(api_keys).where((api_keys.c.id == ident) | (api_keys.c.prefix == ident))
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no API key with id or prefix {key_id!r}", field="id")
+            at = row.revoked_at or datetime.now(UTC)
+            conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(revoked_at=at))
+        with self._lock:
+            self._cache.clear()
+        return ApiKeyInfo(id=row.id, name=row.name, tenant=row.tenant, prefix=row.prefix,
+                          created_at=row.created_at, revoked_at=at)
+
+    def count_active(self) -> int:
+        with self.engine.connect() as conn:
+            n = conn.execute(
+                select(func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
+            ).scalar_one()
+        return int(n)
+
+    def resolve(self, key: str) -> str | None:
+        """The tenant of an active key, or None.
+
+        Hits are cached for `CACHE_SECONDS`, so a revoke made by another process (the CLI)
+        takes effect within that time; a revoke through this object is immediate. Misses are
+        never cached, so a key created by the CLI works at once.
+        """
+        if not key or len(key) > 256:
+            return None
+        digest = hash_key(key)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(digest)
+            if hit is not None and now - hit[1] < CACHE_SECONDS:
+                return hit[0]
+        with self.engine.connect() as conn:
+            tenant = conn.execute(
+                select(api_keys.c.tenant).where(
+                    api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
+                )
+            ).scalar_one_or_none()
+        if tenant is not None:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[digest] = (tenant, now)
+        return tenant
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
