@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, true
 
 from memsvc.filters import AllOf, AnyOf, Condition, FilterNode, Negation
 from memsvc.storage.base import VisibilityQuery
-from memsvc.storage.schema import memories, to_db_time
+from memsvc.storage.schema import memories
 
 _SQL_OPS = {
     "eq": lambda c, v: c.is_(None) if v is None else c == v,
@@ -44,11 +43,7 @@ def _condition(cond: Condition) -> ColumnElement[bool]:
             # json_extract yields 1/0 for JSON booleans
             value = tuple(int(v) for v in value) if isinstance(value, tuple) else int(value)
     else:
-        column = memories.c[cond.field]
-        if isinstance(value, datetime):
-            value = to_db_time(value)
-        elif isinstance(value, tuple) and value and isinstance(value[0], datetime):
-            value = tuple(to_db_time(v) for v in value)
+        column = memories.c[cond.field]  # time columns convert datetimes themselves
     return _SQL_OPS[cond.op](column, value)
 
 
@@ -65,7 +60,7 @@ def visibility_clause(tenant: str, query: VisibilityQuery) -> ColumnElement[bool
     if query.kinds:
         parts.append(memories.c.kind.in_(query.kinds))
     if query.as_of is not None:
-        at = to_db_time(query.as_of)
+        at = query.as_of
         parts.append(or_(memories.c.valid_from.is_(None), memories.c.valid_from <= at))
         parts.append(or_(memories.c.valid_to.is_(None), memories.c.valid_to > at))
     if query.filters is not None:

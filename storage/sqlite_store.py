@@ -360,14 +360,13 @@ class SQLiteStore:
                 if hard:
                     conn.execute(delete(messages).where(*self._message_scope(scope)))
                 return 0
-            for chunk in _chunks(pks):
-                marks = ",".join("?" * len(chunk))
-                if hard:
-                    conn.exec_driver_sql(f"DELETE FROM memory_vec WHERE rowid IN ({marks})", chunk)
-                else:
-                    conn.exec_driver_sql(
-                        f"UPDATE memory_vec SET status = 'deleted' WHERE rowid IN ({marks})", chunk
-                    )
+            # vec0 rejects multi-row UPDATEs on a partitioned table, so go row by row.
+            conn.exec_driver_sql(
+                "DELETE FROM memory_vec WHERE rowid = ?"
+                if hard
+                else "UPDATE memory_vec SET status = 'deleted' WHERE rowid = ?",
+                [(pk,) for pk in pks],
+            )
             ids = [r.id for r in rows]
             if hard:
                 conn.execute(delete(memories).where(memories.c.pk.in_(pks)))
@@ -588,14 +587,12 @@ class SQLiteStore:
         with self._read() as conn:
             by_kind = dict(
                 conn.execute(select(memories.c.kind, func.count()).where(mine).group_by("kind"))
-                .tuples()
                 .all()
             )
             by_status = dict(
                 conn.execute(
                     select(memories.c.status, func.count()).where(mine).group_by("status")
                 )
-                .tuples()
                 .all()
             )
             n_messages = conn.execute(
