@@ -155,6 +155,36 @@ class Memory:
         self.store.apply(batch)
         return AddResult(message_ids=[m.id for m in stored], results=changes)
 
+    def infer(
+        self,
+        message_ids: Sequence[str],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> AddResult:
+        """Run the extractor over messages already stored by `add(infer=False)`.
+
+        The second half of a background write (REST `background: true`): the raw messages
+        are durable first, extraction follows; a crash in between loses no message.
+        """
+        scope = make_scope(user_id, agent_id, session_id)
+        wanted = {clean_id(m, field="message_ids") for m in message_ids}
+        stored = [m for m in self.store.messages(scope, limit=100_000) if m.id in wanted]
+        if self.extractor is None or not stored:
+            return AddResult(message_ids=[m.id for m in stored])
+        candidates = [
+            (c, self.extractor.name, self.extractor.version)
+            for c in self.extractor.extract(stored)
+        ]
+        embeddings = self.embedder.embed_documents([c.text for c, _, _ in candidates])
+        batch = WriteBatch()
+        changes = self._manager.plan(
+            candidates, embeddings, scope, now=_now(), actor="add", batch=batch
+        )
+        self.store.apply(batch)
+        return AddResult(message_ids=[m.id for m in stored], results=changes)
+
     def _clean_messages(self, messages: MessagesInput) -> list[dict[str, Any]]:
         if isinstance(messages, str | bytes | bytearray):
             messages = [{"role": "user", "content": messages}]
