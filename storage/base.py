@@ -8,10 +8,10 @@ method honours the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from memsvc.models import (
     StoredMessage,
     StoreStats,
 )
+
+if TYPE_CHECKING:
+    from memsvc.storage.graph_store import GraphData
 
 
 @dataclass(frozen=True)
@@ -104,5 +107,17 @@ class MemoryStore(Protocol):
     def stats(self) -> StoreStats: ...
 
     def consistency(self) -> dict[str, Any]: ...
+
+    # -- entity graph and consolidation reads (storage/graph_store.py) --------------------
+
+    def graph_version(self, scope: Scope) -> int: ...
+
+    def graph_data(self, scope: Scope) -> GraphData: ...
+
+    def visible_ids(self, query: VisibilityQuery, memory_ids: Iterable[str]) -> set[str]: ...
+
+    def entities_of(self, memory_ids: Iterable[str]) -> dict[str, list[str]]: ...
+
+    def embeddings(self, memory_ids: Iterable[str]) -> dict[str, np.ndarray]: ...
 
     def close(self) -> None: ...

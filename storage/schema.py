@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -152,3 +162,75 @@ class ApiKeyRow(Base):
 
 
 api_keys = ApiKeyRow.__table__
+
+
+class EntityRow(Base):
+    """A named thing (person, pet, place, ...) of one user/agent scope, with its aliases.
+
+    `user_id` / `agent_id` are '' rather than NULL so the unique key really is unique.
+    """
+
+    __tablename__ = "entities"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(256))
+    agent_id: Mapped[str] = mapped_column(String(256))
+    norm: Mapped[str] = mapped_column(String(256))
+    name: Mapped[str] = mapped_column(String(256))
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("tenant", "user_id", "agent_id", "norm", name="uq_entities_scope_norm"),
+    )
+
+
+class MemoryEntityRow(Base):
+    """A memory mentions an entity. Erased with the memory (ON DELETE CASCADE)."""
+
+    __tablename__ = "memory_entities"
+
+    memory_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("memories.id", ondelete="CASCADE"), primary_key=True
+    )
+    entity_pk: Mapped[int] = mapped_column(
+        Integer, ForeignKey("entities.pk", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    tenant: Mapped[str] = mapped_column(String(128))
+
+
+class EntityRelationRow(Base):
+    """subject —predicate→ object between two entities, as stated by one memory."""
+
+    __tablename__ = "entity_relations"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    src_pk: Mapped[int] = mapped_column(
+        Integer, ForeignKey("entities.pk", ondelete="CASCADE"), index=True
+    )
+    dst_pk: Mapped[int] = mapped_column(
+        Integer, ForeignKey("entities.pk", ondelete="CASCADE"), index=True
+    )
+    predicate: Mapped[str] = mapped_column(Text)
+    memory_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("memories.id", ondelete="CASCADE"), index=True
+    )
+
+
+class GraphStateRow(Base):
+    """One counter per (tenant, user) bumped by every link change: cache invalidation."""
+
+    __tablename__ = "graph_state"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+entities = EntityRow.__table__
+memory_entities = MemoryEntityRow.__table__
+entity_relations = EntityRelationRow.__table__
+graph_state = GraphStateRow.__table__

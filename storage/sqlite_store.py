@@ -51,6 +51,7 @@ from memsvc.models import (
 from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
 from memsvc.storage.driver import sqlite_dbapi
 from memsvc.storage.filter_sql import visibility_clause
+from memsvc.storage.graph_store import GraphStoreMixin, link_memories, purge_orphans
 from memsvc.storage.schema import history, memories, messages, store_meta
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -182,7 +183,7 @@ def _blob(embedding: np.ndarray) -> bytes:
     return np.ascontiguousarray(embedding, dtype=np.float32).tobytes()
 
 
-class SQLiteStore:
+class SQLiteStore(GraphStoreMixin):
     """One SQLite file; each instance sees exactly one tenant's rows."""
 
     def __init__(
@@ -242,8 +243,11 @@ class SQLiteStore:
                 conn.execute(insert(messages), [self._message_row(m) for m in batch.messages])
             if batch.inserts:
                 self._insert_memories(conn, batch.inserts)
+                link_memories(conn, self.tenant, [r for r, _ in batch.inserts], replace=False)
             for rec, embedding in batch.updates:
                 self._update_memory(conn, rec, embedding)
+            if batch.updates:
+                link_memories(conn, self.tenant, [r for r, _ in batch.updates], replace=True)
             for memory_id in batch.hard_deletes:
                 self._hard_delete(conn, memory_id)
             if batch.history:
@@ -370,6 +374,7 @@ class SQLiteStore:
             ids = [r.id for r in rows]
             if hard:
                 conn.execute(delete(memories).where(memories.c.pk.in_(pks)))
+                purge_orphans(conn, self.tenant, scope)  # links went with the rows (cascade)
                 for chunk in _chunks(ids):
                     conn.execute(
                         delete(history).where(
@@ -424,6 +429,7 @@ class SQLiteStore:
             conn.exec_driver_sql("DELETE FROM memory_vec WHERE tenant = ?", (self.tenant,))
             for tbl in (memories, messages, history):
                 conn.execute(delete(tbl).where(tbl.c.tenant == self.tenant))
+            purge_orphans(conn, self.tenant, None)
 
     # -- reads ----------------------------------------------------------------------------
 

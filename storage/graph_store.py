@@ -1,0 +1,371 @@
+"""The entity graph's tables: written inside the memory write, read whole per scope.
+
+Every memory that names entities is linked to them in the same transaction that writes the
+memory (`link_memories` is called from `SQLiteStore.apply`), so the graph can never point at
+a memory that was rolled back. Relations come from a memory's subject/object when both are
+entities it names; co-occurrence is not stored, the graph builder derives it from the links.
+Each link change bumps a per-(tenant, user) counter (`graph_state`), which is what a cached
+in-memory graph compares to know that it is stale — also across processes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+
+from memsvc.models import MemoryRecord, Scope
+from memsvc.storage.base import VisibilityQuery
+from memsvc.storage.filter_sql import visibility_clause
+from memsvc.storage.schema import (
+    entities,
+    entity_relations,
+    graph_state,
+    memories,
+    memory_entities,
+    to_db_time,
+)
+
+_SPACES = re.compile(r"\s+")
+_EDGE_PUNCT = " \t\n\"'`.,;:!?()[]{}<>"
+_MAX_NAME = 256
+
+
+def normalize_entity(name: str) -> str:
+    """The key an entity is matched by: case-folded, accents kept, possessive and edge
+    punctuation dropped, whitespace collapsed ("Caroline's " → "caroline")."""
+    text = unicodedata.normalize("NFKC", name).casefold().replace("’", "'")
+    text = _SPACES.sub(" ", text).strip(_EDGE_PUNCT)
+    if text.endswith("'s"):
+        text = text[:-2]
+    elif text.endswith("s'"):
+        text = text[:-1]
+    return text.strip(_EDGE_PUNCT)[:_MAX_NAME]
+
+
+@dataclass
+class GraphData:
+    """Everything a scope's graph is built from, as plain values."""
+
+    # entity pk -> (display name, aliases)
+    entities: dict[int, tuple[str, list[str]]] = field(default_factory=dict)
+    # (memory id, entity pk)
+    links: list[tuple[str, int]] = field(default_factory=list)
+    # (subject entity pk, object entity pk, predicate)
+    relations: list[tuple[int, int, str]] = field(default_factory=list)
+
+
+def _aliases_of(record: MemoryRecord) -> dict[str, list[str]]:
+    """canonical -> aliases, from the extractor's `metadata["aliases"]` ({alias: canonical})."""
+    raw = record.metadata.get("aliases")
+    out: dict[str, list[str]] = {}
+    if isinstance(raw, dict):
+        for alias, canonical in raw.items():
+            if isinstance(alias, str) and isinstance(canonical, str) and alias.strip():
+                out.setdefault(normalize_entity(canonical), []).append(alias.strip()[:_MAX_NAME])
+    return out
+
+
+def _entity_names(record: MemoryRecord) -> dict[str, str]:
+    """norm -> display name of the entities a memory names, first spelling wins."""
+    names: dict[str, str] = {}
+    for name in record.entities:
+        if isinstance(name, str):
+            norm = normalize_entity(name)
+            if norm and norm not in names:
+                names[norm] = name.strip()[:_MAX_NAME]
+    return names
+
+
+def link_memories(
+    conn: Connection, tenant: str, records: Sequence[MemoryRecord], *, replace: bool
+) -> None:
+    """(Re)write the entity links and relations of `records` inside the caller's transaction.
+
+    With `replace` (updates), a memory whose entities, aliases and subject/object are
+    unchanged is left alone, so status-only updates (archive, supersede) do not invalidate
+    cached graphs.
+    """
+    touched_users: set[str] = set()
+    for rec in records:
+        names = _entity_names(rec)
+        if replace:
+            changed, had_links = _needs_relink(conn, rec, names)
+            if not changed:
+                continue
+            if had_links:
+                conn.execute(delete(memory_entities).where(memory_entities.c.memory_id == rec.id))
+                conn.execute(
+                    delete(entity_relations).where(entity_relations.c.memory_id == rec.id)
+                )
+                touched_users.add(rec.scope.user_id or "")
+        if not names:
+            continue
+        touched_users.add(rec.scope.user_id or "")
+        aliases = _aliases_of(rec)
+        pks = {
+            norm: _upsert_entity(
+                conn, tenant, rec.scope, norm, name, aliases.get(norm, []), rec.updated_at
+            )
+            for norm, name in names.items()
+        }
+        conn.execute(
+            insert(memory_entities),
+            [{"memory_id": rec.id, "entity_pk": pk, "tenant": tenant} for pk in pks.values()],
+        )
+        relation = _relation(rec, pks)
+        if relation is not None:
+            conn.execute(insert(entity_relations), [{"tenant": tenant, **relation}])
+    for user_id in sorted(touched_users):
+        bump_version(conn, tenant, user_id)
+
+
+def _relation(rec: MemoryRecord, pks: dict[str, int]) -> dict[str, Any] | None:
+    if not (rec.subject and rec.object):
+        return None
+    src, dst = pks.get(normalize_entity(rec.subject)), pks.get(normalize_entity(rec.object))
+    if src is None or dst is None or src == dst:
+        return None
+    return {
+        "src_pk": src,
+        "dst_pk": dst,
+        "predicate": (rec.predicate or "related_to")[:_MAX_NAME],
+        "memory_id": rec.id,
+    }
+
+
+def _wanted_relation(rec: MemoryRecord, names: dict[str, str]) -> tuple[str, ...]:
+    if rec.subject and rec.object and names:
+        s, o = normalize_entity(rec.subject), normalize_entity(rec.object)
+        if s in names and o in names and s != o:
+            return (f"{s}|{(rec.predicate or 'related_to')[:_MAX_NAME]}|{o}",)
+    return ()
+
+
+def _needs_relink(conn: Connection, rec: MemoryRecord, names: dict[str, str]) -> tuple[bool, bool]:
+    """(does the memory's stored linkage differ from what it says now, had it any links)."""
+    rows = conn.execute(
+        select(entities.c.norm, entities.c.aliases)
+        .select_from(memory_entities.join(entities, entities.c.pk == memory_entities.c.entity_pk))
+        .where(memory_entities.c.memory_id == rec.id)
+    ).all()
+    if not rows:
+        return bool(names), False
+    if sorted(r.norm for r in rows) != sorted(names):
+        return True, True
+    # Aliases are merged into the entity and never removed by one memory, so only an alias
+    # the entity does not have yet needs a relink.
+    have = {r.norm: set(r.aliases or []) for r in rows}
+    for norm, aliases in _aliases_of(rec).items():
+        if norm in have and not set(aliases) <= have[norm]:
+            return True, True
+    rels = conn.execute(
+        select(entity_relations.c.src_pk, entity_relations.c.dst_pk, entity_relations.c.predicate)
+        .where(entity_relations.c.memory_id == rec.id)
+    ).all()
+    current: tuple[str, ...] = ()
+    if rels:
+        norm_of: dict[int, str] = dict(
+            conn.execute(
+                select(entities.c.pk, entities.c.norm).where(
+                    entities.c.pk.in_([r.src_pk for r in rels] + [r.dst_pk for r in rels])
+                )
+            ).all()
+        )
+        current = tuple(f"{norm_of[r.src_pk]}|{r.predicate}|{norm_of[r.dst_pk]}" for r in rels)
+    return current != _wanted_relation(rec, names), True
+
+
+def _upsert_entity(
+    conn: Connection,
+    tenant: str,
+    scope: Scope,
+    norm: str,
+    name: str,
+    aliases: list[str],
+    at: datetime,
+) -> int:
+    key = and_(
+        entities.c.tenant == tenant,
+        entities.c.user_id == (scope.user_id or ""),
+        entities.c.agent_id == (scope.agent_id or ""),
+        entities.c.norm == norm,
+    )
+    row = conn.execute(select(entities.c.pk, entities.c.aliases).where(key)).first()
+    if row is None:
+        return int(
+            conn.execute(
+                insert(entities).returning(entities.c.pk),
+                {
+                    "tenant": tenant,
+                    "user_id": scope.user_id or "",
+                    "agent_id": scope.agent_id or "",
+                    "norm": norm,
+                    "name": name,
+                    "aliases": sorted(set(aliases)),
+                    "created_at": at,
+                    "updated_at": at,
+                },
+            ).scalar_one()
+        )
+    merged = sorted(set(row.aliases or []) | set(aliases))
+    if merged != sorted(row.aliases or []):
+        conn.execute(
+            update(entities).where(entities.c.pk == row.pk).values(aliases=merged, updated_at=at)
+        )
+    return int(row.pk)
+
+
+def bump_version(conn: Connection, tenant: str, user_id: str) -> None:
+    conn.exec_driver_sql(
+        "INSERT INTO graph_state(tenant, user_id, version) VALUES (?, ?, 1) "
+        "ON CONFLICT(tenant, user_id) DO UPDATE SET version = version + 1",
+        (tenant, user_id),
+    )
+
+
+def purge_orphans(conn: Connection, tenant: str, scope: Scope | None) -> None:
+    """Drop entities no memory links to any more (after a hard delete of a scope or reset),
+    so a deleted user's names do not linger in the graph tables."""
+    where = [entities.c.tenant == tenant]
+    if scope is not None and scope.user_id is not None:
+        where.append(entities.c.user_id == scope.user_id)
+    if scope is not None and scope.agent_id is not None:
+        where.append(entities.c.agent_id == scope.agent_id)
+    linked = select(memory_entities.c.entity_pk)
+    conn.execute(delete(entities).where(*where, entities.c.pk.not_in(linked)))
+    users = {scope.user_id or ""} if scope is not None and scope.user_id is not None else None
+    if users is None:
+        users = {
+            r[0]
+            for r in conn.execute(
+                select(graph_state.c.user_id).where(graph_state.c.tenant == tenant)
+            )
+        }
+    for user_id in sorted(users):
+        bump_version(conn, tenant, user_id)
+
+
+class GraphStoreMixin:
+    """Graph reads and helper reads for `SQLiteStore` (mixed in; uses its engine and tenant)."""
+
+    tenant: str
+
+    def _read(self) -> Any:  # provided by SQLiteStore
+        raise NotImplementedError
+
+    def graph_version(self, scope: Scope) -> int:
+        """A number that changes whenever a link of the scope's users changes."""
+        stmt = select(func.coalesce(func.sum(graph_state.c.version), 0)).where(
+            graph_state.c.tenant == self.tenant
+        )
+        if scope.user_id is not None:
+            stmt = stmt.where(graph_state.c.user_id == scope.user_id)
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def graph_data(self, scope: Scope) -> GraphData:
+        """The entities, links and relations a scope's graph is built from."""
+        where = [entities.c.tenant == self.tenant]
+        if scope.user_id is not None:
+            where.append(entities.c.user_id == scope.user_id)
+        if scope.agent_id is not None:
+            where.append(entities.c.agent_id == scope.agent_id)
+        data = GraphData()
+        with self._read() as conn:
+            for r in conn.execute(select(entities.c.pk, entities.c.name, entities.c.aliases)
+                                  .where(*where)):
+                data.entities[int(r.pk)] = (r.name, list(r.aliases or []))
+            link_stmt = (
+                select(memory_entities.c.memory_id, memory_entities.c.entity_pk)
+                .select_from(
+                    memory_entities.join(entities, entities.c.pk == memory_entities.c.entity_pk)
+                )
+                .where(*where)
+            )
+            if scope.session_id is not None:
+                link_stmt = link_stmt.join(
+                    memories, memories.c.id == memory_entities.c.memory_id
+                ).where(memories.c.session_id == scope.session_id)
+            data.links = [(r[0], int(r[1])) for r in conn.execute(link_stmt)]
+            rel_stmt = (
+                select(entity_relations.c.src_pk, entity_relations.c.dst_pk,
+                       entity_relations.c.predicate)
+                .select_from(
+                    entity_relations.join(entities, entities.c.pk == entity_relations.c.src_pk)
+                )
+                .where(*where)
+            )
+            data.relations = [(int(r[0]), int(r[1]), r[2]) for r in conn.execute(rel_stmt)]
+        return data
+
+    def visible_ids(self, query: VisibilityQuery, memory_ids: Iterable[str]) -> set[str]:
+        """Which of `memory_ids` the query may see (scope, status, kind, time, filters)."""
+        ids = list(dict.fromkeys(memory_ids))
+        out: set[str] = set()
+        if not ids:
+            return out
+        where = visibility_clause(self.tenant, query)
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                out.update(
+                    r[0]
+                    for r in conn.execute(
+                        select(memories.c.id).where(where, memories.c.id.in_(chunk))
+                    )
+                )
+        return out
+
+    def entities_of(self, memory_ids: Iterable[str]) -> dict[str, list[str]]:
+        """memory id -> the display names of the entities it is linked to."""
+        ids = list(dict.fromkeys(memory_ids))
+        out: dict[str, list[str]] = {}
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                for mid, name in conn.execute(
+                    select(memory_entities.c.memory_id, entities.c.name)
+                    .select_from(
+                        memory_entities.join(entities,
+                                             entities.c.pk == memory_entities.c.entity_pk)
+                    )
+                    .where(memory_entities.c.tenant == self.tenant,
+                           memory_entities.c.memory_id.in_(chunk))
+                    .order_by(entities.c.norm)
+                ):
+                    out.setdefault(mid, []).append(name)
+        return out
+
+    def embeddings(self, memory_ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of some memories (consolidation compares them, never re-embeds)."""
+        ids = list(dict.fromkeys(memory_ids))
+        out: dict[str, np.ndarray] = {}
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for mid, blob in conn.exec_driver_sql(
+                    f"SELECT m.id, v.embedding FROM memories m JOIN memory_vec v "
+                    f"ON v.rowid = m.pk WHERE m.tenant = ? AND m.id IN ({marks})",
+                    (self.tenant, *chunk),
+                ):
+                    out[mid] = np.frombuffer(blob, dtype=np.float32).copy()
+        return out
+
+
+__all__ = [
+    "GraphData",
+    "GraphStoreMixin",
+    "bump_version",
+    "link_memories",
+    "normalize_entity",
+    "purge_orphans",
+    "to_db_time",
+]
