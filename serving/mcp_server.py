@@ -1,0 +1,175 @@
+"""The MCP server: six tools over the `Memory` facade, for stdio and streamable HTTP.
+
+Each tool is a thin call of the `Memory` method it names, so validation and errors are the
+SDK's (a refused input comes back as a tool error whose text says which field and why).
+Over HTTP the caller's API key picks the tenant exactly as for REST (serving/tenancy.py);
+over stdio the process serves the one store it was started on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import Field
+
+from memsvc.memory import Memory
+
+MemoryResolver = Callable[[Context | None], Memory]
+
+INSTRUCTIONS = (
+    "Long-term memory for this user. Before answering, call get_context (or search_memory) "
+    "with the user's question and user_id. After the user tells you something worth keeping "
+    "(facts about them, preferences, plans, lessons), call add_memory with their words. "
+    "Memories are scoped: always pass the same user_id (and agent_id / session_id if used)."
+)
+
+UserId = Annotated[str | None, Field(description="Whose memories (the end user's stable id).")]
+AgentId = Annotated[str | None, Field(description="Optional: the agent the memories belong to.")]
+SessionId = Annotated[str | None, Field(description="Optional: one conversation/session id.")]
+
+
+def _brief(record: Any) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "kind": record.kind.value,
+        "text": record.text,
+        "status": record.status.value,
+        "valid_from": record.valid_from.isoformat() if record.valid_from else None,
+        "valid_to": record.valid_to.isoformat() if record.valid_to else None,
+        "created_at": record.created_at.isoformat(),
+        "entities": record.entities,
+        "metadata": record.metadata,
+    }
+
+
+def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
+    """An MCP server whose tools act on `resolve(ctx)`: the caller's tenant's `Memory`."""
+    server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, log_level="WARNING")
+
+    @server.tool(
+        description="Store something the user said (or a list of chat turns) as long-term "
+        "memory. Returns the ids of the stored messages and the memories created."
+    )
+    def add_memory(
+        text: Annotated[str | None, Field(description="What to remember, in the user's words.")]
+        = None,
+        messages: Annotated[
+            list[dict[str, Any]] | None,
+            Field(description="Alternatively, chat turns: [{role, content, timestamp?}]."),
+        ] = None,
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        session_id: SessionId = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Free JSON tags.")] = None,
+        timestamp: Annotated[
+            str | None, Field(description="When it was said, ISO-8601 (default: now).")
+        ] = None,
+        ctx: Context | None = None,
+    ) -> dict[str, Any]:
+        payload: Any = messages if messages is not None else text
+        result = resolve(ctx).add(
+            payload, user_id=user_id, agent_id=agent_id, session_id=session_id,
+            metadata=metadata, timestamp=timestamp,
+        )
+        return result.model_dump(mode="json")
+
+    @server.tool(
+        description="Find the user's memories most relevant to a question (hybrid vector + "
+        "keyword search). Returns memories with ids, kinds, validity times and scores."
+    )
+    def search_memory(
+        query: Annotated[str, Field(description="The question or topic, in natural language.")],
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        session_id: SessionId = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="How many results.")] = 10,
+        kinds: Annotated[
+            list[str] | None,
+            Field(description="Only these kinds: episode, fact, preference, event, procedure, "
+                  "summary, profile."),
+        ] = None,
+        filters: Annotated[
+            dict[str, Any] | None, Field(description='Filter object, e.g. {"kind": "fact"}.')
+        ] = None,
+        ctx: Context | None = None,
+    ) -> dict[str, Any]:
+        response = resolve(ctx).search(
+            query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
+            kinds=kinds, filters=filters,
+        )
+        return {
+            "results": [
+                {**_brief(hit.memory), "score": hit.score} for hit in response.results
+            ]
+        }
+
+    @server.tool(
+        description="Get a ready-to-paste prompt block of the memories relevant to a question, "
+        "within a token budget. Use it before answering the user."
+    )
+    def get_context(
+        query: Annotated[str, Field(description="The user's current question or message.")],
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        session_id: SessionId = None,
+        max_tokens: Annotated[
+            int, Field(ge=16, le=100_000, description="Token budget of the block.")
+        ] = 1000,
+        ctx: Context | None = None,
+    ) -> dict[str, Any]:
+        block = resolve(ctx).context(
+            query, user_id=user_id, agent_id=agent_id, session_id=session_id,
+            max_tokens=max_tokens,
+        )
+        return block.model_dump(mode="json")
+
+    @server.tool(
+        description="List the user's stored memories, oldest first, one page at a time. "
+        "Pass next_cursor from the previous page to continue."
+    )
+    def list_memories(
+        user_id: UserId = None,
+        agent_id: AgentId = None,
+        session_id: SessionId = None,
+        limit: Annotated[int, Field(ge=1, le=1000, description="Page size.")] = 50,
+        cursor: Annotated[str | None, Field(description="next_cursor of the last page.")] = None,
+        ctx: Context | None = None,
+    ) -> dict[str, Any]:
+        page = resolve(ctx).get_all(
+            user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
+            cursor=cursor,
+        )
+        return {
+            "items": [_brief(r) for r in page.items],
+            "next_cursor": page.next_cursor,
+            "total": page.total,
+        }
+
+    @server.tool(
+        description="Correct a memory: give its id and the new text (and/or metadata, "
+        "importance 0..1). The previous version stays in the memory's history."
+    )
+    def update_memory(
+        memory_id: Annotated[str, Field(description="Id of the memory (from search/list).")],
+        text: Annotated[str | None, Field(description="The corrected text.")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="New metadata.")] = None,
+        importance: Annotated[float | None, Field(ge=0.0, le=1.0)] = None,
+        ctx: Context | None = None,
+    ) -> dict[str, Any]:
+        record = resolve(ctx).update(memory_id, text, metadata=metadata, importance=importance)
+        return _brief(record)
+
+    @server.tool(
+        description="Forget a memory by id (soft delete: it stops being returned; its history "
+        "is kept)."
+    )
+    def delete_memory(
+        memory_id: Annotated[str, Field(description="Id of the memory to forget.")],
+        ctx: Context | None = None,
+    ) -> dict[str, Any]:
+        resolve(ctx).delete(memory_id)
+        return {"deleted": memory_id}
+
+    return server

@@ -1,0 +1,92 @@
+"""Who is calling, and the `Memory` that caller may see.
+
+A request's API key resolves to a tenant; the tenant gets its own `Memory` whose store is
+`SQLiteStore.for_tenant(tenant)`, so every statement it runs is confined to that tenant in
+the storage layer itself: a route cannot forget to filter, because it never holds a store
+that could see another tenant. All tenants share one embedder and one connection pool.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+from memsvc.errors import MemsvcError
+from memsvc.memory import Memory
+from memsvc.storage.keys import ApiKeyStore
+from memsvc.storage.sqlite_store import SQLiteStore
+
+
+class AuthError(MemsvcError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class Tenancy:
+    """Maps credentials to tenants and tenants to `Memory` objects (built once, cached)."""
+
+    def __init__(self, base: Memory, keys: ApiKeyStore | None, *, require_keys: bool) -> None:
+        if not isinstance(base.store, SQLiteStore):
+            raise TypeError("the server needs a SQLiteStore (for per-tenant stores)")
+        self.base = base
+        self.keys = keys
+        self.require_keys = require_keys
+        self._memories: dict[str, Memory] = {base.store.tenant: base}
+        self._lock = threading.Lock()
+
+    @property
+    def default_tenant(self) -> str:
+        return self.base.store.tenant
+
+    def tenant_for(self, headers: Mapping[str, str]) -> str:
+        """The caller's tenant from `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+
+        Without required keys (a server bound to 127.0.0.1 only) everyone is the default
+        tenant; a wrong key is still refused rather than silently ignored.
+        """
+        key = _key_from(headers)
+        if key is None:
+            if self.require_keys:
+                raise AuthError("an API key is required: send 'Authorization: Bearer <key>'")
+            return self.default_tenant
+        tenant = self.keys.resolve(key) if self.keys is not None else None
+        if tenant is None:
+            raise AuthError("unknown or revoked API key")
+        return tenant
+
+    def memory(self, tenant: str) -> Memory:
+        with self._lock:
+            memory = self._memories.get(tenant)
+            if memory is None:
+                store = self.base.store
+                assert isinstance(store, SQLiteStore)
+                memory = Memory(
+                    settings=self.base.settings,
+                    embedder=self.base.embedder,
+                    store=store.for_tenant(tenant),
+                    extractor=self.base.extractor,
+                )
+                self._memories[tenant] = memory
+            return memory
+
+    def memory_for(self, headers: Mapping[str, str]) -> Memory:
+        return self.memory(self.tenant_for(headers))
+
+    def close(self) -> None:
+        """Close the per-tenant retrievers; the shared store is closed with the base."""
+        with self._lock:
+            for memory in self._memories.values():
+                if memory is not self.base:
+                    memory.retriever.close()
+            self._memories = {self.default_tenant: self.base}
+
+
+def _key_from(headers: Mapping[str, str]) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return auth.strip()
+    key = headers.get("x-api-key")
+    return key.strip() if key and key.strip() else None
