@@ -15,8 +15,10 @@ from typing import Any
 from memsvc.config import Settings, default_embedder_path
 from memsvc.embedding import Embedder, SentenceTransformerEmbedder
 from memsvc.errors import InvalidInputError, NotFoundError
+from memsvc.extraction import ExtractionOutcome, mark_messages, record_failures, run_extractor
 from memsvc.extractors.base import Candidate, Extractor
 from memsvc.extractors.episode import EpisodeExtractor
+from memsvc.extractors.rules import RuleExtractor
 from memsvc.filters import parse_filters
 from memsvc.ids import content_hash, new_id
 from memsvc.manager import WriteManager, snapshot
@@ -81,7 +83,8 @@ class Memory:
         self.store: MemoryStore = store or SQLiteStore(
             self.settings.db_path, tenant=self.settings.tenant, embedding_dim=self.embedder.dim
         )
-        self.extractor = extractor  # runs on add(infer=True); None: episodes only
+        # runs on add(infer=True); the rule-based extractor unless another is given
+        self.extractor: Extractor | None = extractor if extractor is not None else RuleExtractor()
         self._episodes = EpisodeExtractor()
         self._manager = WriteManager(self.store)
         channels: dict[str, Channel] = {
@@ -138,20 +141,23 @@ class Memory:
             )
             for m in self._clean_messages(messages)
         ]
+        extracted = ExtractionOutcome()
+        if infer and self.extractor is not None:
+            # a failing extractor never costs the message: it is kept as an episode, marked
+            extracted = run_extractor(self.extractor, stored)
+            mark_messages(stored, extracted.failures, self.extractor.name)
         candidates: list[tuple[Candidate, str, str]] = [
             (c, self._episodes.name, self._episodes.version)
             for c in self._episodes.extract(stored)
         ]
-        if infer and self.extractor is not None:
-            candidates += [
-                (c, self.extractor.name, self.extractor.version)
-                for c in self.extractor.extract(stored)
-            ]
+        candidates += extracted.candidates
         embeddings = self.embedder.embed_documents([c.text for c, _, _ in candidates])
         batch = WriteBatch(messages=stored)
         changes = self._manager.plan(
             candidates, embeddings, scope, now=now, actor="add", batch=batch
         )
+        if self.extractor is not None:
+            record_failures(batch, extracted.failures, self.extractor.name, "add", now)
         self.store.apply(batch)
         return AddResult(message_ids=[m.id for m in stored], results=changes)
 
@@ -173,10 +179,7 @@ class Memory:
         stored = [m for m in self.store.messages(scope, limit=100_000) if m.id in wanted]
         if self.extractor is None or not stored:
             return AddResult(message_ids=[m.id for m in stored])
-        candidates = [
-            (c, self.extractor.name, self.extractor.version)
-            for c in self.extractor.extract(stored)
-        ]
+        candidates = run_extractor(self.extractor, stored).candidates  # bad output is dropped
         embeddings = self.embedder.embed_documents([c.text for c, _, _ in candidates])
         batch = WriteBatch()
         changes = self._manager.plan(
