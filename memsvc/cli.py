@@ -323,3 +323,9 @@ def eval_longmemeval(
 
 if __name__ == "__main__":
     app()
+# `serve`, `mcp`, `keys create|list|revoke` (serving imports load only when they run).
+from memsvc.cli_server import register as _register_server  # noqa: E402
+
+_register_server(app)
+
+

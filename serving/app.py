@@ -219,6 +219,19 @@ def create_app(
             include_inactive=include_inactive,
         )
 
+    @app.delete("/v1/memories", response_model=DeleteResult, tags=["memories"],
+                responses=ERRORS)
+    def delete_all(
+        m: Caller,
+        user_id: Annotated[str | None, Query(max_length=256)] = None,
+        agent_id: Annotated[str | None, Query(max_length=256)] = None,
+        session_id: Annotated[str | None, Query(max_length=256)] = None,
+        hard: bool = False,
+    ) -> DeleteResult:
+        """Delete every memory of a scope (at least one of the ids is required)."""
+        return DeleteResult(deleted=m.delete_all(user_id=user_id, agent_id=agent_id,
+                                                 session_id=session_id, hard=hard))
+
     @app.get("/v1/memories/{memory_id}", response_model=MemoryRecord, tags=["memories"],
              responses=ID_ERRORS)
     def get_memory(memory_id: str, m: Caller) -> MemoryRecord:

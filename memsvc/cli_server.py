@@ -1,0 +1,144 @@
+"""CLI commands of the server side: `memsvc serve`, `memsvc mcp`, `memsvc keys ...`.
+
+Kept apart from memsvc/cli.py so the (heavy) serving imports load only for these commands;
+`register(app)` adds them to the main `memsvc` command.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from memsvc.errors import MemsvcError
+from memsvc.memory import Memory
+
+keys_app = typer.Typer(help="API keys of the server (each maps to a tenant).",
+                       no_args_is_help=True)
+_out = Console()
+_err = Console(stderr=True)
+
+DbOption = Annotated[
+    Path | None, typer.Option("--db", help="SQLite file (default: $MEMSVC_DB or the user data dir)")
+]
+
+
+def _fail(exc: MemsvcError) -> typer.Exit:
+    _err.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+    return typer.Exit(2)
+
+
+def _keys(db: Path | None) -> tuple[Any, Any]:
+    from memsvc.config import Settings
+    from memsvc.storage.keys import ApiKeyStore
+    from memsvc.storage.sqlite_store import SQLiteStore
+
+    store = SQLiteStore(Settings.from_env(db_path=db).db_path)
+    return store, ApiKeyStore(store.engine)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A label for the key (who uses it)")],
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant the key may see")],
+    db: DbOption = None,
+) -> None:
+    """Create a key; it is printed once and only its hash is stored."""
+    store, keys = _keys(db)
+    try:
+        info, key = keys.create(name, tenant)
+    except MemsvcError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    _err.print(f"created key {info.id} ({info.prefix}…) for tenant {info.tenant!r}; "
+               "store it now, it is not shown again:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    db: DbOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked keys")] = False,
+) -> None:
+    """The keys (never the keys themselves: id, prefix, tenant, dates)."""
+    store, keys = _keys(db)
+    try:
+        rows = keys.list(include_revoked=all_)
+    finally:
+        store.close()
+    table = Table()
+    for col in ("id", "prefix", "name", "tenant", "created", "revoked"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.id, r.prefix, r.name, r.tenant, r.created_at.isoformat(timespec="seconds"),
+                      r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "")
+    _out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="Key id or its shown prefix")],
+    db: DbOption = None,
+) -> None:
+    """Revoke a key (a running server stops accepting it within a few seconds)."""
+    store, keys = _keys(db)
+    try:
+        info = keys.revoke(key_id)
+    except MemsvcError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    _out.print(f"revoked {info.id} ({info.prefix}…) of tenant {info.tenant!r}")
+
+
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Bind address (127.0.0.1 unless keys exist)")] =
+    "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    demo: Annotated[bool, typer.Option("--demo", help="Load the demo conversation first")] =
+    False,
+) -> None:
+    """Serve REST (/docs), MCP (/mcp) and the memory explorer (/ui) from one process."""
+    from memsvc.serving.server import run
+
+    try:
+        memory = Memory(db)
+    except MemsvcError as exc:
+        raise _fail(exc) from exc
+    with memory:
+        if demo:
+            from memsvc.demo import DEMO_USER, load_demo
+
+            turns = load_demo(memory)
+            _out.print(f"loaded {turns} demo turns for user {DEMO_USER!r}")
+        run(memory, host=host, port=port)
+
+
+def mcp(
+    db: DbOption = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant to serve (default: default)")] =
+    None,
+) -> None:
+    """Serve the MCP tools over stdio (for agent hosts that launch memsvc themselves)."""
+    from memsvc.serving.mcp_server import build_mcp
+
+    try:
+        memory = Memory(db, tenant=tenant)
+    except MemsvcError as exc:
+        raise _fail(exc) from exc
+    with memory:
+        print(f"memsvc MCP (stdio) on {memory.settings.db_path}", file=sys.stderr)
+        build_mcp(lambda _ctx: memory).run("stdio")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve`, `mcp` and `keys` to the main `memsvc` command."""
+    app.command("serve")(serve)
+    app.command("mcp")(mcp)
+    app.add_typer(keys_app, name="keys")
