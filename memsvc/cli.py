@@ -122,7 +122,9 @@ def add(
             _print_json(result.model_dump(mode="json"))
             return
         for change in result.results:
-            console.print(f"{change.event.value:<10} {change.kind.value:<10} {change.id}  {change.text}")
+            console.print(
+                f"{change.event.value:<10} {change.kind.value:<10} {change.id}  {change.text}"
+            )
 
 
 @app.command()
@@ -238,7 +240,9 @@ def export_(
             with Progress(console=err_console, transient=True) as progress:
                 task = progress.add_task("exporting", total=None)
                 for record in _run(
-                    lambda: list(m.export(user_id=user_id, agent_id=agent_id, session_id=session_id))
+                    lambda: list(
+                        m.export(user_id=user_id, agent_id=agent_id, session_id=session_id)
+                    )
                 ):
                     out.write(record.model_dump_json() + "\n")
                     count += 1
@@ -321,11 +325,11 @@ def eval_longmemeval(
     longmemeval.main([str(path), "--out-dir", str(out_dir)])
 
 
-if __name__ == "__main__":
-    app()
 # `serve`, `mcp`, `keys create|list|revoke` (serving imports load only when they run).
 from memsvc.cli_server import register as _register_server  # noqa: E402
 
 _register_server(app)
 
 
+if __name__ == "__main__":
+    app()

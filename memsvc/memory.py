@@ -30,7 +30,6 @@ from memsvc.models import (
     MemoryRecord,
     MemoryStatus,
     Page,
-    Scope,
     ScoredMemory,
     SearchResponse,
     StoredMessage,
@@ -39,8 +38,10 @@ from memsvc.models import (
 from memsvc.retrievers.base import Channel, ChannelQuery
 from memsvc.retrievers.bm25 import BM25Channel
 from memsvc.retrievers.context import ContextBlock, pack_context
+from memsvc.retrievers.graph import GraphChannel
 from memsvc.retrievers.hybrid import HybridRetriever
 from memsvc.retrievers.plan import RECIPES, SearchPlan
+from memsvc.retrievers.temporal import TemporalChannel
 from memsvc.retrievers.vector import VectorChannel
 from memsvc.storage.base import HistoryDraft, MemoryStore, VisibilityQuery, WriteBatch
 from memsvc.storage.sqlite_store import SQLiteStore
@@ -90,6 +91,8 @@ class Memory:
         channels: dict[str, Channel] = {
             "vector": VectorChannel(self.store, self.embedder.embed_query),
             "bm25": BM25Channel(self.store),
+            "graph": GraphChannel(self.store),
+            "temporal": TemporalChannel(self.store),
         }
         self.retriever = HybridRetriever(channels)
         self.default_plan = RECIPES["balanced"].with_weights(
@@ -205,7 +208,9 @@ class Memory:
                 raise InvalidInputError(f"{where} must be an object", field=where)
             unknown = set(raw) - {"role", "content", "name", "timestamp"}
             if unknown:
-                raise InvalidInputError(f"{where} has unknown fields {sorted(unknown)}", field=where)
+                raise InvalidInputError(
+                    f"{where} has unknown fields {sorted(unknown)}", field=where
+                )
             role = raw.get("role", "user")
             if role not in ROLES:
                 raise InvalidInputError(
@@ -321,14 +326,25 @@ class Memory:
         limit: int = 10,
         as_of: datetime | str | float | None = None,
         plan: SearchPlan | str | None = None,
+        now: datetime | str | float | None = None,
+        include_archived: bool = False,
     ) -> SearchResponse:
-        """The few memories of a scope that best answer `query`, with per-channel scores."""
+        """The few memories of a scope that best answer `query`, with per-channel scores.
+
+        `now` is the question's own date, against which "last May" or "yesterday" in the
+        query are resolved (default: `as_of`, else the current time); `include_archived`
+        also searches memories that consolidation archived as faded.
+        """
         started = time.perf_counter()
         text = clean_text(query, max_bytes=self.settings.max_text_bytes, field="query")
-        visibility = self._visibility(user_id, agent_id, session_id, filters, kinds, as_of)
+        visibility = self._visibility(
+            user_id, agent_id, session_id, filters, kinds, as_of,
+            include_archived=include_archived,
+        )
+        reference = parse_timestamp(now, field="now") or visibility.as_of
         search_plan = self._resolve_plan(plan).with_limit(clean_limit(limit))
         retrieval = self.retriever.retrieve(
-            ChannelQuery(text, visibility, now=visibility.as_of), search_plan
+            ChannelQuery(text, visibility, now=reference), search_plan
         )
         top = retrieval.hits[: search_plan.limit]
         records = self.store.get_many([h.memory_id for h in top])
@@ -402,6 +418,8 @@ class Memory:
         kinds: Sequence[str] | None,
         as_of: datetime | str | float | None,
         include_inactive: bool = False,
+        *,
+        include_archived: bool = False,
     ) -> VisibilityQuery:
         scope = make_scope(user_id, agent_id, session_id)
         when = parse_timestamp(as_of, field="as_of")
@@ -411,6 +429,8 @@ class Memory:
             statuses = (MemoryStatus.ACTIVE.value, MemoryStatus.SUPERSEDED.value)
         else:
             statuses = (MemoryStatus.ACTIVE.value,)
+        if include_archived and statuses:
+            statuses = (*statuses, MemoryStatus.ARCHIVED.value)
         return VisibilityQuery(
             scope=scope,
             kinds=self._clean_kinds(kinds),
@@ -450,12 +470,14 @@ class Memory:
         limit: int = 100,
         cursor: str | None = None,
         include_inactive: bool = False,
+        include_archived: bool = False,
     ) -> Page:
         """One page of a scope's memories, oldest first; pass `next_cursor` for the next."""
         visibility = self._visibility(
-            user_id, agent_id, session_id, filters, kinds, None, include_inactive
+            user_id, agent_id, session_id, filters, kinds, None, include_inactive,
+            include_archived=include_archived,
         )
-        items, total = self.store.list(
+        items, total = self.store.list_memories(
             visibility, limit=clean_limit(limit), after_id=clean_id(cursor, field="cursor")
         )
         next_cursor = items[-1].id if len(items) == limit else None
@@ -503,7 +525,7 @@ class Memory:
         )
         cursor = None
         while True:
-            items, _ = self.store.list(visibility, limit=500, after_id=cursor)
+            items, _ = self.store.list_memories(visibility, limit=500, after_id=cursor)
             yield from items
             if len(items) < 500:
                 return
@@ -516,7 +538,9 @@ class Memory:
             try:
                 record = raw if isinstance(raw, MemoryRecord) else MemoryRecord.model_validate(raw)
             except ValueError as exc:
-                raise InvalidInputError(f"record {i} is not a memory: {exc}", field=f"[{i}]") from exc
+                raise InvalidInputError(
+                    f"record {i} is not a memory: {exc}", field=f"[{i}]"
+                ) from exc
             if record.scope.is_empty():
                 raise InvalidInputError(f"record {i} has no scope", field=f"[{i}].scope")
             clean_text(record.text, max_bytes=self.settings.max_text_bytes, field=f"[{i}].text")

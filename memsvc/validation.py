@@ -34,7 +34,9 @@ def clean_text(value: Any, *, max_bytes: int, field: str = "text") -> str:
                 f"{field} is not valid UTF-8 (bad byte at offset {exc.start})", field=field
             ) from exc
     if not isinstance(value, str):
-        raise InvalidInputError(f"{field} must be a string, got {type(value).__name__}", field=field)
+        raise InvalidInputError(
+            f"{field} must be a string, got {type(value).__name__}", field=field
+        )
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError as exc:

@@ -84,7 +84,7 @@ class MemoryStore(Protocol):
 
     def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRecord]: ...
 
-    def list(
+    def list_memories(
         self, query: VisibilityQuery, *, limit: int, after_id: str | None = None
     ) -> tuple[list[MemoryRecord], int]: ...
 

@@ -77,7 +77,8 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _on_begin(conn: Connection) -> None:
     # A write takes the lock up front: a deferred transaction that later upgrades to a write
     # can fail with SQLITE_BUSY at once instead of waiting out the busy timeout.
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+    immediate = conn.get_execution_options().get("write")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(path: Path) -> Engine:
@@ -447,12 +448,13 @@ class SQLiteStore(GraphStoreMixin):
             ).all()
         return {row.id: _record(row) for row in rows}
 
-    def list(
+    def list_memories(
         self, query: VisibilityQuery, *, limit: int, after_id: str | None = None
     ) -> tuple[list[MemoryRecord], int]:
         where = visibility_clause(self.tenant, query)
         with self._read() as conn:
-            total = conn.execute(select(func.count()).select_from(memories).where(where)).scalar_one()
+            count = select(func.count()).select_from(memories).where(where)
+            total = conn.execute(count).scalar_one()
             stmt = select(memories).where(where)
             if after_id is not None:
                 stmt = stmt.where(memories.c.id > after_id)
@@ -518,7 +520,7 @@ class SQLiteStore(GraphStoreMixin):
         ).all()
         if not knn:
             return []
-        ids = dict(
+        ids: dict[int, str] = dict(
             conn.execute(
                 select(memories.c.pk, memories.c.id).where(
                     memories.c.pk.in_([pk for pk, _ in knn])
@@ -531,7 +533,7 @@ class SQLiteStore(GraphStoreMixin):
         """FTS5 BM25 over the scope; `match` is an FTS5 query the caller has made safe."""
         if not match:
             return []
-        score = literal_column("bm25(memory_fts)").label("s")
+        score: Any = literal_column("bm25(memory_fts)").label("s")
         stmt = (
             select(memories.c.id, score)
             .select_from(_fts.join(memories, memories.c.pk == _fts.c.rowid))
@@ -591,11 +593,11 @@ class SQLiteStore(GraphStoreMixin):
     def stats(self) -> StoreStats:
         mine = memories.c.tenant == self.tenant
         with self._read() as conn:
-            by_kind = dict(
+            by_kind: dict[str, int] = dict(
                 conn.execute(select(memories.c.kind, func.count()).where(mine).group_by("kind"))
                 .all()
             )
-            by_status = dict(
+            by_status: dict[str, int] = dict(
                 conn.execute(
                     select(memories.c.status, func.count()).where(mine).group_by("status")
                 )

@@ -1,0 +1,75 @@
+"""A write is one transaction: kill the writer with SIGKILL at random moments, 20+ times.
+
+After each kill the file must pass `PRAGMA integrity_check`, the FTS5 and vec0 indexes must
+agree with the rows, and every `add` the writer saw return must be there.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from memsvc.config import Settings
+from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.memory import Memory
+
+WRITER = Path(__file__).with_name("crash_writer.py")
+KILLS = 20
+
+
+def _run_and_kill(db_path: Path, worker: str, rng: random.Random) -> list[list[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, str(WRITER), str(db_path), worker],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "MEMSVC_EMBED_THREADS": "1"},
+    )
+    assert proc.stdout is not None
+    acknowledged: list[list[str]] = []
+    ready_line = proc.stdout.readline()
+    assert ready_line.strip() == "ready", f"writer failed to start: {ready_line!r}"
+    deadline = time.monotonic() + rng.uniform(0.05, 1.5)
+    fd = proc.stdout.fileno()
+    buffer = ""
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if readable:
+            chunk = os.read(fd, 65536).decode()
+            if not chunk:
+                break
+            buffer += chunk
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    buffer += proc.stdout.read()
+    for line in buffer.splitlines():
+        if line.strip():
+            acknowledged.append(line.split())
+    return acknowledged
+
+
+def test_sigkill_mid_write_loses_nothing_acknowledged(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    db_path = tmp_path / "crash.db"
+    rng = random.Random(1234)
+    all_acknowledged: list[str] = []
+    for round_no in range(KILLS):
+        all_acknowledged += [
+            memory_id for ids in _run_and_kill(db_path, f"w{round_no}", rng) for memory_id in ids
+        ]
+        with Memory(settings=Settings(db_path=db_path), embedder=embedder) as memory:
+            report = memory.store.consistency()
+            assert report["integrity_check"] == "ok", report
+            assert report["consistent"], report
+            # the writer reports only ids it did not delete itself
+            present = memory.store.get_many(all_acknowledged)
+            missing = set(all_acknowledged) - set(present)
+            assert not missing, f"round {round_no}: acknowledged adds lost: {sorted(missing)[:5]}"
+    assert len(all_acknowledged) > KILLS  # the writers really wrote
