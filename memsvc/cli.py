@@ -325,6 +325,8 @@ def eval_longmemeval(
     longmemeval.main([str(path), "--out-dir", str(out_dir)])
 
 
+
+
 # `serve`, `mcp`, `keys create|list|revoke` (serving imports load only when they run).
 from memsvc.cli_server import register as _register_server  # noqa: E402
 
