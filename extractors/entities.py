@@ -28,7 +28,7 @@ _STOP_CAPS = frozenset(
     Bye Goodbye See Mom Dad Mum Grandma Grandpa God Haven't Hasn't Didn't Don't Doesn't Can't
     Won't Wouldn't Couldn't Shouldn't Isn't Aren't Wasn't Weren't That's It's What's Let's
     There's Here's Who's Agreed Exactly Right True Totally Indeed Speaking Talking Remember
-    Same Honestly Actually Plus Even Still Yep Hmm Hm Um Uh Whoa Ooh Yay Woah Gosh Dear""".split()  # noqa: SIM905
+    Same Honestly Actually Plus Even Still Yep Hmm Hm Um Uh Whoa Ooh Yay Woah Gosh Dear""".split()
 )
 _ROLES = (
     r"(?:dog|cat|puppy|kitten|pet|guinea\s+pig|hamster|rabbit|bunny|bird|parrot|horse|fish|"
@@ -39,7 +39,7 @@ _ROLES = (
     r"car|boat)"
 )
 _ROLE_NAME = re.compile(
-    rf"\b(?:my|our|[A-Z][a-z]+'s)\s+(?:new\s+|little\s+|older\s+|younger\s+|old\s+)?"
+    rf"\b(?:[Mm]y|[Oo]ur|[A-Z][a-z]+'s)\s+(?:new\s+|little\s+|older\s+|younger\s+|old\s+)?"
     rf"({_ROLES})\s*,?\s+(?:(?:who\s+is\s+)?(?:named|called)\s+)?([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\b"
 )
 _CAP_RUN = re.compile(

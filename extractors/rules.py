@@ -77,7 +77,7 @@ _STOPWORDS = frozenset(
     had having not no yes just really very too also so much many more most some any all can
     could would should will shall may might must oh wow hey hi yeah okay ok thanks thank
     great good nice cool awesome amazing that's it's i'm you're glad happy love like know
-    think sure totally definitely""".split()  # noqa: SIM905
+    think sure totally definitely""".split()
 )
 
 _SPAN_WORDS = re.compile(r"\b(?:from|between|since)\b.*\b(?:to|until|till|and)\b", re.I)

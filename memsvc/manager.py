@@ -62,7 +62,7 @@ RETIRES: dict[str, tuple[str, ...]] = {
 _WORD = re.compile(r"[a-z0-9]+")
 _DIGITS = re.compile(r"\d+")
 _MINOR = frozenset(
-    "a an the my our to of in on at for and or with is are was were be go going trip".split()  # noqa: SIM905
+    "a an the my our to of in on at for and or with is are was were be go going trip".split()
 )
 
 
@@ -318,7 +318,7 @@ class WriteManager:
                 )
             ),
         )
-        stored, _ = self._store.list(query, limit=50)
+        stored, _ = self._store.list_memories(query, limit=50)
         fresh = [
             r for r in pending.records
             if r.subject == record.subject and r.predicate in predicates

@@ -1,0 +1,114 @@
+"""The rule-based extractor: stand-alone, typed statements with time, entities and triples."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from memsvc.extractors.rules import RuleExtractor
+from memsvc.models import MemoryKind, Scope, StoredMessage
+
+SAID = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # a Monday
+
+
+def turn(text: str, name: str | None = "Caroline", role: str = "user", i: int = 1,
+         at: datetime = SAID) -> StoredMessage:
+    return StoredMessage(id=f"m{i}", scope=Scope(user_id="u"), role=role, name=name,
+                         content=text, timestamp=at, created_at=at)
+
+
+def extract(*messages: StoredMessage):
+    return RuleExtractor().extract(list(messages))
+
+
+def test_first_person_becomes_the_speaker():
+    [c] = extract(turn("I adopted a guinea pig named Oscar last week."))
+    assert c.text.startswith("Caroline adopted a guinea pig named Oscar")
+    assert " I " not in f" {c.text} "
+    assert c.source_message_ids == ["m1"]
+
+
+def test_possessives_and_verbs_are_rewritten():
+    [c] = extract(turn("I love my new job at the library."))
+    assert c.text == "Caroline loves Caroline's new job at the library."
+
+
+def test_second_person_resolves_to_the_other_speaker():
+    out = extract(turn("Your painting of the lake is beautiful, I really like it.", i=2),
+                  turn("I just finished this painting of the lake.", name="Melanie", i=1))
+    first = next(c for c in out if c.source_message_ids == ["m2"])
+    assert "Melanie's painting" in first.text
+
+
+def test_relative_date_is_resolved_into_text_and_validity():
+    [c] = extract(turn("I went to a LGBTQ support group yesterday and it was powerful."))
+    assert c.kind is MemoryKind.EVENT
+    assert "(7 May 2023)" in c.text
+    assert c.valid_from == datetime(2023, 5, 7, tzinfo=UTC)
+    assert c.valid_to is None  # it happened, and stays having happened
+    assert c.metadata["time"][0]["label"] == "7 May 2023"
+
+
+def test_explicit_span_sets_valid_to():
+    [c] = extract(turn("I lived in Boston from 2015 to 2019."))
+    assert c.valid_from == datetime(2015, 1, 1, tzinfo=UTC)
+    assert c.valid_to == datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def test_kinds():
+    kinds = {
+        c.text: c.kind
+        for c in extract(
+            turn("I really love hiking in the mountains.", i=1),
+            turn("My favorite book is Charlotte's Web.", i=2),
+            turn("I'm a software engineer at Acme Corp.", i=3),
+            turn("The trick is to always check the cache before calling the API.", i=4),
+            turn("I'm going camping with my kids next month.", i=5),
+        )
+    }
+    assert list(kinds.values()) == [
+        MemoryKind.PREFERENCE, MemoryKind.PREFERENCE, MemoryKind.FACT, MemoryKind.PROCEDURE,
+        MemoryKind.EVENT,
+    ], kinds
+
+
+def test_tool_failures_become_procedures():
+    [c] = extract(turn("Error: the weather API timed out after 30 seconds, retry succeeded.",
+                       name=None, role="tool"))
+    assert c.kind is MemoryKind.PROCEDURE
+
+
+def test_small_talk_and_questions_are_dropped():
+    assert extract(turn("Hey Mel! Good to see you! How have you been?")) == []
+    assert extract(turn("Wow, that's so cool!")) == []
+    assert extract(turn("What kind of jobs are you thinking of?")) == []
+
+
+def test_entities_and_aliases():
+    [c] = extract(turn("My dog Oscar loves the beach in Santa Cruz, Mel.", i=1),
+                  turn("Hi there, Caroline!", name="Melanie", i=2))[:1]
+    assert {"Caroline", "Oscar", "Santa Cruz", "Melanie"} <= set(c.entities)
+    assert c.metadata["aliases"]["Mel"] == "Melanie"
+    assert c.metadata["aliases"]["Caroline's dog"] == "Oscar"
+
+
+def test_triples_for_updatable_statements():
+    cases = {
+        "I live in Boston with my partner.": ("Caroline", "lives_in", "Boston"),
+        "We just moved to Denver!": ("Caroline", "moved_to", "Denver"),
+        "I started a new job at Google last month.": ("Caroline", "works_at", "Google"),
+        "My favorite color is green.": ("Caroline", "favorite_color", "green"),
+        "I'm not into sushi anymore.": ("Caroline", "dislikes", "sushi"),
+        "We had to cancel our trip to Paris.": ("Caroline", "cancelled", "trip to Paris"),
+        "I'm planning a trip to Paris in June.": ("Caroline", "plans", "a trip to Paris"),
+    }
+    for text, (subject, predicate, obj) in cases.items():
+        [c] = extract(turn(text))
+        if predicate == "moved_to":
+            predicate = "lives_in"
+        assert (c.subject, c.predicate, c.object) == (subject, predicate, obj), text
+
+
+def test_unnamed_user_is_called_user():
+    [c] = extract(turn("I live in Lisbon now.", name=None))
+    assert c.text == "User lives in Lisbon now."
+    assert c.subject == "User"
