@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from memsvc.config import Settings, default_embedder_path
+from memsvc.consolidation import (
+    STEPS,
+    ConsolidationConfig,
+    ConsolidationReport,
+    Consolidator,
+    Progress,
+)
 from memsvc.embedding import Embedder, SentenceTransformerEmbedder
 from memsvc.errors import InvalidInputError, NotFoundError
 from memsvc.extraction import ExtractionOutcome, mark_messages, record_failures, run_extractor
@@ -311,6 +318,35 @@ class Memory:
     def reset(self) -> None:
         """Erase everything this tenant has stored."""
         self.store.reset()
+
+    # -- manage ---------------------------------------------------------------------------
+
+    def consolidate(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        now: datetime | str | float | None = None,
+        steps: Sequence[str] | None = None,
+        config: ConsolidationConfig | None = None,
+        progress: Progress | None = None,
+    ) -> ConsolidationReport:
+        """Offline upkeep of a scope (the whole tenant when none is named): retry failed
+        extractions, merge near-duplicates, summarise sessions → days → months, archive what
+        has faded, refresh each user's profile. Idempotent and safe to rerun after a crash;
+        the report lists every memory it wrote."""
+        scope = make_scope(user_id, agent_id, None, required=False)
+        when = parse_timestamp(now, field="now") or _now()
+        chosen = list(STEPS if steps is None else ([steps] if isinstance(steps, str) else steps))
+        unknown = [s for s in chosen if s not in STEPS]
+        if unknown or not chosen:
+            raise InvalidInputError(f"steps must be among {list(STEPS)}", field="steps")
+        if config is not None and not isinstance(config, ConsolidationConfig):
+            raise InvalidInputError("config must be a ConsolidationConfig", field="config")
+        consolidator = Consolidator(
+            self.store, self.embedder, extractor=self.extractor, config=config
+        )
+        return consolidator.run(scope, now=when, steps=chosen, progress=progress)
 
     # -- read -----------------------------------------------------------------------------
 

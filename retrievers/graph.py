@@ -1,0 +1,215 @@
+"""Graph channel: entities named in the query → their neighbourhood → the memories attached.
+
+Questions often name who or what they are about ("What did Caroline's guinea pig eat?")
+while the memory that answers them shares few words with the question. The graph finds the
+entities the query names — by exact name, by alias, or fuzzily for misspellings — spreads
+from them with a personalized PageRank over the entity graph (edges: two entities named by
+the same memory, or a subject–predicate–object relation), and returns the memories linked to
+the best-scored entities. A memory that names several of the query's entities ranks first.
+
+The graph of a scope is built lazily from the store's link tables and cached; it is rebuilt
+when the store's graph version for the scope changes (every link write bumps it), so a cache
+is never stale, even when another process wrote.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+
+import networkx as nx
+from rapidfuzz import fuzz, process
+
+from memsvc.retrievers.base import ChannelQuery
+from memsvc.retrievers.bm25 import STOPWORDS
+from memsvc.storage.base import Hit, MemoryStore
+from memsvc.storage.graph_store import GraphData, normalize_entity
+
+_TOKEN = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
+_MAX_NGRAM = 4
+_FUZZY_CUTOFF = 88.0  # rapidfuzz ratio, 0-100: "Carolin" → "Caroline", not "Carol" → "Carl"
+_MAX_PAIR_ENTITIES = 12  # a memory naming more adds no co-occurrence edges (a list, not a link)
+_MAX_SUBGRAPH = 2000  # PageRank runs on the seeds' 2-hop neighbourhood, at most this many nodes
+
+
+@dataclass
+class EntityGraph:
+    """One scope's entities as a weighted networkx graph, with name and alias indexes."""
+
+    graph: nx.Graph = field(default_factory=nx.Graph)
+    index: dict[str, str] = field(default_factory=dict)  # name or alias norm -> node
+    memories: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    @classmethod
+    def build(cls, data: GraphData) -> EntityGraph:
+        g = cls()
+        node_of: dict[int, str] = {}
+        # Nodes are normalised canonical names, so the same person seen under two agents of
+        # one user is one node. Canonical names win over aliases in the index.
+        for pk, (name, _aliases) in sorted(data.entities.items()):
+            node = normalize_entity(name)
+            if not node:
+                continue
+            node_of[pk] = node
+            g.graph.add_node(node, name=name)
+            g.index[node] = node
+        for pk, (_name, aliases) in sorted(data.entities.items()):
+            for alias in aliases:
+                key = normalize_entity(alias)
+                if key and pk in node_of:
+                    g.index.setdefault(key, node_of[pk])
+        by_memory: dict[str, set[str]] = defaultdict(set)
+        for memory_id, pk in data.links:
+            node = node_of.get(pk)
+            if node is not None:
+                by_memory[memory_id].add(node)
+                g.memories[node].add(memory_id)
+        for nodes in by_memory.values():
+            if 1 < len(nodes) <= _MAX_PAIR_ENTITIES:
+                ordered = sorted(nodes)
+                for i, a in enumerate(ordered):
+                    for b in ordered[i + 1 :]:
+                        g._add_weight(a, b, 1.0)
+        for src, dst, _predicate in data.relations:
+            s, o = node_of.get(src), node_of.get(dst)
+            if s and o and s != o:
+                g._add_weight(s, o, 2.0)  # a stated relation says more than co-occurrence
+        return g
+
+    def _add_weight(self, a: str, b: str, w: float) -> None:
+        if self.graph.has_edge(a, b):
+            self.graph[a][b]["weight"] += w
+        else:
+            self.graph.add_edge(a, b, weight=w)
+
+    # -- query side -----------------------------------------------------------------------
+
+    def match(self, text: str) -> dict[str, float]:
+        """The entities `text` names: node -> match strength (1 exact/alias, less if fuzzy).
+
+        Longest n-grams are tried first, and words already used by a match are not reused,
+        so "Oscar the guinea pig" is one alias hit, not also "Oscar" and "pig".
+        """
+        tokens = [(m.group(0), m.start()) for m in _TOKEN.finditer(text)]
+        used = [False] * len(tokens)
+        seeds: dict[str, float] = {}
+        for n in range(min(_MAX_NGRAM, len(tokens)), 0, -1):
+            for i in range(len(tokens) - n + 1):
+                if any(used[i : i + n]):
+                    continue
+                words = [t for t, _ in tokens[i : i + n]]
+                key = normalize_entity(" ".join(words))
+                if not _worth_matching(key):
+                    continue
+                node = self.index.get(key)
+                strength = 1.0
+                if node is None and _looks_like_name(words, first=(i == 0)):
+                    node, strength = self._fuzzy(key)
+                if node is not None:
+                    seeds[node] = max(seeds.get(node, 0.0), strength)
+                    used[i : i + n] = [True] * n
+        return seeds
+
+    def _fuzzy(self, key: str) -> tuple[str | None, float]:
+        if len(key) < 4 or not self.index:
+            return None, 0.0
+        found = process.extractOne(
+            key, self.index.keys(), scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF
+        )
+        if found is None:
+            return None, 0.0
+        alias, score, _ = found
+        return self.index[alias], 0.8 * score / 100.0
+
+    def spread(self, seeds: dict[str, float]) -> dict[str, float]:
+        """Personalized PageRank from the seeds over their 2-hop neighbourhood."""
+        nodes = set(seeds)
+        frontier = set(seeds)
+        for _ in range(2):
+            nxt: set[str] = set()
+            for node in frontier:
+                nxt.update(self.graph.neighbors(node))
+            nxt -= nodes
+            if len(nodes) + len(nxt) > _MAX_SUBGRAPH:
+                nxt = set(sorted(nxt, key=lambda n: -self.graph.degree(n, weight="weight"))[
+                    : max(0, _MAX_SUBGRAPH - len(nodes))
+                ])
+            nodes |= nxt
+            frontier = nxt
+        sub = self.graph.subgraph(nodes)
+        if sub.number_of_edges() == 0:
+            total = sum(seeds.values())
+            return {n: s / total for n, s in seeds.items()}
+        return dict(nx.pagerank(sub, alpha=0.75, personalization=seeds, weight="weight"))
+
+
+def _worth_matching(key: str) -> bool:
+    return len(key) >= 2 and key not in STOPWORDS and not key.isdigit()
+
+
+def _looks_like_name(words: list[str], *, first: bool) -> bool:
+    """Fuzzy matching only for capitalised words (not just the sentence's first word),
+    so ordinary words never fuzzily turn into someone's name."""
+    if not words[0][:1].isupper():
+        return False
+    return not (first and len(words) == 1)
+
+
+class GraphChannel:
+    """The `graph` channel. Thread-safe; one cached graph per (user, agent, session) scope."""
+
+    name = "graph"
+
+    def __init__(self, store: MemoryStore, *, cache_size: int = 64) -> None:
+        self._store = store
+        self._cache: OrderedDict[tuple[str | None, ...], tuple[int, EntityGraph]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def graph_for(self, query: ChannelQuery) -> EntityGraph:
+        """The scope's graph, rebuilt only when the store says its links changed."""
+        scope = query.visibility.scope
+        key = (scope.user_id, scope.agent_id, scope.session_id)
+        version = self._store.graph_version(scope)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] == version:
+                self._cache.move_to_end(key)
+                return cached[1]
+        graph = EntityGraph.build(self._store.graph_data(scope))
+        with self._lock:
+            self._cache[key] = (version, graph)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return graph
+
+    def search(self, query: ChannelQuery, k: int) -> list[Hit]:
+        graph = self.graph_for(query)
+        seeds = graph.match(query.text)
+        if not seeds:
+            return []
+        ranks = graph.spread(seeds)
+        total_memories = max(1, sum(len(v) for v in graph.memories.values()))
+        scores: dict[str, float] = defaultdict(float)
+        named: dict[str, int] = defaultdict(int)
+        # Only the best-ranked entities contribute, each weighted by how specific it is: the
+        # speaker of every turn is a poor clue, the guinea pig named once a good one.
+        for node, rank in sorted(ranks.items(), key=lambda kv: (-kv[1], kv[0]))[:50]:
+            attached = graph.memories.get(node, set())
+            if not attached:
+                continue
+            idf = math.log(1.0 + total_memories / len(attached))
+            for memory_id in attached:
+                scores[memory_id] += rank * idf
+                if node in seeds:
+                    named[memory_id] += 1
+        if not scores:
+            return []
+        ordered = sorted(scores, key=lambda m: (-named[m], -scores[m], m))
+        visible = self._store.visible_ids(query.visibility, ordered[: max(k * 4, 200)])
+        top = [m for m in ordered if m in visible][:k]
+        return [Hit(m, named[m] + scores[m]) for m in top]
