@@ -12,6 +12,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 def error_body(status: int, code: str, message: str, field: str | None = None) -> bytes:
@@ -31,6 +32,7 @@ class BodyGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _drain(receive)
             await _reply(send, 413, "body_too_large",
                          f"request body is larger than {self.max_bytes} bytes")
             return
@@ -42,13 +44,15 @@ class BodyGuard:
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
+            more = message.get("more_body", False)
             size += len(chunk)
             if size > self.max_bytes:
+                if more:
+                    await _drain(receive)
                 await _reply(send, 413, "body_too_large",
                              f"request body is larger than {self.max_bytes} bytes")
                 return
             chunks.append(chunk)
-            more = message.get("more_body", False)
         body = b"".join(chunks)
         path: str = scope["path"]
         if body and path.startswith(self.json_prefixes):
@@ -68,6 +72,19 @@ class BodyGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+async def _drain(receive: Receive, limit: int = _DRAIN_LIMIT) -> None:
+    """Read and drop the rest of a refused body, so the client gets the 413 rather than a
+    connection reset while it is still sending (up to a limit; past it, the reset)."""
+    seen = 0
+    while seen < limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _reply(send: Send, status: int, code: str, message: str, field: Any = None) -> None:

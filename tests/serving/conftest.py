@@ -1,0 +1,50 @@
+"""Fixtures of the server tests: a real uvicorn server on 127.0.0.1 over a real store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from memsvc import Memory
+from memsvc.config import Settings
+from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.serving.app import create_app
+from memsvc.serving.server import BackgroundServer
+from memsvc.storage.keys import ApiKeyStore
+from memsvc.storage.sqlite_store import SQLiteStore
+
+
+@pytest.fixture
+def base_memory(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[Memory]:
+    m = Memory(settings=Settings(db_path=tmp_path / "server.db"), embedder=embedder)
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def server(base_memory: Memory) -> Iterator[BackgroundServer]:
+    """No keys configured: the open, loopback-only mode."""
+    with BackgroundServer(create_app(base_memory)) as srv:
+        yield srv
+
+
+@pytest.fixture
+def http(server: BackgroundServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def key_store(base_memory: Memory) -> ApiKeyStore:
+    assert isinstance(base_memory.store, SQLiteStore)
+    return ApiKeyStore(base_memory.store.engine)
+
+
+@pytest.fixture
+def keyed_server(base_memory: Memory, key_store: ApiKeyStore) -> Iterator[BackgroundServer]:
+    """Keys required (as `memsvc serve` does once a key exists)."""
+    with BackgroundServer(create_app(base_memory, keys=key_store, require_keys=True)) as srv:
+        yield srv

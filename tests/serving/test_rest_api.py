@@ -1,0 +1,238 @@
+"""The REST API against a real uvicorn server on 127.0.0.1 and a real SQLite store."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from memsvc import Memory
+from memsvc.serving.server import BackgroundServer
+from memsvc.storage.keys import ApiKeyStore
+
+
+def _counts(http: httpx.Client) -> dict[str, Any]:
+    stats = http.get("/v1/stats").json()
+    return {k: stats[k] for k in ("memories", "messages", "history", "vectors", "fts_rows")}
+
+
+def _add(http: httpx.Client, text: str, user: str = "u1", **extra: Any) -> dict[str, Any]:
+    r = http.post("/v1/memories", json={"messages": text, "user_id": user, **extra})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_memory_lifecycle_add_get_update_history_delete(http: httpx.Client) -> None:
+    added = _add(http, "I adopted a greyhound named Biscuit", metadata={"topic": "pets"})
+    episode = next(c for c in added["results"] if c["kind"] == "episode")
+    mid = episode["id"]
+
+    got = http.get(f"/v1/memories/{mid}").json()
+    assert got["text"].endswith("I adopted a greyhound named Biscuit")
+    assert got["scope"]["user_id"] == "u1"
+    assert got["metadata"]["topic"] == "pets"
+    assert got["provenance"]["source_message_ids"] == added["message_ids"]
+
+    r = http.patch(f"/v1/memories/{mid}", json={"text": "I adopted a whippet named Biscuit"})
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == 2
+
+    events = [h["event"] for h in http.get(f"/v1/memories/{mid}/history").json()]
+    assert events == ["ADD", "UPDATE"]
+
+    assert http.delete(f"/v1/memories/{mid}").status_code == 204
+    assert http.get(f"/v1/memories/{mid}").json()["status"] == "deleted"
+    listed = http.get("/v1/memories", params={"user_id": "u1"}).json()
+    assert mid not in [m["id"] for m in listed["items"]]
+    listed_all = http.get("/v1/memories", params={"user_id": "u1", "include_inactive": "true"})
+    assert mid in [m["id"] for m in listed_all.json()["items"]]
+
+
+def test_search_and_context_under_budget(http: httpx.Client) -> None:
+    _add(http, "My sister Maya lives in Lisbon and teaches chemistry")
+    _add(http, "I am allergic to peanuts")
+    _add(http, "We are planning a trip to Kyoto in April")
+    r = http.post("/v1/search", json={"query": "where does my sister live?", "user_id": "u1"})
+    assert r.status_code == 200, r.text
+    top = r.json()["results"][0]["memory"]["text"]
+    assert "Lisbon" in top
+
+    block = http.post("/v1/context", json={"query": "sister Lisbon", "user_id": "u1",
+                                           "max_tokens": 500}).json()
+    assert "Lisbon" in block["text"]
+    assert 0 < block["tokens"] <= 500
+
+    tight = http.post("/v1/context", json={"query": "sister Lisbon", "user_id": "u1",
+                                           "max_tokens": 30}).json()
+    assert tight["tokens"] <= 30
+    assert tight["dropped"] >= 1
+    assert len(tight["memory_ids"]) < block["considered"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code", "field"),
+    [
+        ("post", "/v1/memories", {"json": {"messages": "x" * (33 * 1024), "user_id": "u1"}},
+         413, "text_too_large", "messages[0].content"),
+        ("post", "/v1/memories", {"content": b'{"messages": "' + b"y" * 1_100_000 + b'"}',
+                                  "headers": {"content-type": "application/json"}},
+         413, "body_too_large", None),
+        ("post", "/v1/memories", {"content": b"messages=hello&user_id=u1",
+                                  "headers": {"content-type": "application/x-www-form-urlencoded"}},
+         415, "unsupported_media_type", "content-type"),
+        ("post", "/v1/memories", {"json": {"messages": "hi"}}, 422, "scope_required", "user_id"),
+        ("post", "/v1/memories", {"json": {"messages": "   ", "user_id": "u1"}},
+         422, "empty_text", "messages[0].content"),
+        ("post", "/v1/memories", {"json": {"messages": "hi", "user_id": "u1", "colour": 1}},
+         422, "invalid_input", "colour"),
+        ("post", "/v1/memories", {"json": {"messages": "hi", "user_id": "u1",
+                                           "timestamp": "last tuesday-ish"}},
+         422, "invalid_timestamp", "timestamp"),
+        ("post", "/v1/search", {"json": {"query": "q", "user_id": "u1",
+                                         "filters": {"importance": {"gte": "high"}}}},
+         422, "invalid_filter", "filters.importance"),
+        ("post", "/v1/search", {"json": {"query": "q", "user_id": "u1",
+                                         "filters": {"kind": {"like": "f%"}}}},
+         422, "invalid_filter", "filters.kind"),
+        ("get", "/v1/memories", {"params": {"user_id": "u1", "filters": "{not json"}},
+         422, "invalid_filter", "filters"),
+        ("post", "/v1/search", {"json": {"query": "q", "user_id": "u1", "limit": 0}},
+         422, "invalid_input", "limit"),
+        ("get", "/v1/memories/01NOTANID000000000000000", {}, 404, "not_found", "id"),
+        ("patch", "/v1/memories/01NOTANID000000000000000", {"json": {"text": "new"}},
+         404, "not_found", "id"),
+        ("delete", "/v1/memories/01NOTANID000000000000000", {}, 404, "not_found", "id"),
+        ("get", "/v1/memories/01NOTANID000000000000000/history", {}, 404, "not_found", "id"),
+        ("get", "/v1/jobs/nope", {}, 404, "not_found", "job_id"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_changes(
+    http: httpx.Client, method: str, path: str, kwargs: dict[str, Any], status: int,
+    code: str, field: str | None,
+) -> None:
+    _add(http, "A memory that must survive every bad request")
+    before = _counts(http)
+    listing = http.get("/v1/memories", params={"user_id": "u1"}).json()
+    r = http.request(method.upper(), path, **kwargs)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["code"] == code
+    assert error["field"] == field
+    assert error["message"]
+    assert _counts(http) == before
+    assert http.get("/v1/memories", params={"user_id": "u1"}).json() == listing
+
+
+def test_unknown_route_is_a_json_404(http: httpx.Client) -> None:
+    r = http.get("/v1/nothing-here")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
+
+
+def test_delete_user_erases_every_index_in_one_call(
+    http: httpx.Client, base_memory: Memory
+) -> None:
+    for text in ("Alice likes green tea", "Alice runs on Sundays"):
+        _add(http, text, user="alice")
+    _add(http, "Bob keeps bees", user="bob")
+    r = http.delete("/v1/users/alice")
+    assert r.status_code == 200
+    assert r.json()["deleted"] >= 2
+    assert http.get("/v1/memories", params={"user_id": "alice"}).json()["total"] == 0
+    assert http.get("/v1/messages", params={"user_id": "alice"}).json() == []
+    hits = http.post("/v1/search", json={"query": "green tea Sundays", "user_id": "alice"})
+    assert hits.json()["results"] == []
+    assert http.get("/v1/memories", params={"user_id": "bob"}).json()["total"] >= 1
+    with base_memory.store.engine.connect() as conn:  # type: ignore[attr-defined]
+        left = conn.exec_driver_sql(
+            "SELECT (SELECT count(*) FROM memories WHERE user_id = 'alice'),"
+            " (SELECT count(*) FROM messages WHERE user_id = 'alice'),"
+            " (SELECT count(*) FROM memory_vec WHERE user_id = 'alice'),"
+            " (SELECT count(*) FROM memory_fts WHERE text LIKE '%green tea%')"
+        ).one()
+    assert tuple(left) == (0, 0, 0, 0)
+    assert base_memory.store.consistency()["consistent"]
+
+
+def test_background_add_is_durable_before_202_then_extracts(http: httpx.Client) -> None:
+    r = http.post("/v1/memories", json={
+        "messages": [{"role": "user", "content": "I moved to Denver last month"}],
+        "user_id": "u-bg", "infer": True, "background": True,
+    })
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] in ("queued", "running", "done")
+    stored = http.get("/v1/messages", params={"user_id": "u-bg"}).json()
+    assert [m["id"] for m in stored] == job["message_ids"]
+    for _ in range(200):
+        job = http.get(f"/v1/jobs/{job['id']}").json()
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(0.05)
+    assert job["status"] == "done", job
+    kinds = {c["kind"] for c in job["result"]["results"]}
+    assert "episode" in kinds
+
+
+def test_metrics_count_routes_and_time_ingest_and_search(http: httpx.Client) -> None:
+    _add(http, "Metrics should see this write")
+    http.post("/v1/search", json={"query": "write", "user_id": "u1"})
+    http.get("/v1/memories/01NOTANID000000000000000")
+    text = http.get("/metrics").text
+    assert 'memsvc_http_requests_total{method="POST",route="/v1/search",status="200"} 1.0' in text
+    assert ('memsvc_http_requests_total{method="GET",route="/v1/memories/{memory_id}",'
+            'status="404"} 1.0') in text
+    assert "memsvc_ingest_seconds_count 1.0" in text
+    assert "memsvc_search_seconds_count 1.0" in text
+    size = next(line for line in text.splitlines() if line.startswith("memsvc_store_bytes "))
+    assert float(size.split()[1]) > 0
+
+
+def test_healthz_and_docs(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok", "version": "0.1.0", "auth": "none"}
+    schema = http.get("/openapi.json").json()
+    for path in ("/v1/memories", "/v1/memories/{memory_id}", "/v1/memories/{memory_id}/history",
+                 "/v1/search", "/v1/context", "/v1/consolidate", "/v1/users/{user_id}",
+                 "/healthz", "/metrics"):
+        assert path in schema["paths"], path
+    assert http.get("/docs").status_code == 200
+
+
+def test_keys_are_required_when_configured(
+    keyed_server: BackgroundServer, key_store: ApiKeyStore
+) -> None:
+    _, key = key_store.create("ci", "acme")
+    with httpx.Client(base_url=keyed_server.url, timeout=60) as anon:
+        r = anon.post("/v1/search", json={"query": "q", "user_id": "u"})
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "unauthorized"
+        bad = anon.get("/v1/memories", params={"user_id": "u"},
+                       headers={"Authorization": "Bearer msk_wrong"})
+        assert bad.status_code == 401
+        ok = anon.get("/v1/memories", params={"user_id": "u"},
+                      headers={"Authorization": f"Bearer {key}"})
+        assert ok.status_code == 200
+        via_header = anon.get("/v1/memories", params={"user_id": "u"},
+                              headers={"X-API-Key": key})
+        assert via_header.status_code == 200
+        assert anon.get("/healthz").json()["auth"] == "api_key"
+        key_store.revoke(key_store.list()[0].id)
+        gone = anon.get("/v1/memories", params={"user_id": "u"},
+                        headers={"Authorization": f"Bearer {key}"})
+        assert gone.status_code == 401
+
+
+def test_oversized_chunked_body_without_length_is_413(http: httpx.Client) -> None:
+    def chunks() -> Any:
+        yield b'{"messages": "'
+        for _ in range(40):
+            yield b"z" * 32 * 1024
+        yield b'", "user_id": "u1"}'
+
+    before = _counts(http)
+    r = http.post("/v1/memories", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "body_too_large"
+    assert _counts(http) == before
