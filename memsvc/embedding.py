@@ -48,7 +48,11 @@ class SentenceTransformerEmbedder:
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     import torch
+                    import transformers
                     from sentence_transformers import SentenceTransformer
+
+                    # a progress bar per load would pollute every CLI command's output
+                    transformers.logging.disable_progress_bar()
 
                     if self._threads:
                         torch.set_num_threads(self._threads)
