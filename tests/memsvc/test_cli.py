@@ -67,6 +67,7 @@ def test_export_then_import_into_a_new_store(db: Path, tmp_path: Path) -> None:
 def test_stats_reports_consistent_indexes(db: Path) -> None:
     run("add", "hello there", "--user-id", "u1", "--no-infer", "--db", str(db))
     code, out = run("stats", "--db", str(db))
+    assert code == 0
     stats = json.loads(out)
     assert stats["memories"] == 1 and stats["consistency"]["consistent"] is True
 
@@ -94,6 +95,7 @@ def test_import_of_a_broken_file_changes_nothing(db: Path, tmp_path: Path) -> No
     broken.write_text('{"id": "x"}\nnot json\n')
     assert run("import", str(broken), "--db", str(db))[0] == 2
     code, out = run("list", "--user-id", "u1", "--db", str(db), "--json")
+    assert code == 0
     assert [i["text"] for i in json.loads(out)["items"]] == ["user: keep me"]
 
 
