@@ -14,9 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from memsvc.evals.metrics import units_of
-
 from memsvc import RECIPES, Memory, SearchPlan, SearchResponse
+from memsvc.evals.metrics import units_of
 
 MemoryFactory = Callable[[Path], Memory]
 

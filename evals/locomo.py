@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from memsvc import SearchPlan
 from memsvc.evals.harness import (
     MemoryFactory,
     Timings,
@@ -44,8 +45,6 @@ from memsvc.evals.report import (
     markdown_table,
     write_json,
 )
-
-from memsvc import SearchPlan
 
 CATEGORIES: dict[int, str] = {
     1: "multi-hop",
