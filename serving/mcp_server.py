@@ -8,13 +8,18 @@ over stdio the process serves the one store it was started on.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from memsvc.errors import MemsvcError
 from memsvc.memory import Memory
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 MemoryResolver = Callable[[Context | None], Memory]
 
@@ -44,6 +49,20 @@ def _brief(record: Any) -> dict[str, Any]:
     }
 
 
+def _agent_errors(fn: F) -> F:
+    """Refusals reach the agent as readable tool errors (the SDK hides other exceptions)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MemsvcError as exc:
+            where = f" (field: {exc.field})" if exc.field else ""
+            raise ToolError(f"{exc.code}: {exc.message}{where}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
 def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
     """An MCP server whose tools act on `resolve(ctx)`: the caller's tenant's `Memory`."""
     server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, log_level="WARNING")
@@ -52,6 +71,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         description="Store something the user said (or a list of chat turns) as long-term "
         "memory. Returns the ids of the stored messages and the memories created."
     )
+    @_agent_errors
     def add_memory(
         text: Annotated[str | None, Field(description="What to remember, in the user's words.")]
         = None,
@@ -79,6 +99,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         description="Find the user's memories most relevant to a question (hybrid vector + "
         "keyword search). Returns memories with ids, kinds, validity times and scores."
     )
+    @_agent_errors
     def search_memory(
         query: Annotated[str, Field(description="The question or topic, in natural language.")],
         user_id: UserId = None,
@@ -109,6 +130,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         description="Get a ready-to-paste prompt block of the memories relevant to a question, "
         "within a token budget. Use it before answering the user."
     )
+    @_agent_errors
     def get_context(
         query: Annotated[str, Field(description="The user's current question or message.")],
         user_id: UserId = None,
@@ -129,6 +151,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         description="List the user's stored memories, oldest first, one page at a time. "
         "Pass next_cursor from the previous page to continue."
     )
+    @_agent_errors
     def list_memories(
         user_id: UserId = None,
         agent_id: AgentId = None,
@@ -151,6 +174,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         description="Correct a memory: give its id and the new text (and/or metadata, "
         "importance 0..1). The previous version stays in the memory's history."
     )
+    @_agent_errors
     def update_memory(
         memory_id: Annotated[str, Field(description="Id of the memory (from search/list).")],
         text: Annotated[str | None, Field(description="The corrected text.")] = None,
@@ -165,6 +189,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         description="Forget a memory by id (soft delete: it stops being returned; its history "
         "is kept)."
     )
+    @_agent_errors
     def delete_memory(
         memory_id: Annotated[str, Field(description="Id of the memory to forget.")],
         ctx: Context | None = None,
