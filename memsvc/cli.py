@@ -309,12 +309,13 @@ def eval_locomo(
     """Evidence recall@k of LoCoMo questions; writes evals/results/locomo-<mode>.json."""
     from memsvc.evals import locomo
 
-    locomo.main([str(path), "--mode", mode, "--out-dir", str(out_dir)])
+    raise typer.Exit(locomo.main([str(path), "--mode", mode, "--out", str(out_dir)]))
 
 
 @eval_app.command("longmemeval")
 def eval_longmemeval(
     path: Annotated[Path, typer.Argument(help="A LongMemEval JSON file")],
+    mode: Annotated[str, typer.Option(help="raw (infer=False) or infer (infer=True)")] = "raw",
     out_dir: Annotated[Path, typer.Option(help="Where results are written")] = Path(
         "evals/results"
     ),
@@ -322,9 +323,7 @@ def eval_longmemeval(
     """Session- and turn-level recall@k on LongMemEval-format data."""
     from memsvc.evals import longmemeval
 
-    longmemeval.main([str(path), "--out-dir", str(out_dir)])
-
-
+    raise typer.Exit(longmemeval.main([str(path), "--mode", mode, "--out", str(out_dir)]))
 
 
 # `serve`, `mcp`, `keys create|list|revoke` (serving imports load only when they run).
