@@ -104,8 +104,8 @@ def _addressees(messages: Sequence[StoredMessage]) -> list[str | None]:
     return out
 
 
-def _is_worth_keeping(sentence: str, role: str, entities: list[str], times: list[TimeSpan]
-                      ) -> bool:
+def _is_worth_keeping(sentence: str, role: str, entities: list[str], times: list[TimeSpan],
+                      people: Sequence[str] = ()) -> bool:
     if sentence.rstrip().endswith("?"):
         return False
     words = _WORD.findall(sentence)
@@ -116,7 +116,9 @@ def _is_worth_keeping(sentence: str, role: str, entities: list[str], times: list
         return True
     if _FILLER_START.match(sentence) and not has_first_person(sentence.split(",", 1)[-1]):
         return False
-    return has_first_person(sentence) or bool(entities) or bool(times) or bool(
+    # naming only the people talking ("Thanks, Caroline!") is conversation, not memory
+    named = [e for e in entities if e not in people]
+    return has_first_person(sentence) or bool(named) or bool(times) or bool(
         _PROCEDURE.search(sentence)
     )
 
@@ -147,6 +149,11 @@ class RuleExtractor:
     name = "rules"
     version = "1"
 
+    def __init__(self, *, merge: bool = True) -> None:
+        # merge: one memory per turn and kind (statements with a triple stay apart), so a
+        # turn does not fill a result page with its own sentences
+        self.merge = merge
+
     def extract(self, messages: Sequence[StoredMessage]) -> list[Candidate]:
         people = sorted({m.name for m in messages if m.name})
         out: list[Candidate] = []
@@ -160,11 +167,11 @@ class RuleExtractor:
     ) -> list[Candidate]:
         speaker = speaker_name(message)
         known = [*people, speaker] + ([addressee] if addressee else [])
-        out: list[Candidate] = []
+        pieces: list[Candidate] = []
         for sentence in split_sentences(message.content):
             times = find_times(sentence, message.timestamp)
             entities, aliases, roles = find_entities(sentence, known)
-            if not _is_worth_keeping(sentence, message.role, entities, times):
+            if not _is_worth_keeping(sentence, message.role, entities, times, known):
                 continue
             kind = classify(sentence, message.role, bool(times))
             text = annotate(
@@ -188,7 +195,7 @@ class RuleExtractor:
             if triples:
                 metadata["triples"] = [[t.subject, t.predicate, t.object] for t in triples]
             first = triples[0] if triples else None
-            out.append(
+            pieces.append(
                 Candidate(
                     kind=kind,
                     text=text,
@@ -204,7 +211,7 @@ class RuleExtractor:
                     importance=_IMPORTANCE[kind],
                 )
             )
-        return out
+        return merge_turn(pieces) if self.merge else pieces
 
     @staticmethod
     def _validity(
@@ -225,6 +232,32 @@ class RuleExtractor:
         if first.start <= said_at and not is_future(sentence):
             return first.start, None
         return said_at, None
+
+
+def merge_turn(pieces: list[Candidate]) -> list[Candidate]:
+    """Join a turn's statements of the same kind into one candidate; a statement with a
+    subject/predicate/object stays on its own so the manager can retire exactly it."""
+    out: list[Candidate] = []
+    by_kind: dict[MemoryKind, Candidate] = {}
+    for piece in pieces:
+        if piece.predicate:
+            out.append(piece)
+            continue
+        into = by_kind.get(piece.kind)
+        if into is None:
+            by_kind[piece.kind] = piece
+            out.append(piece)
+            continue
+        into.text = f"{into.text} {piece.text}"
+        into.entities = list(dict.fromkeys([*into.entities, *piece.entities]))
+        for key in ("aliases",):
+            if key in piece.metadata:
+                into.metadata[key] = {**into.metadata.get(key, {}), **piece.metadata[key]}
+        if "time" in piece.metadata:
+            into.metadata["time"] = [*into.metadata.get("time", []), *piece.metadata["time"]]
+        if piece.valid_from and into.valid_from and piece.valid_from < into.valid_from:
+            into.valid_from = piece.valid_from
+    return out
 
 
 _IMPORTANCE = {

@@ -33,7 +33,6 @@ _NO_S = frozenset(
 )
 _IRREGULAR_S = {"have": "has", "do": "does", "go": "goes", "be": "is", "am": "is"}
 _ADVERB_RE = "|".join(re.escape(a) for a in sorted(set(_ADVERBS), key=len, reverse=True))
-_I_VERB = re.compile(rf"\bI\s+((?:(?:{_ADVERB_RE})\s+){{0,2}})([a-z][a-z']*)\b")
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|me|my|mine|myself|we|we're|we've|"
                            r"we'll|we'd|us|our|ours)\b", re.IGNORECASE)
 
@@ -99,35 +98,59 @@ def _replace(pattern: str, repl: str, text: str, flags: int = 0) -> str:
     return re.sub(pattern, repl, text, flags=flags)
 
 
+_A = r"['’]"
+# one alternation, scanned left to right, so the first mention can be told from the rest
+_PERSON = re.compile(
+    rf"(?P<im>\bI{_A}m\b|\bI am\b)|(?P<ive>\bI{_A}ve\b)|(?P<id>\bI{_A}d\b)|(?P<ill>\bI{_A}ll\b)"
+    rf"|(?P<idont>\bI\s+(?:don{_A}t|dont)\b)|(?P<idonot>\bI\s+do\s+not\b)|(?P<iwas>\bI\s+was\b)"
+    rf"|(?P<iverb>\bI\s+(?P<adv>(?:(?:{_ADVERB_RE})\s+){{0,2}})(?P<verb>[a-z][a-z']*)\b)"
+    rf"|(?P<i>\bI\b)|(?P<myself>\b[Mm]yself\b)|(?P<ourselves>\b[Oo]urselves\b)"
+    rf"|(?P<my>\b[Mm]y\b)|(?P<mine>\b[Mm]ine\b)|(?P<me>\b[Mm]e\b)"
+    rf"|(?P<were>\b[Ww]e{_A}re\b)|(?P<weve>\b[Ww]e{_A}ve\b)|(?P<well>\b[Ww]e{_A}ll\b)"
+    rf"|(?P<wed>\b[Ww]e{_A}d\b)|(?P<our>\b(?:[Oo]ur|[Oo]urs)\b)|(?P<we>\b[Ww]e\b)|(?P<us>\bus\b)"
+)
+
+
 def resolve_persons(sentence: str, speaker: str, addressee: str | None = None) -> str:
-    """Rewrite a sentence so it stands alone: first person → speaker, 'you' → addressee."""
-    s = sentence
+    """Rewrite a sentence so it stands alone: first person → speaker, 'you' → addressee.
+
+    The first mention carries the name ("Caroline loves ..."); later ones become "they",
+    "their", "them", so the name does not drown the rest of the sentence (a memory that
+    says "Caroline" five times embeds as "Caroline" more than as what it is about).
+    """
     sp = speaker
-    # contractions and auxiliaries first, so the generic "I <verb>" rule sees no "I'm".
-    s = _replace(r"\bI['’]m\b|\bI am\b", f"{sp} is", s)
-    s = _replace(r"\bI['’]ve\b", f"{sp} has", s)
-    s = _replace(r"\bI['’]d\b", f"{sp} would", s)
-    s = _replace(r"\bI['’]ll\b", f"{sp} will", s)
-    s = _replace(r"\bI\s+don['’]t\b|\bI\s+dont\b", f"{sp} doesn't", s)
-    s = _replace(r"\bI\s+do not\b", f"{sp} does not", s)
+    named = False
 
-    def _verb(match: re.Match[str]) -> str:
-        adverbs, verb = match.group(1), match.group(2)
-        return f"{sp} {adverbs}{third_person(verb)}"
+    def _sub(match: re.Match[str]) -> str:
+        nonlocal named
+        kind = match.lastgroup
+        first = not named
+        if kind == "iverb":
+            verb, adverbs = match.group("verb"), match.group("adv") or ""
+            named = True
+            return f"{sp} {adverbs}{third_person(verb)}" if first else f"they {adverbs}{verb}"
+        if kind in ("myself", "ourselves"):
+            return "themselves" if kind == "ourselves" and named else (
+                "themself" if named else sp)
+        plural = kind in ("were", "weve", "well", "wed", "we", "us", "our")
+        who = f"{sp} and others" if plural else sp
+        forms = {
+            "im": (f"{sp} is", "they are"), "ive": (f"{sp} has", "they have"),
+            "id": (f"{sp} would", "they would"), "ill": (f"{sp} will", "they will"),
+            "idont": (f"{sp} doesn't", "they don't"), "idonot": (f"{sp} does not", "they do not"),
+            "iwas": (f"{sp} was", "they were"), "i": (sp, "they"),
+            "my": (f"{sp}'s", "their"), "mine": (f"{sp}'s", "theirs"), "me": (sp, "them"),
+            "were": (f"{who} are", "they are"), "weve": (f"{who} have", "they have"),
+            "well": (f"{who} will", "they will"), "wed": (f"{who} would", "they would"),
+            "our": (f"{sp}'s", "their"), "we": (who, "they"), "us": (who, "them"),
+        }
+        named_form, later_form = forms[kind or "i"]
+        named = True
+        if kind in ("i", "me") and re.search(r"\band\s+$", sentence[: match.start()]):
+            return sp  # "my dog and I": "they" would read as the dog
+        return named_form if first else later_form
 
-    s = _I_VERB.sub(_verb, s)
-    s = _replace(r"\bI\b", sp, s)
-    s = _replace(r"\bmyself\b", sp, s, re.IGNORECASE)
-    s = _replace(r"\bourselves\b", f"{sp} and others", s, re.IGNORECASE)
-    s = _replace(r"\b(?:my|mine)\b", f"{sp}'s", s, re.IGNORECASE)
-    s = _replace(r"\bme\b", sp, s, re.IGNORECASE)
-    others = f"{sp} and others"
-    s = _replace(r"\bwe['’]re\b", f"{others} are", s, re.IGNORECASE)
-    s = _replace(r"\bwe['’]ve\b", f"{others} have", s, re.IGNORECASE)
-    s = _replace(r"\bwe['’]ll\b", f"{others} will", s, re.IGNORECASE)
-    s = _replace(r"\bwe['’]d\b", f"{others} would", s, re.IGNORECASE)
-    s = _replace(r"\b(?:our|ours)\b", f"{sp}'s", s, re.IGNORECASE)
-    s = _replace(r"\b(?:we|us)\b", others, s, re.IGNORECASE)
+    s = _PERSON.sub(_sub, sentence)
     if addressee:
         ad = addressee
         s = _replace(r"\byou['’]re\b|\byou are\b", f"{ad} is", s, re.IGNORECASE)

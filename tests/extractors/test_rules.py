@@ -29,7 +29,12 @@ def test_first_person_becomes_the_speaker():
 
 def test_possessives_and_verbs_are_rewritten():
     [c] = extract(turn("I love my new job at the library."))
-    assert c.text == "Caroline loves Caroline's new job at the library."
+    assert c.text == "Caroline loves their new job at the library."
+
+
+def test_the_name_is_said_once_then_pronouns():
+    [c] = extract(turn("Books guide me, motivate me and help me discover who I am."))
+    assert c.text == "Books guide Caroline, motivate them and help them discover who they are."
 
 
 def test_second_person_resolves_to_the_other_speaker():
