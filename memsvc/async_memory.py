@@ -88,11 +88,14 @@ class AsyncMemory:
         max_tokens: int = 1000,
         as_of: Time = None,
         plan: SearchPlan | str | None = None,
+        now: Time = None,
+        include_archived: bool = False,
     ) -> ContextBlock:
         return await asyncio.to_thread(
             self.sync.context, query, user_id=user_id, agent_id=agent_id,
             session_id=session_id, filters=filters, kinds=kinds, limit=limit,
-            max_tokens=max_tokens, as_of=as_of, plan=plan,
+            max_tokens=max_tokens, as_of=as_of, plan=plan, now=now,
+            include_archived=include_archived,
         )
 
     async def get(self, memory_id: str) -> MemoryRecord:

@@ -9,6 +9,8 @@ result (`_Call`); only the transport differs.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +20,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter
 
+from memsvc.consolidation import ConsolidationConfig, ConsolidationReport, Progress
 from memsvc.errors import ERRORS_BY_CODE, InvalidInputError, MemsvcError
 from memsvc.models import (
     AddResult,
@@ -129,11 +132,13 @@ class _Calls:
     def search(query: str, *, user_id: str | None, agent_id: str | None,
                session_id: str | None, filters: dict[str, Any] | None,
                kinds: Sequence[str] | None, limit: int, as_of: Time,
-               plan: SearchPlan | str | None, max_tokens: int | None = None) -> dict[str, Any]:
+               plan: SearchPlan | str | None, now: Time = None, include_archived: bool = False,
+               max_tokens: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "query": query, **_scope(user_id, agent_id, session_id), "filters": filters,
             "kinds": [kinds] if isinstance(kinds, str) else kinds, "limit": limit,
-            "as_of": _time(as_of), "plan": _plan(plan),
+            "as_of": _time(as_of), "plan": _plan(plan), "now": _time(now),
+            "include_archived": include_archived,
         }
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
@@ -142,11 +147,11 @@ class _Calls:
     @staticmethod
     def get_all(*, user_id: str | None, agent_id: str | None, session_id: str | None,
                 filters: dict[str, Any] | None, kinds: Sequence[str] | None, limit: int,
-                cursor: str | None, include_inactive: bool) -> _Call[Page]:
-        import json
-
+                cursor: str | None, include_inactive: bool,
+                include_archived: bool) -> _Call[Page]:
         params: dict[str, Any] = {**_scope(user_id, agent_id, session_id), "limit": limit,
-                                  "include_inactive": str(include_inactive).lower()}
+                                  "include_inactive": str(include_inactive).lower(),
+                                  "include_archived": str(include_archived).lower()}
         if filters is not None:
             params["filters"] = json.dumps(filters)
         if kinds is not None:
@@ -154,6 +159,21 @@ class _Calls:
         if cursor is not None:
             params["cursor"] = cursor
         return _Call("GET", "/v1/memories", _model(TypeAdapter(Page)), params=params)
+
+    @staticmethod
+    def consolidate(*, user_id: str | None, agent_id: str | None, now: Time,
+                    steps: Sequence[str] | None, config: ConsolidationConfig | None,
+                    progress: Progress | None) -> _Call[ConsolidationReport]:
+        if progress is not None:
+            raise InvalidInputError("progress callbacks run only in the embedded SDK",
+                                    field="progress")
+        if config is not None and not isinstance(config, ConsolidationConfig):
+            raise InvalidInputError("config must be a ConsolidationConfig", field="config")
+        body = {**_scope(user_id, agent_id, None), "now": _time(now),
+                "steps": [steps] if isinstance(steps, str) else steps,
+                "config": dataclasses.asdict(config) if config is not None else None}
+        return _Call("POST", "/v1/consolidate", _model(TypeAdapter(ConsolidationReport)),
+                     json=body)
 
 
 def _id_path(memory_id: str, suffix: str = "") -> str:
@@ -250,18 +270,22 @@ class MemoryClient(_Base):
     def search(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                session_id: str | None = None, filters: dict[str, Any] | None = None,
                kinds: Sequence[str] | None = None, limit: int = 10, as_of: Time = None,
-               plan: SearchPlan | str | None = None) -> SearchResponse:
+               plan: SearchPlan | str | None = None, now: Time = None,
+               include_archived: bool = False) -> SearchResponse:
         return self._do(self._search(query, user_id=user_id, agent_id=agent_id,
                                      session_id=session_id, filters=filters, kinds=kinds,
-                                     limit=limit, as_of=as_of, plan=plan))
+                                     limit=limit, as_of=as_of, plan=plan, now=now,
+                                     include_archived=include_archived))
 
     def context(self, query: str, *, user_id: str | None = None, agent_id: str | None = None,
                 session_id: str | None = None, filters: dict[str, Any] | None = None,
                 kinds: Sequence[str] | None = None, limit: int = 50, max_tokens: int = 1000,
-                as_of: Time = None, plan: SearchPlan | str | None = None) -> ContextBlock:
+                as_of: Time = None, plan: SearchPlan | str | None = None, now: Time = None,
+                include_archived: bool = False) -> ContextBlock:
         return self._do(self._context(query, max_tokens, user_id=user_id, agent_id=agent_id,
                                       session_id=session_id, filters=filters, kinds=kinds,
-                                      limit=limit, as_of=as_of, plan=plan))
+                                      limit=limit, as_of=as_of, plan=plan, now=now,
+                                      include_archived=include_archived))
 
     def get(self, memory_id: str) -> MemoryRecord:
         return self._do(self._get(memory_id))
@@ -269,11 +293,19 @@ class MemoryClient(_Base):
     def get_all(self, *, user_id: str | None = None, agent_id: str | None = None,
                 session_id: str | None = None, filters: dict[str, Any] | None = None,
                 kinds: Sequence[str] | None = None, limit: int = 100, cursor: str | None = None,
-                include_inactive: bool = False) -> Page:
+                include_inactive: bool = False, include_archived: bool = False) -> Page:
         return self._do(_Calls.get_all(user_id=user_id, agent_id=agent_id,
                                        session_id=session_id, filters=filters, kinds=kinds,
                                        limit=limit, cursor=cursor,
-                                       include_inactive=include_inactive))
+                                       include_inactive=include_inactive,
+                                       include_archived=include_archived))
+
+    def consolidate(self, *, user_id: str | None = None, agent_id: str | None = None,
+                    now: Time = None, steps: Sequence[str] | None = None,
+                    config: ConsolidationConfig | None = None,
+                    progress: Progress | None = None) -> ConsolidationReport:
+        return self._do(_Calls.consolidate(user_id=user_id, agent_id=agent_id, now=now,
+                                           steps=steps, config=config, progress=progress))
 
     def update(self, memory_id: str, text: str | None = None, *,
                metadata: dict[str, Any] | None = None,
@@ -334,21 +366,25 @@ class AsyncMemoryClient(_Base):
                      agent_id: str | None = None, session_id: str | None = None,
                      filters: dict[str, Any] | None = None, kinds: Sequence[str] | None = None,
                      limit: int = 10, as_of: Time = None,
-                     plan: SearchPlan | str | None = None) -> SearchResponse:
+                     plan: SearchPlan | str | None = None, now: Time = None,
+                     include_archived: bool = False) -> SearchResponse:
         return await self._do(self._search(query, user_id=user_id, agent_id=agent_id,
                                            session_id=session_id, filters=filters,
-                                           kinds=kinds, limit=limit, as_of=as_of, plan=plan))
+                                           kinds=kinds, limit=limit, as_of=as_of, plan=plan,
+                                           now=now, include_archived=include_archived))
 
     async def context(self, query: str, *, user_id: str | None = None,
                       agent_id: str | None = None, session_id: str | None = None,
                       filters: dict[str, Any] | None = None,
                       kinds: Sequence[str] | None = None, limit: int = 50,
                       max_tokens: int = 1000, as_of: Time = None,
-                      plan: SearchPlan | str | None = None) -> ContextBlock:
+                      plan: SearchPlan | str | None = None, now: Time = None,
+                      include_archived: bool = False) -> ContextBlock:
         return await self._do(self._context(query, max_tokens, user_id=user_id,
                                             agent_id=agent_id, session_id=session_id,
                                             filters=filters, kinds=kinds, limit=limit,
-                                            as_of=as_of, plan=plan))
+                                            as_of=as_of, plan=plan, now=now,
+                                            include_archived=include_archived))
 
     async def get(self, memory_id: str) -> MemoryRecord:
         return await self._do(self._get(memory_id))
@@ -356,11 +392,21 @@ class AsyncMemoryClient(_Base):
     async def get_all(self, *, user_id: str | None = None, agent_id: str | None = None,
                       session_id: str | None = None, filters: dict[str, Any] | None = None,
                       kinds: Sequence[str] | None = None, limit: int = 100,
-                      cursor: str | None = None, include_inactive: bool = False) -> Page:
+                      cursor: str | None = None, include_inactive: bool = False,
+                      include_archived: bool = False) -> Page:
         return await self._do(_Calls.get_all(user_id=user_id, agent_id=agent_id,
                                              session_id=session_id, filters=filters,
                                              kinds=kinds, limit=limit, cursor=cursor,
-                                             include_inactive=include_inactive))
+                                             include_inactive=include_inactive,
+                                             include_archived=include_archived))
+
+    async def consolidate(self, *, user_id: str | None = None, agent_id: str | None = None,
+                          now: Time = None, steps: Sequence[str] | None = None,
+                          config: ConsolidationConfig | None = None,
+                          progress: Progress | None = None) -> ConsolidationReport:
+        return await self._do(_Calls.consolidate(user_id=user_id, agent_id=agent_id, now=now,
+                                                 steps=steps, config=config,
+                                                 progress=progress))
 
     async def update(self, memory_id: str, text: str | None = None, *,
                      metadata: dict[str, Any] | None = None,

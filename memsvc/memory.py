@@ -415,6 +415,8 @@ class Memory:
         max_tokens: int = 1000,
         as_of: datetime | str | float | None = None,
         plan: SearchPlan | str | None = None,
+        now: datetime | str | float | None = None,
+        include_archived: bool = False,
     ) -> ContextBlock:
         """`search`, then the best hits packed into one prompt block of at most `max_tokens`."""
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not (
@@ -424,7 +426,8 @@ class Memory:
                                     field="max_tokens")
         response = self.search(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id, filters=filters,
-            kinds=kinds, limit=limit, as_of=as_of, plan=plan,
+            kinds=kinds, limit=limit, as_of=as_of, plan=plan, now=now,
+            include_archived=include_archived,
         )
         return pack_context(response.results, max_tokens=max_tokens)
 

@@ -28,7 +28,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import memsvc
-from memsvc.errors import InvalidFilterError, MemsvcError
+from memsvc.consolidation import ConsolidationConfig, ConsolidationReport
+from memsvc.errors import InvalidFilterError, InvalidInputError, MemsvcError
 from memsvc.memory import Memory
 from memsvc.models import (
     AddResult,
@@ -210,13 +211,14 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: Annotated[str | None, Query(max_length=256)] = None,
         include_inactive: bool = False,
+        include_archived: bool = False,
     ) -> Page:
         """One page of a scope's memories, oldest first; pass `next_cursor` for the next."""
         return m.get_all(
             user_id=user_id, agent_id=agent_id, session_id=session_id,
             filters=_json_param(filters, "filters"),
             kinds=[k.value for k in kinds] if kinds else None, limit=limit, cursor=cursor,
-            include_inactive=include_inactive,
+            include_inactive=include_inactive, include_archived=include_archived,
         )
 
     @app.delete("/v1/memories", response_model=DeleteResult, tags=["memories"],
@@ -278,8 +280,9 @@ def create_app(
         response = m.search(
             body.query, user_id=body.user_id, agent_id=body.agent_id,
             session_id=body.session_id, filters=body.filters,
-            kinds=[k.value for k in body.kinds] if body.kinds else None, limit=body.limit,
-            as_of=body.as_of, plan=body.plan,
+            kinds=body.kinds, limit=body.limit,
+            as_of=body.as_of, plan=body.plan, now=body.now,
+            include_archived=body.include_archived,
         )
         metrics.search.observe(time.perf_counter() - started)
         return response
@@ -291,24 +294,27 @@ def create_app(
         block = m.context(
             body.query, user_id=body.user_id, agent_id=body.agent_id,
             session_id=body.session_id, filters=body.filters,
-            kinds=[k.value for k in body.kinds] if body.kinds else None, limit=body.limit,
-            max_tokens=body.max_tokens, as_of=body.as_of, plan=body.plan,
+            kinds=body.kinds, limit=body.limit,
+            max_tokens=body.max_tokens, as_of=body.as_of, plan=body.plan, now=body.now,
+            include_archived=body.include_archived,
         )
         metrics.search.observe(time.perf_counter() - started)
         return block
 
     # -- manage ---------------------------------------------------------------------------
 
-    @app.post("/v1/consolidate", tags=["manage"],
-              responses={**ERRORS, 501: _ERR, 200: {"model": dict[str, Any]}})
-    def consolidate(m: Caller, body: ConsolidateRequest | None = None) -> JSONResponse:
-        """Merge duplicates, summarize, decay (offline, idempotent)."""
-        return JSONResponse(
-            {"error": {"code": "not_implemented",
-                       "message": "consolidation is not available in this build yet",
-                       "field": None}},
-            status_code=501,
-        )
+    @app.post("/v1/consolidate", response_model=ConsolidationReport, tags=["manage"],
+              responses=ERRORS)
+    def consolidate(m: Caller, body: ConsolidateRequest | None = None) -> ConsolidationReport:
+        """Offline upkeep of a scope (the whole tenant when none is named): retry failed
+        extractions, merge near-duplicates, summaries, decay/archive, profiles. Idempotent."""
+        body = body or ConsolidateRequest()
+        try:
+            config = ConsolidationConfig(**body.config) if body.config is not None else None
+        except TypeError as exc:
+            raise InvalidInputError(f"config: {exc}", field="config") from exc
+        return m.consolidate(user_id=body.user_id, agent_id=body.agent_id, now=body.now,
+                             steps=body.steps, config=config)
 
     @app.delete("/v1/users/{user_id}", response_model=DeleteResult, tags=["manage"],
                 responses=ERRORS)

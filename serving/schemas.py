@@ -64,10 +64,17 @@ class SearchRequest(ScopeFields):
         default=None,
         description='Filter object, e.g. {"kind": "fact"} or {"metadata.topic": {"in": ["a"]}}.',
     )
-    kinds: list[MemoryKind] | None = None
+    kinds: list[str] | None = Field(
+        default=None,
+        description="Only these kinds: " + ", ".join(k.value for k in MemoryKind) + ".",
+    )
     limit: int = Field(default=10, ge=1, le=1000)
     as_of: Timestamp = None
     plan: PlanName | None = None
+    now: Timestamp = Field(
+        default=None, description="The question's own date, for relative times in the query."
+    )
+    include_archived: bool = False
 
 
 class ContextRequest(SearchRequest):
@@ -85,8 +92,17 @@ class DeleteResult(BaseModel):
     deleted: int
 
 
-class ConsolidateRequest(ScopeFields):
-    pass
+class ConsolidateRequest(_Body):
+    user_id: str | None = Field(default=None, max_length=256)
+    agent_id: str | None = Field(default=None, max_length=256)
+    now: Timestamp = None
+    steps: list[str] | None = Field(
+        default=None,
+        description="Among retry, merge, summaries, decay, profile (default: all, in order).",
+    )
+    config: dict[str, float] | None = Field(
+        default=None, description="ConsolidationConfig fields, e.g. {\"merge_threshold\": 0.9}."
+    )
 
 
 class JobInfo(BaseModel):
