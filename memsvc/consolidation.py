@@ -73,7 +73,7 @@ Progress = Callable[[str, int, int], None]
 class ConsolidationConfig:
     """The knobs of a run; the defaults are conservative (merge only near-identical text)."""
 
-    merge_threshold: float = 0.95  # cosine of two memories' vectors to call them duplicates
+    merge_threshold: float = 0.9  # cosine of two memories' vectors (and the word checks below)
     half_life_days: float = 30.0  # an unused memory of importance 0.5 halves its strength
     archive_below: float = 0.05  # strength under which an active memory is archived
     summary_sentences: int = 5
@@ -575,16 +575,39 @@ def _clusters(
             i = parent[i]
         return i
 
+    words = [_content_words(r.text) for r in group]
+    polarity = [_polarity(r.text) for r in group]
     for start in range(0, len(group), 512):
         sims = matrix[start : start + 512] @ matrix.T
         for a, b in zip(*np.nonzero(sims >= threshold), strict=True):
             i, j = start + int(a), int(b)
-            if i < j:
+            if i < j and polarity[i] == polarity[j] and _few_words_apart(words[i], words[j]):
                 parent[find(j)] = find(i)
     comps: dict[int, list[MemoryRecord]] = defaultdict(list)
     for i, r in enumerate(group):
         comps[find(i)].append(r)
     return [c for c in comps.values() if len(c) > 1]
+
+
+_NEGATIONS = frozenset(
+    """not no never nothing nobody none nor n't dislike dislikes disliked hate hates hated
+    stopped quit anymore cancelled canceled without""".split()
+)
+
+
+def _content_words(text: str) -> frozenset[str]:
+    return frozenset(w for w in _WORD.findall(text.casefold()) if w not in STOPWORDS)
+
+
+def _polarity(text: str) -> frozenset[str]:
+    """The negating words of a text: "likes X" and "no longer likes X" embed alike."""
+    lowered = text.casefold().replace("’", "'").replace("n't", " n't")
+    return frozenset(w for w in re.findall(r"[\w']+", lowered) if w in _NEGATIONS)
+
+
+def _few_words_apart(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Near-duplicates differ in punctuation, inflection or a word or two, not in content."""
+    return len(a ^ b) <= max(2, len(a | b) // 4)
 
 
 def extractive_summary(texts: Sequence[str], limit: int) -> list[str]:

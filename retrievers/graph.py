@@ -21,7 +21,8 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 import networkx as nx
-from rapidfuzz import fuzz, process
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.bm25 import STOPWORDS
@@ -30,9 +31,10 @@ from memsvc.storage.graph_store import GraphData, normalize_entity
 
 _TOKEN = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
 _MAX_NGRAM = 4
-_FUZZY_CUTOFF = 88.0  # rapidfuzz ratio, 0-100: "Carolin" → "Caroline", not "Carol" → "Carl"
 _MAX_PAIR_ENTITIES = 12  # a memory naming more adds no co-occurrence edges (a list, not a link)
 _MAX_SUBGRAPH = 2000  # PageRank runs on the seeds' 2-hop neighbourhood, at most this many nodes
+_HUB_SHARE = 0.1  # an entity on more than this share of the linked memories is a hub...
+_HUB_MIN = 20  # ...once it is on more than this many
 
 
 @dataclass
@@ -42,6 +44,8 @@ class EntityGraph:
     graph: nx.Graph = field(default_factory=nx.Graph)
     index: dict[str, str] = field(default_factory=dict)  # name or alias norm -> node
     memories: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    hubs: frozenset[str] = frozenset()  # entities attached to a large share of the memories
+    linked_memories: int = 0
 
     @classmethod
     def build(cls, data: GraphData) -> EntityGraph:
@@ -67,6 +71,9 @@ class EntityGraph:
             if node is not None:
                 by_memory[memory_id].add(node)
                 g.memories[node].add(memory_id)
+        g.linked_memories = len(by_memory)
+        limit = max(_HUB_MIN, _HUB_SHARE * len(by_memory))
+        g.hubs = frozenset(n for n, attached in g.memories.items() if len(attached) > limit)
         for nodes in by_memory.values():
             if 1 < len(nodes) <= _MAX_PAIR_ENTITIES:
                 ordered = sorted(nodes)
@@ -114,15 +121,18 @@ class EntityGraph:
         return seeds
 
     def _fuzzy(self, key: str) -> tuple[str | None, float]:
-        if len(key) < 4 or not self.index:
+        """The closest known name within a small edit distance: one edit from 5 characters
+        on, two from 8 (so "Oskar" finds Oscar, "Carolin" Caroline, but "Mark" not Mary)."""
+        allowed = 2 if len(key) >= 8 else 1 if len(key) >= 5 else 0
+        if not allowed or not self.index:
             return None, 0.0
         found = process.extractOne(
-            key, self.index.keys(), scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF
+            key, self.index.keys(), scorer=Levenshtein.distance, score_cutoff=allowed
         )
         if found is None:
             return None, 0.0
-        alias, score, _ = found
-        return self.index[alias], 0.8 * score / 100.0
+        alias, distance, _ = found
+        return self.index[alias], 0.8 - 0.1 * float(distance)
 
     def spread(self, seeds: dict[str, float]) -> dict[str, float]:
         """Personalized PageRank from the seeds over their 2-hop neighbourhood."""
@@ -132,7 +142,7 @@ class EntityGraph:
             nxt: set[str] = set()
             for node in frontier:
                 nxt.update(self.graph.neighbors(node))
-            nxt -= nodes
+            nxt -= nodes | self.hubs  # a walk through a hub would reach everything
             if len(nodes) + len(nxt) > _MAX_SUBGRAPH:
                 nxt = set(sorted(nxt, key=lambda n: -self.graph.degree(n, weight="weight"))[
                     : max(0, _MAX_SUBGRAPH - len(nodes))
@@ -190,14 +200,16 @@ class GraphChannel:
     def search(self, query: ChannelQuery, k: int) -> list[Hit]:
         graph = self.graph_for(query)
         seeds = graph.match(query.text)
-        if not seeds:
+        # A hub (the speaker of half the turns) names no particular memory: it only breaks
+        # ties between memories a specific entity found. Hubs alone leave the channel silent.
+        specific = {n: s for n, s in seeds.items() if n not in graph.hubs}
+        if not specific:
             return []
-        ranks = graph.spread(seeds)
-        total_memories = max(1, sum(len(v) for v in graph.memories.values()))
+        ranks = graph.spread(specific)
+        total_memories = max(1, graph.linked_memories)
         scores: dict[str, float] = defaultdict(float)
-        named: dict[str, int] = defaultdict(int)
-        # Only the best-ranked entities contribute, each weighted by how specific it is: the
-        # speaker of every turn is a poor clue, the guinea pig named once a good one.
+        named: dict[str, float] = defaultdict(float)
+        # Only the best-ranked entities contribute, each weighted by how specific it is.
         for node, rank in sorted(ranks.items(), key=lambda kv: (-kv[1], kv[0]))[:50]:
             attached = graph.memories.get(node, set())
             if not attached:
@@ -205,10 +217,11 @@ class GraphChannel:
             idf = math.log(1.0 + total_memories / len(attached))
             for memory_id in attached:
                 scores[memory_id] += rank * idf
-                if node in seeds:
-                    named[memory_id] += 1
-        if not scores:
-            return []
+                if node in specific:
+                    named[memory_id] += 1.0
+        for hub in seeds.keys() - specific.keys():
+            for memory_id in graph.memories.get(hub, set()) & scores.keys():
+                named[memory_id] += 0.5
         ordered = sorted(scores, key=lambda m: (-named[m], -scores[m], m))
         visible = self._store.visible_ids(query.visibility, ordered[: max(k * 4, 200)])
         top = [m for m in ordered if m in visible][:k]

@@ -33,8 +33,21 @@ _WHEN = re.compile(
 
 
 def time_window(text: str, now: datetime) -> list[TimeSpan]:
-    """The windows a question names, resolved against `now` (empty when it names none)."""
-    return find_times(text, now if now.tzinfo else now.replace(tzinfo=UTC))
+    """The windows a question names, resolved against `now` (empty when it names none).
+
+    "in May 2023" may be read as both "May" and "2023"; a window that contains another one
+    only repeats it less precisely, so the narrowest readings are kept.
+    """
+    spans = find_times(text, now if now.tzinfo else now.replace(tzinfo=UTC))
+    return [
+        s for s in spans
+        if not any(
+            o is not s and s.start <= o.start and o.end <= s.end and (o.end - o.start) < (
+                s.end - s.start
+            )
+            for o in spans
+        )
+    ]
 
 
 def overlaps(start: datetime, end: datetime) -> FilterNode:

@@ -1,0 +1,163 @@
+"""The graph channel: entities named in the query → neighbourhood → attached memories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memsvc import Memory
+from memsvc.ids import content_hash, new_id
+from memsvc.models import MemoryKind, MemoryRecord, MemoryStatus, Scope
+from memsvc.retrievers.base import ChannelQuery
+from memsvc.retrievers.graph import EntityGraph, GraphChannel
+from memsvc.storage.base import VisibilityQuery, WriteBatch
+from memsvc.storage.sqlite_store import SQLiteStore
+
+NOW = datetime(2024, 3, 1, tzinfo=UTC)
+U1 = Scope(user_id="u1")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "g.db", embedding_dim=4)
+    yield s
+    s.close()
+
+
+def put(store: SQLiteStore, text: str, entities: list[str], scope: Scope = U1,
+        **extra: Any) -> MemoryRecord:
+    rec = MemoryRecord(
+        id=new_id(), scope=scope, kind=MemoryKind.FACT, text=text, entities=entities,
+        created_at=NOW, updated_at=NOW, content_hash=content_hash("fact", text), **extra,
+    )
+    store.apply(WriteBatch(inserts=[(rec, np.ones(4, dtype=np.float32))]))
+    return rec
+
+
+def ask(channel: GraphChannel, text: str, scope: Scope = U1, k: int = 10,
+        **visibility: Any) -> list[str]:
+    query = ChannelQuery(text, VisibilityQuery(scope=scope, **visibility))
+    return [h.memory_id for h in channel.search(query, k)]
+
+
+@pytest.fixture
+def family(store: SQLiteStore) -> dict[str, MemoryRecord]:
+    return {
+        "adopt": put(store, "Caroline adopted a guinea pig", ["Caroline", "Oscar"],
+                     metadata={"aliases": {"Caroline's guinea pig": "Oscar"}}),
+        "hay": put(store, "Oscar eats hay every morning", ["Oscar"]),
+        "vet": put(store, "Dr Lee is the vet who treats Oscar", ["Dr Lee", "Oscar"]),
+        "paint": put(store, "Melanie paints sunsets", ["Melanie"]),
+        "ana": put(store, "Melanie's sister Ana lives in Paris", ["Melanie", "Ana", "Paris"]),
+    }
+
+
+def test_exact_name_returns_attached_memories_and_nothing_unrelated(
+    store: SQLiteStore, family: dict[str, MemoryRecord]
+) -> None:
+    hits = ask(GraphChannel(store), "What does Oscar like?")
+    assert set(hits[:3]) == {family["adopt"].id, family["hay"].id, family["vet"].id}
+    assert family["paint"].id not in hits
+
+
+def test_memory_naming_several_query_entities_ranks_first(
+    store: SQLiteStore, family: dict[str, MemoryRecord]
+) -> None:
+    hits = ask(GraphChannel(store), "Did Caroline get Oscar from a shelter?")
+    assert hits[0] == family["adopt"].id
+
+
+def test_alias_and_possessive_and_typo_find_the_entity(
+    store: SQLiteStore, family: dict[str, MemoryRecord]
+) -> None:
+    channel = GraphChannel(store)
+    assert family["hay"].id in ask(channel, "what does caroline's guinea pig eat")
+    assert ask(channel, "Where does Melanie's sister live?")[0] == family["ana"].id
+    assert family["hay"].id in ask(channel, "Is Oskar healthy?")  # fuzzy: Oskar → Oscar
+
+
+def test_ordinary_words_are_not_fuzzily_read_as_names(store: SQLiteStore) -> None:
+    put(store, "Anna bakes bread", ["Anna"])
+    channel = GraphChannel(store)
+    assert ask(channel, "what about the banana bread?") == []
+    assert ask(channel, "how are you today") == []
+
+
+def test_neighbourhood_reaches_memories_that_do_not_name_the_query_entity(
+    store: SQLiteStore, family: dict[str, MemoryRecord]
+) -> None:
+    # "Caroline" is never in the vet memory, but Caroline—Oscar—Dr Lee connects them.
+    hits = ask(GraphChannel(store), "Who looks after Caroline's pets?", k=10)
+    assert family["vet"].id in hits
+    assert family["paint"].id not in hits  # Melanie is not connected to Caroline
+    assert hits.index(family["adopt"].id) < hits.index(family["vet"].id)
+
+
+def test_relations_join_entities(store: SQLiteStore) -> None:
+    put(store, "Jon works at Acme", ["Jon", "Acme"], subject="Jon", predicate="works_at",
+        object="Acme")
+    data = store.graph_data(U1)
+    graph = EntityGraph.build(data)
+    assert graph.graph["jon"]["acme"]["weight"] == pytest.approx(3.0)  # co-occurrence + relation
+
+
+def test_only_visible_memories_of_the_scope_are_returned(
+    store: SQLiteStore, family: dict[str, MemoryRecord]
+) -> None:
+    other = put(store, "Oscar is a cat", ["Oscar"], scope=Scope(user_id="u2"))
+    store.apply(WriteBatch(updates=[(family["hay"].model_copy(
+        update={"status": MemoryStatus.ARCHIVED}), None)]))
+    channel = GraphChannel(store)
+    hits = ask(channel, "Tell me about Oscar")
+    assert family["hay"].id not in hits and other.id not in hits
+    assert ask(channel, "Tell me about Oscar", scope=Scope(user_id="u2")) == [other.id]
+    archived = ask(channel, "Tell me about Oscar", statuses=("active", "archived"))
+    assert family["hay"].id in archived
+
+
+def test_cache_is_reused_until_a_write_changes_the_links(
+    store: SQLiteStore, family: dict[str, MemoryRecord]
+) -> None:
+    channel = GraphChannel(store)
+    query = ChannelQuery("Oscar", VisibilityQuery(scope=U1))
+    first = channel.graph_for(query)
+    assert channel.graph_for(query) is first
+    store.apply(WriteBatch(updates=[(family["paint"].model_copy(
+        update={"status": MemoryStatus.ARCHIVED}), None)]))
+    assert channel.graph_for(query) is first  # status only: links unchanged
+    new = put(store, "Oscar met Bella", ["Oscar", "Bella"])
+    rebuilt = channel.graph_for(query)
+    assert rebuilt is not first and "bella" in rebuilt.graph
+    assert new.id in ask(channel, "Who is Bella?")
+
+
+def test_another_process_write_is_seen(tmp_path: Path, family: object) -> None:
+    # Two store objects on one file behave like two processes: the counter is in the file.
+    path = tmp_path / "shared.db"
+    a, b = SQLiteStore(path, embedding_dim=4), SQLiteStore(path, embedding_dim=4)
+    try:
+        channel = GraphChannel(a)
+        assert ask(channel, "Who is Zora?") == []
+        rec = put(b, "Zora plays chess", ["Zora"])
+        assert ask(channel, "Who is Zora?") == [rec.id]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_graph_channel_is_fused_in_memory_search(memory: Memory) -> None:
+    memory.add(
+        [{"role": "user", "name": "Caroline", "content": "I adopted a guinea pig named Oscar."},
+         {"role": "user", "name": "Melanie", "content": "Oscar is such a cute name!"}],
+        user_id="u1", timestamp="2023-05-08T10:00:00Z", infer=True,
+    )
+    response = memory.search("What is the name of Caroline's pet?", user_id="u1")
+    assert response.plan["channels"]["graph"]["weight"] > 0
+    assert any("graph" in hit.channel_ranks for hit in response.results)
+    top = response.results[0]
+    assert "Oscar" in top.memory.text
