@@ -6,8 +6,8 @@ At each size (memories in the whole store, spread over 100 users) and at one ext
 - ingest: `Memory.add` in batches of messages (100 per call by default), as memories/s;
 - search latency p50/p95 over distinct queries, each in one user's scope, for
   - `memsvc`: `Memory.search(query, user_id=..., limit=10)` with the default plan: query
-    embedding, vector (sqlite-vec) and BM25 (FTS5) channels, fusion, record fetch and the
-    access-count write, end to end;
+    embedding, every channel of the plan (vector via sqlite-vec, BM25 via FTS5, ...),
+    fusion, record fetch and the access-count write, end to end;
   - `rank_bm25`: `rank_bm25.BM25Okapi` over the same scope's texts, held in memory (index
     build time reported apart, not in the latency);
   - `numpy_cosine`: exact cosine over the same scope's stored vectors with NumPy, **including
