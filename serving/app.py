@@ -63,7 +63,9 @@ from memsvc.storage.keys import ApiKeyStore
 STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY = 1024 * 1024
 _ERR = {"model": ErrorResponse}
-ERRORS: dict[int | str, dict[str, Any]] = {401: _ERR, 413: _ERR, 415: _ERR, 422: _ERR, 503: _ERR}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _ERR, 401: _ERR, 413: _ERR, 415: _ERR, 422: _ERR, 503: _ERR
+}
 ID_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 404: _ERR}
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -142,7 +144,8 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error")
         return JSONResponse({"error": {"code": code, "message": str(exc.detail), "field": None}},
                             status_code=exc.status_code, headers=exc.headers)
 
