@@ -282,6 +282,49 @@ def import_(
 
 
 @app.command()
+def consolidate(
+    user_id: UserOption = None,
+    agent_id: AgentOption = None,
+    now: Annotated[str | None, typer.Option(help="Reference time, ISO-8601 (default: now)")] = None,
+    step: Annotated[
+        list[str] | None,
+        typer.Option("--step", help="Only these steps (repeat): retry, merge, summaries, "
+                     "decay, profile"),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Offline upkeep: retry failed extractions, merge duplicates, summarise, archive, profile."""
+    with _memory(db) as m:
+        with Progress(console=err_console, transient=True) as progress:
+            tasks: dict[str, Any] = {}
+
+            def advance(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, total=total)
+                progress.update(tasks[name], completed=done)
+
+            report = _run(
+                lambda: m.consolidate(
+                    user_id=user_id, agent_id=agent_id, now=now, steps=step, progress=advance
+                )
+            )
+        if as_json:
+            _print_json(report.model_dump(mode="json"))
+            return
+        table = Table("what", "count")
+        for field in ("scopes", "retried", "retry_failures", "merged", "summaries_added",
+                      "summaries_updated", "archived", "profiles_added", "profiles_updated"):
+            table.add_row(field, str(getattr(report, field)))
+        console.print(table)
+        for change in report.changes:
+            first_line = change.text.splitlines()[0] if change.text else ""
+            console.print(f"{change.event.value:<8} {change.kind.value:<10} {change.id}  "
+                          f"{first_line[:80]}  [dim]{change.reason or ''}[/dim]")
+        console.print(f"{report.changed} memories changed")
+
+
+@app.command()
 def demo(
     db: DbOption = None,
     user_id: Annotated[str, typer.Option("--user-id", "-u")] = "demo-alice",

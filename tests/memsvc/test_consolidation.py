@@ -7,6 +7,7 @@ behind the real `Extractor` interface (no LLM is involved).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -419,3 +420,26 @@ def test_vectors_of_written_summaries_are_searchable(memory: Memory) -> None:
 
 def test_rules_extractor_default_is_used_for_retry(memory: Memory) -> None:
     assert isinstance(memory.extractor, RuleExtractor)
+
+
+def test_cli_consolidate_reports_changes_and_then_none(db_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from memsvc.cli import app
+
+    runner = CliRunner()
+    for text in ("I adopted a guinea pig named Oscar.", "Oscar loves fresh hay every day."):
+        added = runner.invoke(app, ["add", text, "--user-id", "u1", "--session-id", "s1",
+                                    "--name", "Caroline", "--db", str(db_path)])
+        assert added.exit_code == 0, added.output
+    first = runner.invoke(app, ["consolidate", "--user-id", "u1", "--db", str(db_path),
+                                "--now", "2030-01-01T00:00:00Z", "--json"])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["summaries_added"] == 1 and report["changes"]
+    again = runner.invoke(app, ["consolidate", "--user-id", "u1", "--db", str(db_path),
+                                "--now", "2030-01-01T00:00:00Z"])
+    assert again.exit_code == 0 and "0 memories changed" in again.stdout
+    bad = runner.invoke(app, ["consolidate", "--user-id", "u1", "--step", "defrag",
+                              "--db", str(db_path)])
+    assert bad.exit_code == 2 and "steps must be among" in bad.output

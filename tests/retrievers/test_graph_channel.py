@@ -161,3 +161,19 @@ def test_graph_channel_is_fused_in_memory_search(memory: Memory) -> None:
     assert any("graph" in hit.channel_ranks for hit in response.results)
     top = response.results[0]
     assert "Oscar" in top.memory.text
+
+
+def test_a_hub_alone_is_silent_and_with_a_specific_entity_breaks_ties(
+    store: SQLiteStore,
+) -> None:
+    for i in range(30):  # the speaker of every turn
+        put(store, f"Caroline said thing number {i}", ["Caroline"])
+    with_both = put(store, "Caroline walked Rex in the park", ["Caroline", "Rex"])
+    rex_only = put(store, "Rex chased a ball", ["Rex"])
+    channel = GraphChannel(store)
+    assert "caroline" in channel.graph_for(
+        ChannelQuery("x", VisibilityQuery(scope=U1))).hubs
+    assert ask(channel, "What did Caroline say?") == []
+    hits = ask(channel, "Where did Caroline walk Rex?")
+    assert hits[:2] == [with_both.id, rex_only.id]
+    assert len(hits) == 2  # a walk never passes through the hub to everything else
