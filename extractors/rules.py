@@ -123,6 +123,27 @@ def _is_worth_keeping(sentence: str, role: str, entities: list[str], times: list
     )
 
 
+def _is_substantive(sentence: str) -> bool:
+    if sentence.rstrip().endswith("?"):
+        return False
+    words = _WORD.findall(sentence)
+    return len(words) >= 4 and len([w for w in words if w.lower() not in _STOPWORDS]) >= 2
+
+
+def _question_answered(
+    previous: StoredMessage | None, message: StoredMessage
+) -> tuple[str, str] | None:
+    """(asker, resolved question) when `message` replies to another speaker's question."""
+    if previous is None or speaker_name(previous) == speaker_name(message):
+        return None
+    sentences = split_sentences(previous.content)
+    asked = next((s for s in reversed(sentences) if s.rstrip().endswith("?")), None)
+    if asked is None or len(_WORD.findall(asked)) < 3:
+        return None
+    asker = speaker_name(previous)
+    return asker, resolve_persons(asked, asker, speaker_name(message))
+
+
 def classify(sentence: str, role: str, has_time: bool) -> MemoryKind:
     """The kind of one statement; the order encodes which reading wins when several fit."""
     if _PROCEDURE.search(sentence) or (role == "tool" and _TOOL_SIGNAL.search(sentence)):
@@ -157,21 +178,28 @@ class RuleExtractor:
     def extract(self, messages: Sequence[StoredMessage]) -> list[Candidate]:
         people = sorted({m.name for m in messages if m.name})
         out: list[Candidate] = []
+        previous: StoredMessage | None = None
         for message, addressee in zip(messages, _addressees(messages), strict=True):
-            out.extend(self.extract_message(message, addressee, people))
+            question = _question_answered(previous, message)
+            out.extend(self.extract_message(message, addressee, people, question))
+            previous = message
         return out
 
     def extract_message(
         self, message: StoredMessage, addressee: str | None = None,
-        people: Sequence[str] = (),
+        people: Sequence[str] = (), question: tuple[str, str] | None = None,
     ) -> list[Candidate]:
+        """Candidates of one turn; `question` is (asker, question) when it answers one."""
         speaker = speaker_name(message)
         known = [*people, speaker] + ([addressee] if addressee else [])
         pieces: list[Candidate] = []
         for sentence in split_sentences(message.content):
             times = find_times(sentence, message.timestamp)
             entities, aliases, roles = find_entities(sentence, known)
-            if not _is_worth_keeping(sentence, message.role, entities, times, known):
+            if not _is_worth_keeping(sentence, message.role, entities, times, known) and not (
+                # an answer carries its meaning even without "I": "It was a poetry reading."
+                question and _is_substantive(sentence)
+            ):
                 continue
             kind = classify(sentence, message.role, bool(times))
             text = annotate(
@@ -211,7 +239,13 @@ class RuleExtractor:
                     importance=_IMPORTANCE[kind],
                 )
             )
-        return merge_turn(pieces) if self.merge else pieces
+        out = merge_turn(pieces) if self.merge else pieces
+        if question and out:
+            # the answer alone ("Becoming Nicole, for sure!") needs what was asked
+            asker, asked = question
+            out[0].text = f"{out[0].text} (answering {asker}: \"{asked}\")"
+            out[0].metadata["answers"] = asked
+        return out
 
     @staticmethod
     def _validity(
