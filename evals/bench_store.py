@@ -282,6 +282,7 @@ def run(
             print(f"[bench_store {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr,
                   flush=True)
 
+    env_at_start = environment()
     words = vocabulary()
     text = TextSource(words, seed)
     rng = random.Random(seed + 1)
@@ -338,7 +339,8 @@ def run(
                               "query embedding included",
             "rank_bm25_baseline": "BM25Okapi over the scope's stored texts in memory, "
                                   "lower-case alphanumeric tokens, no query embedding",
-            "git": git_state(), "environment": environment(),
+            "git": git_state(), "environment": env_at_start,
+            "load_average_at_end": environment()["load_average_1_5_15"],
         },
     }
     if out_dir is not None:
@@ -374,6 +376,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "# Store benchmark: ingest and search latency",
         "",
         f"{env.get('cpus')} CPUs ({env.get('platform')}), torch {env.get('torch')}, "
+        f"load average {env.get('load_average_1_5_15')} at start, "
+        f"{config.get('load_average_at_end')} at end, "
         f"git `{config['git'].get('commit')}` (dirty: {config['git'].get('dirty')}); "
         f"{config['queries_per_point']} distinct queries per point, top {config['k']}.",
         "",

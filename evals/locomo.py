@@ -288,6 +288,7 @@ def run(
         raise ValueError(f"mode must be one of {sorted(MODES)}, not {mode!r}")
     ks = tuple(sorted(set(ks)))
     conversations = load_conversations(paths)
+    load_at_start = environment()["load_average_1_5_15"]
     tally = _Tally(ks)
     timings = Timings()
     per_question: list[dict[str, Any]] = []
@@ -345,6 +346,7 @@ def run(
                 ],
                 "git": git_state(),
                 "environment": environment(),
+                "load_average_at_start": load_at_start,
                 "tag": tag,
             }
         finally:
@@ -460,7 +462,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"as_of: {config['as_of']}",
         f"- data: {', '.join(config['data_files'])}",
         f"- machine: {config['environment'].get('cpus')} CPUs, torch "
-        f"{config['environment'].get('torch')}, Python {config['environment'].get('python')}",
+        f"{config['environment'].get('torch')}, Python {config['environment'].get('python')}; "
+        f"load average (1/5/15 min) {config.get('load_average_at_start')} at start, "
+        f"{config['environment'].get('load_average_1_5_15')} at end (a shared machine: "
+        "timings move with it, recall does not)",
         "",
     ]
     return "\n".join(lines)

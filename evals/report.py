@@ -54,6 +54,8 @@ def environment() -> dict[str, Any]:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     info["cpus"] = os.cpu_count()
+    # Other work on a shared machine distorts every timing; record how busy it was.
+    info["load_average_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
     for module in ("torch", "numpy", "sentence_transformers", "sqlite_vec"):
         try:
             info[module] = __import__(module).__version__
