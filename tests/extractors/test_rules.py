@@ -117,3 +117,20 @@ def test_unnamed_user_is_called_user():
     [c] = extract(turn("I live in Lisbon now.", name=None))
     assert c.text == "User lives in Lisbon now."
     assert c.subject == "User"
+
+
+def test_an_answer_carries_the_question_it_answers():
+    out = extract(turn("Which book has been your favorite guide?", name="Melanie", i=1),
+                  turn("It was Becoming Nicole, a true story about a trans girl.", i=2))
+    [answer] = [c for c in out if c.source_message_ids == ["m2"]]
+    assert answer.text.startswith("It was Becoming Nicole")
+    assert answer.text.endswith('(answering Melanie: "Which book has been Caroline\'s favorite '
+                                'guide?")')
+    assert answer.metadata["answers"].startswith("Which book")
+
+
+def test_a_statement_after_a_statement_gets_no_question():
+    out = extract(turn("I painted a lake sunrise last year.", name="Melanie", i=1),
+                  turn("It was Becoming Nicole, a true story about a trans girl.", i=2))
+    assert not any("answering" in c.text for c in out)
+    assert not any("answers" in c.metadata for c in out)
