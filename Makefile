@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/memsvc demo
+	$(VENV)/bin/memsvc serve --demo
 
 test: install
 	$(PY) -m pytest -q

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import typer
 from rich.console import Console
@@ -112,12 +113,15 @@ def serve(
     except MemsvcError as exc:
         raise _fail(exc) from exc
     with memory:
+        ui_query = ""
         if demo:
-            from memsvc.demo import DEMO_USER, load_demo
+            from memsvc.demo import DEMO_QUERIES, DEMO_USER, load_demo
 
             turns = load_demo(memory)
             _out.print(f"loaded {turns} demo turns for user {DEMO_USER!r}")
-        run(memory, host=host, port=port)
+            ui_query = "?" + urlencode({"user_id": DEMO_USER, "q": DEMO_QUERIES[0],
+                                        "select": "first"})
+        run(memory, host=host, port=port, ui_query=ui_query)
 
 
 def mcp(

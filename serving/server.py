@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -85,13 +86,15 @@ class BackgroundServer:
         self.sock.close()
 
 
-def run(memory: Memory, *, host: str = LOOPBACK, port: int = 8000) -> None:
+def run(memory: Memory, *, host: str = LOOPBACK, port: int = 8000,
+        ui_query: str = "") -> None:
     """Serve until interrupted (the `memsvc serve` command)."""
     app, plan = build_server_app(memory, host)
     shown = "127.0.0.1" if plan.host in ("0.0.0.0", "::") else plan.host
     base = f"http://{shown}:{port}"
     print(f"memsvc: {plan.notice}")
     print(f"  REST + OpenAPI: {base}/docs")
-    print(f"  explorer:       {base}/ui/")
+    print(f"  explorer:       {base}/ui/{ui_query}")
     print(f"  MCP (HTTP):     {base}/mcp")
+    sys.stdout.flush()
     uvicorn.run(app, host=plan.host, port=port, log_level="warning")
