@@ -7,6 +7,7 @@
 """
 
 from memsvc.async_memory import AsyncMemory
+from memsvc.client import AsyncMemoryClient, MemoryClient
 from memsvc.errors import (
     EmptyTextError,
     EncodingError,
@@ -31,6 +32,7 @@ from memsvc.models import (
     ScoredMemory,
     SearchResponse,
 )
+from memsvc.retrievers.context import ContextBlock
 from memsvc.retrievers.plan import RECIPES, ChannelSpec, SearchPlan
 
 __version__ = "0.1.0"
@@ -39,7 +41,9 @@ __all__ = [
     "RECIPES",
     "AddResult",
     "AsyncMemory",
+    "AsyncMemoryClient",
     "ChannelSpec",
+    "ContextBlock",
     "EmptyTextError",
     "EncodingError",
     "HistoryEntry",
@@ -47,6 +51,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidTimestampError",
     "Memory",
+    "MemoryClient",
     "MemoryKind",
     "MemoryRecord",
     "MemoryStatus",
