@@ -120,3 +120,15 @@ def test_learning_late_about_an_older_value_does_not_retire_the_current_one(mem:
     say(mem, "I live in Boston.", "2021-06-01T09:00:00Z")  # an old message imported late
     assert "Denver" in top(mem, "Where does Alice live?")[0]
     assert "Boston" in top(mem, "Where does Alice live?", as_of="2022-01-01")[0]
+
+
+def test_moving_back_restores_the_old_city_as_a_new_fact(mem: Memory):
+    say(mem, "I live in Boston.", "2020-01-01T09:00:00Z")
+    say(mem, "I moved to Denver.", "2021-01-01T09:00:00Z")
+    say(mem, "I moved back to Boston.", "2022-01-01T09:00:00Z")
+    assert "Boston" in top(mem, "Where does Alice live?")[0]
+    assert "Denver" in top(mem, "Where does Alice live?", as_of="2021-06-01")[0]
+    assert "Boston" in top(mem, "Where does Alice live?", as_of="2020-06-01")[0]
+    lives = mem.get_all(user_id="alice", include_inactive=True,
+                        filters={"predicate": "lives_in"}).items
+    assert sorted(r.status.value for r in lives) == ["active", "superseded", "superseded"]
