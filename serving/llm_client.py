@@ -188,7 +188,8 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
         return
     reason = _error_message(response)
     if code == 429 or code >= 500:
-        raise LLMUnavailableError(f"LLM server at {url} answered {code}: {reason}", status_code=code)
+        raise LLMUnavailableError(f"LLM server at {url} answered {code}: {reason}",
+                                  status_code=code)
     raise LLMBadRequestError(f"LLM server at {url} rejected the request ({code}): {reason}",
                              status_code=code)
 
@@ -263,7 +264,8 @@ def parse_json_content(content: str, schema: Mapping[str, Any] | None = None) ->
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise LLMResponseError(f"model output is not valid JSON: {exc}", body=content[:500]) from exc
+        raise LLMResponseError(f"model output is not valid JSON: {exc}",
+                               body=content[:500]) from exc
     if schema is not None:
         try:
             import jsonschema

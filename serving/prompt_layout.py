@@ -1,0 +1,438 @@
+"""Prompt layout for KV-cache reuse.
+
+vLLM's automatic prefix caching reuses the KV cache of a request's longest prefix that an
+earlier request already computed, in whole blocks of tokens. It only helps if the prompt of
+turn N+1 starts with exactly the same bytes as the prompt of turn N. So the prompt is laid out
+from the most stable part to the least stable one:
+
+1. the system prompt (identical for every request of a deployment),
+2. the scope's profile block (changes only when consolidation refreshes the profile; rendered
+   deterministically -- stable order, normalized whitespace, no ids, no "now" timestamps),
+3. the conversation so far (only ever appended to),
+4. the per-turn part: the memories retrieved for the new message, right before it.
+
+With ``replay_context=True`` (the default) each earlier user turn is replayed exactly as it
+was sent, memory block included, so the whole prompt of turn N is a prefix of turn N+1: only
+the previous answer (when the history holds text the server did not generate itself), the new
+memories and the new message are computed. With ``skip_shown_memories=True`` (the default)
+memories already shown in the replayed history are not repeated, so the per-turn block -- the
+part that is never cached -- carries only what is new, and prompts grow more slowly. With
+``replay_context=False`` earlier user turns are replayed without their memory blocks (shorter
+prompts; the cache then stops at the previous user turn).
+
+Measured on SmolLM2-135M / vLLM CPU with ``evals/bench_kv.py`` (LoCoMo chats, 20 turns):
+replay + skip-shown cached ~91 % of prompt tokens, replay without skipping ~81 %, no replay
+~70 %, memories in the system prompt ~24 %.
+
+The common alternative, ``layout="system_prompt"``, puts the retrieved memories inside the
+system prompt. It is kept here so the benchmark (``evals/bench_kv.py``) can measure the
+difference: every turn changes the system prompt, so everything after its fixed head is
+recomputed.
+
+Everything here is a pure function over small dataclasses, dicts or any object with
+``.text`` / ``.kind`` / ``.valid_from`` attributes: no dependency on memsvc's data model or
+on a tokenizer.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "KIND_ORDER",
+    "LAYOUT_MEMSVC",
+    "LAYOUT_SYSTEM_PROMPT",
+    "LayoutOptions",
+    "MemoryView",
+    "PromptBuild",
+    "Turn",
+    "approx_tokens",
+    "build_messages",
+    "build_prewarm_request",
+    "fit_history",
+    "format_date",
+    "normalize_text",
+    "prefix_fingerprint",
+    "render_memories",
+    "render_profile",
+    "system_content",
+    "to_memory_view",
+    "user_content",
+]
+
+Layout = Literal["memsvc", "system_prompt"]
+LAYOUT_MEMSVC: Literal["memsvc"] = "memsvc"
+LAYOUT_SYSTEM_PROMPT: Literal["system_prompt"] = "system_prompt"
+Role = Literal["user", "assistant"]
+
+#: Fixed order of memory kinds in the profile block. Grouping by kind first means a new fact
+#: lands inside its group rather than reshuffling the whole block.
+KIND_ORDER: tuple[str, ...] = (
+    "profile", "preference", "fact", "event", "procedure", "summary", "episode",
+)
+
+_WS = re.compile(r"[ \t\r\f\v]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class MemoryView:
+    """The three fields of a memory the prompt needs; everything else (ids, scores,
+    created_at, access counts) is left out on purpose because it changes between turns."""
+
+    text: str
+    kind: str = "fact"
+    valid_from: str | None = None  # ISO date "YYYY-MM-DD", or None when unknown
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of the conversation so far.
+
+    ``context`` is the memory block that was sent with a user turn (``PromptBuild.context``);
+    store it with the turn so the history can be replayed byte for byte.
+    """
+
+    role: Role
+    content: str
+    context: str | None = None
+
+
+@dataclass(frozen=True)
+class LayoutOptions:
+    """How prompts are laid out. The defaults are memsvc's layout."""
+
+    layout: Layout = LAYOUT_MEMSVC
+    #: Replay earlier user turns with the memory block they were sent with (see module doc).
+    replay_context: bool = True
+    #: With replay: leave out memories already shown in an earlier turn of the replayed
+    #: history (the model can still read them there), so the per-turn block -- the part that
+    #: is never cached -- only carries what is new.
+    skip_shown_memories: bool = True
+    profile_title: str = "What you know about the user:"
+    memories_title: str = "Memories that may help with the next message (oldest first):"
+    message_title: str = "Message:"
+    include_memory_dates: bool = True
+    include_memory_kinds: bool = False
+    max_memories: int | None = None
+
+
+@dataclass(frozen=True)
+class PromptBuild:
+    """The result of :func:`build_messages`."""
+
+    messages: list[dict[str, str]]
+    #: The rendered memory block of this turn ("" when none): store it as ``Turn.context``.
+    context: str
+    #: How many leading messages are the stable part (system + history) -- identical to the
+    #: previous turn's prompt in the memsvc layout.
+    stable_messages: int
+    #: Fingerprint of system prompt + profile block; a change means "pre-warm again".
+    fingerprint: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- normalizing
+
+
+def normalize_text(text: str) -> str:
+    """Deterministic text: NFC, no trailing spaces, runs of spaces collapsed, at most one
+    blank line in a row. Two renderings of the same memory must be the same bytes."""
+    text = unicodedata.normalize("NFC", str(text)).replace("\r\n", "\n").replace("\r", "\n")
+    lines = [_WS.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(normalize_text(text).split())
+
+
+def format_date(value: Any) -> str | None:
+    """A memory's ``valid_from`` as ``YYYY-MM-DD`` (date only: a time of day would make the
+    block noisier without helping the model, and string forms of datetimes vary)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, _dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    s = str(value).strip()
+    m = re.match(r"^(\d{4}-\d{2}-\d{2})", s)
+    return m.group(1) if m else _one_line(s)
+
+
+def _kind_str(kind: Any) -> str:
+    value = getattr(kind, "value", kind)  # enums
+    return str(value or "fact").strip().lower()
+
+
+def to_memory_view(obj: Any) -> MemoryView:
+    """Accept a :class:`MemoryView`, a mapping, any object with ``.text`` (memsvc's memory
+    model, a search hit), or a plain string."""
+    if isinstance(obj, MemoryView):
+        return obj
+    if isinstance(obj, str):
+        return MemoryView(text=_one_line(obj))
+    if isinstance(obj, Mapping):
+        getter: Callable[[str], Any] = obj.get
+    else:
+        def getter(name: str) -> Any:
+            return getattr(obj, name, None)
+    text = getter("text")
+    if text is None and getter("memory") is not None:  # Mem0-style result dicts
+        text = getter("memory")
+    if text is None:
+        raise TypeError(f"memory has no text: {obj!r}")
+    return MemoryView(text=_one_line(text), kind=_kind_str(getter("kind")),
+                      valid_from=format_date(getter("valid_from")))
+
+
+def _kind_rank(kind: str) -> tuple[int, str]:
+    try:
+        return (KIND_ORDER.index(kind), "")
+    except ValueError:
+        return (len(KIND_ORDER), kind)
+
+
+def _dedupe(views: Iterable[MemoryView]) -> list[MemoryView]:
+    """Drop case-insensitive duplicates, keeping the position of the first occurrence (the
+    retriever's rank) but a representative that does not depend on input order."""
+    groups: dict[str, list[MemoryView]] = {}
+    for v in views:
+        if v.text:
+            groups.setdefault(v.text.casefold(), []).append(v)
+    return [min(g, key=lambda v: (v.valid_from or "", v.kind, v.text)) for g in groups.values()]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_profile(profile: str | Mapping[str, Any] | Iterable[Any] | None) -> str:
+    """Render a scope's profile block deterministically.
+
+    - a string (a profile already rendered by consolidation) is only normalized;
+    - a mapping (``{"name": "Caroline", "city": "Boston"}``) becomes ``- key: value`` lines
+      sorted by key;
+    - memory-like objects become ``- text`` lines grouped by kind in :data:`KIND_ORDER`,
+      then oldest ``valid_from`` first (undated first), then text -- so the same set of
+      memories always gives the same bytes, whatever order the store returned them in, and a
+      new memory is appended near the end of its group rather than reshuffling the block.
+    """
+    if profile is None:
+        return ""
+    if isinstance(profile, str):
+        return normalize_text(profile)
+    if isinstance(profile, Mapping):
+        lines = [f"- {_one_line(str(k))}: {_one_line(str(v))}"
+                 for k, v in sorted(profile.items(), key=lambda kv: str(kv[0]))
+                 if v is not None and str(v).strip()]
+        return "\n".join(lines)
+    views = _dedupe(to_memory_view(m) for m in profile)
+    views.sort(key=lambda v: (_kind_rank(v.kind), v.valid_from or "", v.text))
+    return "\n".join(f"- {v.text}" for v in views)
+
+
+def render_memories(memories: Iterable[Any], options: LayoutOptions | None = None) -> str:
+    """Render the per-turn retrieved memories as a bullet list.
+
+    Order is chronological (``valid_from``, undated last), then kind, then text -- not the
+    retrieval score -- so equal sets render equally and the model reads events in the order
+    they happened.
+    """
+    opts = options or LayoutOptions()
+    views = _dedupe(to_memory_view(m) for m in memories)
+    if opts.max_memories is not None:
+        views = views[: opts.max_memories]  # keep the retriever's top-k before re-sorting
+    views.sort(key=lambda v: (v.valid_from is None, v.valid_from or "", _kind_rank(v.kind),
+                              v.text))
+    lines = []
+    for v in views:
+        parts = ["-"]
+        if opts.include_memory_dates and v.valid_from:
+            parts.append(f"[{v.valid_from}]")
+        if opts.include_memory_kinds:
+            parts.append(f"({v.kind})")
+        parts.append(v.text)
+        lines.append(" ".join(parts))
+    return "\n".join(lines)
+
+
+def system_content(system_prompt: str, profile_block: str,
+                   options: LayoutOptions | None = None) -> str:
+    """System prompt followed by the profile block (the part that is pre-warmed)."""
+    opts = options or LayoutOptions()
+    head = normalize_text(system_prompt)
+    if profile_block:
+        return f"{head}\n\n{opts.profile_title}\n{profile_block}"
+    return head
+
+
+def user_content(message: str, context: str | None, options: LayoutOptions | None = None) -> str:
+    """A user turn with its memory block in front of it (memsvc layout)."""
+    opts = options or LayoutOptions()
+    text = normalize_text(message)
+    if not context:
+        return text
+    return f"{opts.memories_title}\n{context}\n\n{opts.message_title}\n{text}"
+
+
+def prefix_fingerprint(system_prompt: str, profile: str | Mapping[str, Any] | Iterable[Any] | None,
+                       options: LayoutOptions | None = None) -> str:
+    """SHA-256 of the stable head (system prompt + profile block). Keep the last value per
+    scope; when it changes the profile block must be pre-warmed again."""
+    content = system_content(system_prompt, render_profile(profile), options)
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _history_messages(history: Sequence[Turn], opts: LayoutOptions,
+                      replay_context: bool) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for turn in history:
+        if turn.role == "user" and replay_context and turn.context:
+            content = user_content(turn.content, turn.context, opts)
+        else:
+            content = normalize_text(turn.content)
+        out.append({"role": turn.role, "content": content})
+    return out
+
+
+def _unseen(memories: list[Any], history: Sequence[Turn], opts: LayoutOptions) -> list[Any]:
+    shown: set[str] = set()
+    for turn in history:
+        if turn.role == "user" and turn.context:
+            shown.update(turn.context.splitlines())
+    if not shown:
+        return memories
+    return [m for m in memories
+            if render_memories([m], opts) not in shown]
+
+
+def build_messages(
+    system_prompt: str,
+    profile: str | Mapping[str, Any] | Iterable[Any] | None,
+    history: Sequence[Turn],
+    message: str,
+    memories: Iterable[Any] = (),
+    options: LayoutOptions | None = None,
+) -> PromptBuild:
+    """Lay out one chat request.
+
+    memsvc layout::
+
+        system:    system prompt + profile block          <- stable, pre-warmed
+        ...history (user/assistant, as sent)              <- stable, only appended to
+        user:      memories of this turn + new message    <- the only new bytes
+
+    system_prompt layout (the common one, for comparison)::
+
+        system:    system prompt + profile + memories of this turn   <- changes every turn
+        ...history (user/assistant, raw)
+        user:      new message
+    """
+    opts = options or LayoutOptions()
+    profile_block = render_profile(profile)
+    memories = list(memories)
+    if (opts.layout == LAYOUT_MEMSVC and opts.replay_context and opts.skip_shown_memories
+            and history):
+        memories = _unseen(memories, history, opts)
+    context = render_memories(memories, opts)
+    head = system_content(system_prompt, profile_block, opts)
+    fingerprint = hashlib.sha256(head.encode("utf-8")).hexdigest()
+
+    if opts.layout == LAYOUT_MEMSVC:
+        messages = [{"role": "system", "content": head}]
+        messages += _history_messages(history, opts, opts.replay_context)
+        stable = len(messages)
+        messages.append({"role": "user", "content": user_content(message, context, opts)})
+    elif opts.layout == LAYOUT_SYSTEM_PROMPT:
+        system = head
+        if context:
+            system = f"{head}\n\n{opts.memories_title}\n{context}"
+        messages = [{"role": "system", "content": system}]
+        messages += _history_messages(history, opts, replay_context=False)
+        stable = 0  # the system message itself changes with every turn's memories
+        messages.append({"role": "user", "content": normalize_text(message)})
+    else:
+        raise ValueError(f"unknown layout {opts.layout!r}; use 'memsvc' or 'system_prompt'")
+    return PromptBuild(messages=messages, context=context, stable_messages=stable,
+                       fingerprint=fingerprint)
+
+
+def build_prewarm_request(
+    system_prompt: str,
+    profile: str | Mapping[str, Any] | Iterable[Any] | None,
+    model: str,
+    *,
+    options: LayoutOptions | None = None,
+    cache_salt: str | None = None,
+) -> dict[str, Any]:
+    """A chat-completions payload that computes (and so caches) the system prompt + profile
+    block and generates a single token.
+
+    Send it when :func:`prefix_fingerprint` changes (the profile was refreshed) so that the
+    first turn of the next session finds the head already cached. It only contains the
+    system message: with ChatML-style templates its tokens are exactly the first tokens of
+    every real request (the special end-of-message token ends the block, so tokenization of
+    what follows cannot merge with it). Pass the same ``cache_salt`` as the real requests.
+    """
+    opts = options or LayoutOptions()
+    head = system_content(system_prompt, render_profile(profile), opts)
+    payload: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "system", "content": head}],
+        "max_tokens": 1,
+        "temperature": 0.0,
+    }
+    if cache_salt:
+        payload["cache_salt"] = cache_salt
+    return payload
+
+
+# --------------------------------------------------------------------------- budget
+
+
+def approx_tokens(text: str) -> int:
+    """Rough token count (4 characters a token) for budgeting without a tokenizer."""
+    return (len(text) + 3) // 4
+
+
+def fit_history(
+    history: Sequence[Turn],
+    budget_tokens: int,
+    *,
+    count_tokens: Callable[[str], int] = approx_tokens,
+    drop_quantum: int = 8,
+    options: LayoutOptions | None = None,
+) -> list[Turn]:
+    """Drop the oldest turns until the history fits ``budget_tokens``.
+
+    Turns are dropped ``drop_quantum`` at a time and always at a user turn, so the cut point
+    moves rarely: between two moves the kept history is unchanged and stays cached. (Dropping
+    one turn per request would shift the start of the history every turn and defeat the
+    prefix cache entirely.) The result depends only on the history, never on the clock.
+    """
+    opts = options or LayoutOptions()
+    turns = list(history)
+
+    def cost(ts: Sequence[Turn]) -> int:
+        return sum(count_tokens(m["content"])
+                   for m in _history_messages(ts, opts, opts.replay_context))
+
+    start = 0
+    while start < len(turns) and cost(turns[start:]) > budget_tokens:
+        start += max(1, drop_quantum)
+        while start < len(turns) and turns[start].role != "user":
+            start += 1
+    return turns[start:]
