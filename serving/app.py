@@ -42,6 +42,7 @@ from memsvc.models import (
     StoreStats,
 )
 from memsvc.retrievers.context import ContextBlock
+from memsvc.serving.graph_view import memory_graph
 from memsvc.serving.http_guard import BodyGuard, error_body
 from memsvc.serving.jobs import JobRunner
 from memsvc.serving.mcp_server import build_mcp
@@ -54,6 +55,7 @@ from memsvc.serving.schemas import (
     ErrorResponse,
     Health,
     JobInfo,
+    MemoryGraph,
     SearchRequest,
     UpdateRequest,
 )
@@ -260,6 +262,13 @@ def create_app(
              tags=["memories"], responses=ID_ERRORS)
     def memory_history(memory_id: str, m: Caller) -> list[HistoryEntry]:
         return m.history(memory_id)
+
+    @app.get("/v1/memories/{memory_id}/graph", response_model=MemoryGraph, tags=["memories"],
+             responses=ID_ERRORS)
+    def graph(memory_id: str, m: Caller,
+              max_memories: Annotated[int, Query(ge=1, le=200)] = 25) -> MemoryGraph:
+        """The entity graph one hop around a memory (for the explorer)."""
+        return memory_graph(m, memory_id, max_memories=max_memories)
 
     @app.get("/v1/messages", response_model=list[StoredMessage], tags=["memories"],
              responses=ERRORS)

@@ -129,3 +129,26 @@ class Health(BaseModel):
     status: Literal["ok"]
     version: str
     auth: Literal["api_key", "none"]
+
+
+class GraphNode(BaseModel):
+    id: str  # "m:<memory id>" or "e:<entity key>"
+    type: Literal["memory", "entity"]
+    label: str
+    kind: str | None = None  # memory kind
+    status: str | None = None  # memory status
+
+
+class GraphEdge(BaseModel):
+    source: str
+    target: str
+    label: str  # "mentions" (memory → entity) or the relation's predicate
+
+
+class MemoryGraph(BaseModel):
+    """The entity graph one hop around a memory: its entities, their relations, and the
+    other memories that name them."""
+
+    center: str
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]

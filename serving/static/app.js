@@ -130,42 +130,59 @@ function renderTimeline(memories, highlighted) {
   svg.append(svgEl("text", { x: width - pad, y: 82, "text-anchor": "end" }, day(new Date(hi).toISOString())));
 }
 
-function renderGraph(memory) {
-  // Around the memory: its entities, and the other memories of the user naming them.
+function graphFromEntities(memory) {
+  // Fallback when the server has no graph endpoint: link memories sharing entity names.
+  const nodes = [{ id: "m:" + memory.id, type: "memory", label: memory.text, kind: memory.kind }];
+  const edges = [];
+  for (const e of memory.entities) {
+    nodes.push({ id: "e:" + e, type: "entity", label: e });
+    edges.push({ source: "m:" + memory.id, target: "e:" + e, label: "mentions" });
+  }
+  for (const m of allMemories) {
+    if (m.id === memory.id || m.status !== "active") continue;
+    const shared = m.entities.filter((e) => memory.entities.includes(e));
+    if (!shared.length) continue;
+    nodes.push({ id: "m:" + m.id, type: "memory", label: m.text, kind: m.kind });
+    for (const e of shared) edges.push({ source: "m:" + m.id, target: "e:" + e, label: "mentions" });
+  }
+  return { center: "m:" + memory.id, nodes, edges };
+}
+
+function renderGraph(graph) {
+  // Radial layout: the memory in the middle, its entities on a ring, other memories outside.
   const svg = $("graph");
   svg.replaceChildren();
   const width = svg.clientWidth || 500, height = 320, cx = width / 2, cy = height / 2;
-  const entities = memory.entities.slice(0, 12);
-  const neighbours = new Map();
-  for (const m of allMemories) {
-    if (m.id === memory.id || m.status !== "active") continue;
-    const shared = m.entities.filter((e) => entities.includes(e));
-    if (shared.length) neighbours.set(m.id, { m, shared });
-  }
+  const entities = graph.nodes.filter((n) => n.type === "entity").slice(0, 16);
+  const others = graph.nodes.filter((n) => n.type === "memory" && n.id !== graph.center).slice(0, 14);
   const ring = (n, r, i) => [cx + r * Math.cos((2 * Math.PI * i) / Math.max(n, 1) - Math.PI / 2),
     cy + r * Math.sin((2 * Math.PI * i) / Math.max(n, 1) - Math.PI / 2)];
-  const entityPos = new Map(entities.map((e, i) => [e, ring(entities.length, 65, i)]));
-  const others = [...neighbours.values()].slice(0, 14);
-  others.forEach(({ m, shared }, i) => {
-    const [x, y] = ring(others.length, 118, i + 0.5);
-    for (const e of shared) {
-      const [ex, ey] = entityPos.get(e);
-      svg.append(svgEl("line", { x1: x, y1: y, x2: ex, y2: ey, stroke: "#d0d5dd" }));
-    }
-    const node = svgEl("circle", { cx: x, cy: y, r: 6, fill: KIND_COLOURS[m.kind], class: "g-memory", "data-id": m.id });
-    node.append(svgEl("title", {}, m.text));
-    node.addEventListener("click", () => showDetail(m.id));
+  const pos = new Map([[graph.center, [cx, cy]]]);
+  entities.forEach((n, i) => pos.set(n.id, ring(entities.length, 70, i)));
+  others.forEach((n, i) => pos.set(n.id, ring(others.length, 122, i + 0.5)));
+  for (const e of graph.edges) {
+    const a = pos.get(e.source), b = pos.get(e.target);
+    if (!a || !b) continue;
+    const relation = e.label !== "mentions";
+    svg.append(svgEl("line", { x1: a[0], y1: a[1], x2: b[0], y2: b[1], class: relation ? "g-relation" : "g-link",
+      stroke: relation ? "#c11574" : "#d0d5dd", "stroke-width": relation ? 2 : 1 }));
+    if (relation) svg.append(svgEl("text", { x: (a[0] + b[0]) / 2, y: (a[1] + b[1]) / 2 - 3, "text-anchor": "middle", fill: "#c11574" }, e.label));
+  }
+  for (const n of others) {
+    const [x, y] = pos.get(n.id);
+    const node = svgEl("circle", { cx: x, cy: y, r: 6, fill: KIND_COLOURS[n.kind] || "#999", class: "g-memory", "data-id": n.id.slice(2) });
+    node.append(svgEl("title", {}, n.label));
+    node.addEventListener("click", () => showDetail(n.id.slice(2)));
     svg.append(node);
-    svg.append(svgEl("text", { x, y: y + 16, "text-anchor": "middle" }, m.text.slice(0, 22) + (m.text.length > 22 ? "…" : "")));
-  });
-  for (const [e, [x, y]] of entityPos) {
-    svg.append(svgEl("line", { x1: cx, y1: cy, x2: x, y2: y, stroke: "#98a2b3" }));
+    svg.append(svgEl("text", { x, y: y + 16, "text-anchor": "middle" }, n.label.slice(0, 22) + (n.label.length > 22 ? "…" : "")));
   }
-  for (const [e, [x, y]] of entityPos) {
+  for (const n of entities) {
+    const [x, y] = pos.get(n.id);
     svg.append(svgEl("rect", { x: x - 4, y: y - 4, width: 8, height: 8, fill: "#293a8f", class: "g-entity" }));
-    svg.append(svgEl("text", { x, y: y - 8, "text-anchor": "middle", "font-weight": "600" }, e));
+    svg.append(svgEl("text", { x, y: y - 8, "text-anchor": "middle", "font-weight": "600" }, n.label));
   }
-  svg.append(svgEl("circle", { cx, cy, r: 10, fill: KIND_COLOURS[memory.kind], class: "g-center" }));
+  const centre = graph.nodes.find((n) => n.id === graph.center);
+  svg.append(svgEl("circle", { cx, cy, r: 10, fill: KIND_COLOURS[centre && centre.kind] || "#999", class: "g-center" }));
   if (!entities.length) {
     svg.append(svgEl("text", { x: cx, y: cy + 30, "text-anchor": "middle" }, "this memory names no entities"));
   }
@@ -198,7 +215,13 @@ async function showDetail(id) {
     $("history").replaceChildren(...hist.map((h) => el("li", { class: "history-entry" },
       el("span", { class: "event" }, h.event), ` ${h.created_at.replace("T", " ").slice(0, 19)} by ${h.actor}`,
       h.reason ? ` — ${h.reason}` : "", h.new && h.new.text ? el("div", {}, "→ " + h.new.text) : "")));
-    renderGraph(m);
+    let graph;
+    try {
+      graph = await api("GET", `/v1/memories/${encodeURIComponent(id)}/graph`);
+    } catch (err) {
+      graph = graphFromEntities(m);
+    }
+    renderGraph(graph);
     const msgs = await api("GET", "/v1/messages?" + new URLSearchParams({ user_id: m.scope.user_id || "", limit: "100000" }));
     const wanted = new Set(p.source_message_ids);
     $("sources").replaceChildren(...msgs.filter((x) => wanted.has(x.id)).map((x) =>

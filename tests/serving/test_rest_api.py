@@ -236,3 +236,23 @@ def test_oversized_chunked_body_without_length_is_413(http: httpx.Client) -> Non
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "body_too_large"
     assert _counts(http) == before
+
+
+def test_graph_around_a_memory(http: httpx.Client) -> None:
+    first = _add(http, "Caroline adopted a guinea pig named Oscar.", user="g", infer=True)
+    _add(http, "I feed Oscar fresh carrots every morning.", user="g", infer=True)
+    _add(http, "Bob has a parrot named Kiwi.", user="other", infer=True)
+    fact = next((c for c in first["results"] if c["kind"] != "episode"), first["results"][0])
+    r = http.get(f"/v1/memories/{fact['id']}/graph")
+    assert r.status_code == 200, r.text
+    graph = r.json()
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert graph["center"] == f"m:{fact['id']}" and graph["center"] in nodes
+    entity_labels = {n["label"] for n in nodes.values() if n["type"] == "entity"}
+    assert "Oscar" in entity_labels
+    neighbours = [n for n in nodes.values() if n["type"] == "memory" and n["id"] != graph["center"]]
+    assert any("carrots" in n["label"] for n in neighbours)
+    assert not any("Kiwi" in n["label"] for n in nodes.values())  # another user's memory
+    ids = set(nodes)
+    assert all(e["source"] in ids and e["target"] in ids for e in graph["edges"])
+    assert http.get("/v1/memories/01NOTANID000000000000000/graph").status_code == 404

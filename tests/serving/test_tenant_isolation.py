@@ -98,6 +98,7 @@ def test_no_cross_tenant_result_ever(
             for mid in foreign:
                 assert http.get(f"/v1/memories/{mid}").status_code == 404
                 assert http.get(f"/v1/memories/{mid}/history").status_code == 404
+                assert http.get(f"/v1/memories/{mid}/graph").status_code == 404
                 assert http.patch(f"/v1/memories/{mid}", json={"text": "hijacked"}
                                   ).status_code == 404
                 assert http.delete(f"/v1/memories/{mid}?hard=true").status_code == 404

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from memsvc import Memory
@@ -52,7 +53,7 @@ def _browse(url: str, profile: Path, *extra: str) -> str:
 def explorer_data(base_memory: Memory) -> dict[str, str]:
     turns = [
         ("2023-05-08T10:00:00Z", "Caroline adopted a guinea pig named Oscar."),
-        ("2023-05-20T09:30:00Z", "Oscar the guinea pig loves fresh carrots."),
+        ("2023-05-20T09:30:00Z", "I feed Oscar fresh carrots every morning."),
         ("2023-06-02T18:00:00Z", "Caroline moved to Boston for a job at Fidelity."),
         ("2023-07-14T12:00:00Z", "Caroline prefers green tea over coffee."),
     ]
@@ -81,9 +82,12 @@ def test_explorer_renders_search_detail_history_graph_and_timeline(
     assert 'class="history-entry"' in dom and ">ADD<" in dom
     assert 'class="source"' in dom and "guinea pig named Oscar" in dom  # the raw message
     assert 'class="g-center"' in dom
-    selected = base_memory.search("guinea pig Oscar", user_id="caroline", limit=1).results[0]
-    if selected.memory.entities:
-        assert 'class="g-entity"' in dom
+    selected = dom.split('id="detail-id">')[1].split("<")[0]
+    graph = httpx.get(f"{server.url}/v1/memories/{selected}/graph", timeout=30).json()
+    kinds = [n["type"] for n in graph["nodes"]]
+    assert dom.count('class="g-entity"') == min(kinds.count("entity"), 16)
+    assert dom.count('class="g-memory"') == min(kinds.count("memory") - 1, 14)
+    assert kinds.count("memory") > 1  # the carrots memory shares Oscar with the selected one
     assert "Error" not in dom.split('id="status"')[1][:200]
 
     ARTIFACTS.mkdir(exist_ok=True)
