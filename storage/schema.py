@@ -6,8 +6,9 @@ isolation is a property of the storage layer, not of whoever calls it.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -45,6 +46,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return datetime.strptime(value, _FORMAT).replace(tzinfo=UTC)
 
 
+def scope_token(tenant: str, user_id: str | None) -> str:
+    """One FTS5 token naming a tenant+user, so BM25 can be restricted to them inside MATCH."""
+    digest = hashlib.sha1(f"{tenant}\x1f{user_id or ''}".encode(), usedforsecurity=False)
+    return "s" + digest.hexdigest()[:20]
+
+
 def to_db_time(value: datetime) -> str:
     """The stored text form of a time, for raw SQL that bypasses the column type."""
     bound = UTCDateTime().process_bind_param(value, None)  # type: ignore[arg-type]
@@ -53,7 +60,7 @@ def to_db_time(value: datetime) -> str:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
 class MemoryRow(Base):
@@ -88,6 +95,7 @@ class MemoryRow(Base):
     last_accessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     content_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
+    fts_scope: Mapped[str] = mapped_column(String(24))  # see scope_token()
 
     __table_args__ = (
         Index("ix_memories_user", "tenant", "user_id", "status"),

@@ -52,7 +52,7 @@ from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
 from memsvc.storage.driver import sqlite_dbapi
 from memsvc.storage.filter_sql import visibility_clause
 from memsvc.storage.graph_store import GraphStoreMixin, link_memories, purge_orphans
-from memsvc.storage.schema import history, memories, messages, store_meta
+from memsvc.storage.schema import history, memories, messages, scope_token, store_meta
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _fts = table("memory_fts", column("rowid"))
@@ -177,6 +177,7 @@ def _row(tenant: str, rec: MemoryRecord) -> dict[str, Any]:
         "last_accessed_at": rec.last_accessed_at,
         "content_hash": rec.content_hash,
         "version": rec.version,
+        "fts_scope": scope_token(tenant, rec.scope.user_id),
     }
 
 
@@ -533,13 +534,24 @@ class SQLiteStore(GraphStoreMixin):
         """FTS5 BM25 over the scope; `match` is an FTS5 query the caller has made safe."""
         if not match:
             return []
-        score: Any = literal_column("bm25(memory_fts)").label("s")
+        # The FTS match must drive the join. Left to itself SQLite's planner walks the scope's
+        # rows by index and re-runs the MATCH for each one (seconds at 10k rows), so the
+        # matches are materialized first and then joined to the rows that are visible.
+        expression = f"text : ({match})"
+        if query.scope.user_id is not None:
+            expression += f" AND fts_scope : {scope_token(self.tenant, query.scope.user_id)}"
+        matches = (
+            # weight 0 for the scope column: it filters, it must not score
+            select(_fts.c.rowid, literal_column("bm25(memory_fts, 1.0, 0.0)").label("s"))
+            .where(text("memory_fts MATCH :match").bindparams(match=expression))
+            .cte("fts_matches")
+            .prefix_with("MATERIALIZED")
+        )
         stmt = (
-            select(memories.c.id, score)
-            .select_from(_fts.join(memories, memories.c.pk == _fts.c.rowid))
-            .where(text("memory_fts MATCH :match").bindparams(match=match))
+            select(memories.c.id, matches.c.s)
+            .select_from(matches.join(memories, memories.c.pk == matches.c.rowid))
             .where(visibility_clause(self.tenant, query))
-            .order_by(score)
+            .order_by(matches.c.s)
             .limit(k)
         )
         with self._read() as conn:

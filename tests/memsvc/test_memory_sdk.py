@@ -54,7 +54,7 @@ def test_search_explains_each_hit_by_channel(memory: Memory) -> None:
     response = memory.search("What pet did Caroline adopt?", user_id="u1", limit=2)
     top = response.results[0]
     assert "guinea pig" in top.memory.text
-    assert set(top.channel_scores) == {"vector", "bm25"}
+    assert {"vector", "bm25"} <= set(top.channel_scores)
     assert top.channel_ranks["vector"] == 1
     assert response.results[0].score >= response.results[1].score
     assert "total" in response.timing_ms

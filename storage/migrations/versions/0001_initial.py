@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("last_accessed_at", _TIME),
         sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("fts_scope", sa.String(24), nullable=False),
     )
     op.create_index("ix_memories_user", "memories", ["tenant", "user_id", "status"])
     op.create_index("ix_memories_agent", "memories", ["tenant", "agent_id", "status"])
@@ -93,22 +94,28 @@ def upgrade() -> None:
 
     # BM25 index over memory text, an external-content FTS5 table kept in step by triggers,
     # so a row and its index entry are written by the same statement, in the same transaction.
+    # `fts_scope` is one opaque token per tenant+user: ANDed into the MATCH, it makes FTS5
+    # intersect posting lists with the user's rows instead of scoring every user's matches.
     op.execute(
-        "CREATE VIRTUAL TABLE memory_fts USING fts5(text, content='memories', "
+        "CREATE VIRTUAL TABLE memory_fts USING fts5(text, fts_scope, content='memories', "
         "content_rowid='pk', tokenize='porter unicode61 remove_diacritics 2')"
     )
     op.execute(
         "CREATE TRIGGER memories_fts_ai AFTER INSERT ON memories BEGIN "
-        "INSERT INTO memory_fts(rowid, text) VALUES (new.pk, new.text); END"
+        "INSERT INTO memory_fts(rowid, text, fts_scope) VALUES (new.pk, new.text, new.fts_scope); "
+        "END"
     )
     op.execute(
         "CREATE TRIGGER memories_fts_ad AFTER DELETE ON memories BEGIN "
-        "INSERT INTO memory_fts(memory_fts, rowid, text) VALUES ('delete', old.pk, old.text); END"
+        "INSERT INTO memory_fts(memory_fts, rowid, text, fts_scope) "
+        "VALUES ('delete', old.pk, old.text, old.fts_scope); END"
     )
     op.execute(
-        "CREATE TRIGGER memories_fts_au AFTER UPDATE OF text ON memories BEGIN "
-        "INSERT INTO memory_fts(memory_fts, rowid, text) VALUES ('delete', old.pk, old.text); "
-        "INSERT INTO memory_fts(rowid, text) VALUES (new.pk, new.text); END"
+        "CREATE TRIGGER memories_fts_au AFTER UPDATE OF text, fts_scope ON memories BEGIN "
+        "INSERT INTO memory_fts(memory_fts, rowid, text, fts_scope) "
+        "VALUES ('delete', old.pk, old.text, old.fts_scope); "
+        "INSERT INTO memory_fts(rowid, text, fts_scope) VALUES (new.pk, new.text, new.fts_scope); "
+        "END"
     )
 
     # Vector index. `part` (tenant + user) is the partition key so a user's KNN only touches
