@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from memsvc.consolidation import ConsolidationConfig, ConsolidationReport, Progress
 from memsvc.memory import Memory, MessagesInput
 from memsvc.models import (
     AddResult,
@@ -173,3 +174,31 @@ class AsyncMemory:
 
     async def reset(self) -> None:
         await asyncio.to_thread(self.sync.reset)
+
+    async def infer(
+        self,
+        message_ids: Sequence[str],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> AddResult:
+        return await asyncio.to_thread(
+            self.sync.infer, message_ids, user_id=user_id, agent_id=agent_id,
+            session_id=session_id,
+        )
+
+    async def consolidate(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        now: Time = None,
+        steps: Sequence[str] | None = None,
+        config: ConsolidationConfig | None = None,
+        progress: Progress | None = None,
+    ) -> ConsolidationReport:
+        return await asyncio.to_thread(
+            self.sync.consolidate, user_id=user_id, agent_id=agent_id, now=now, steps=steps,
+            config=config, progress=progress,
+        )
