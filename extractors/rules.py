@@ -45,6 +45,11 @@ _TOOL_SIGNAL = re.compile(
     r"fixed|succeeded|success|worked|retry|retried)\b",
     re.IGNORECASE,
 )
+_TOOL_FAILURE = re.compile(
+    r"\b(?:error|failed|failure|exception|traceback|timeout|timed\s+out|denied|not\s+found|"
+    r"invalid|refused|unauthori[sz]ed|forbidden|status\s*[45]\d\d)\b",
+    re.IGNORECASE,
+)
 _PREFERENCE = re.compile(
     r"\b(?:(?:I|we|I['’]d|we['’]d|really|also|totally|just|still|always|truly|absolutely|"
     r"don['’]t|do\s+not|never|kinda|so|no\s+longer|stopped)\s+(?:love|like|enjoy|adore|"
@@ -183,6 +188,7 @@ class RuleExtractor:
             question = _question_answered(previous, message)
             out.extend(self.extract_message(message, addressee, people, question))
             previous = message
+        out.extend(trajectory_lessons(messages))
         return out
 
     def extract_message(
@@ -266,6 +272,47 @@ class RuleExtractor:
         if first.start <= said_at and not is_future(sentence):
             return first.start, None
         return said_at, None
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def trajectory_lessons(messages: Sequence[StoredMessage]) -> list[Candidate]:
+    """Lessons from an agent's tool use: a tool call that failed, what the assistant did
+    next, and the same tool succeeding afterwards become one `procedure`:
+    "When weather_api failed with '...', what worked: ...". All three turns are its source."""
+    lessons: list[Candidate] = []
+    for i, failed in enumerate(messages):
+        if failed.role != "tool" or not _TOOL_FAILURE.search(failed.content):
+            continue
+        tool = failed.name or "the tool"
+        fix = next((m for m in messages[i + 1:] if m.role == "assistant"), None)
+        if fix is None:
+            continue
+        after = messages[messages.index(fix) + 1:]
+        success = next(
+            (m for m in after if m.role == "tool" and (m.name or "the tool") == tool), None
+        )
+        if success is None or _TOOL_FAILURE.search(success.content):
+            continue
+        text = (f"When {tool} failed with \"{_first_line(failed.content)}\", what worked: "
+                f"{_first_line(fix.content, 240)}")
+        lessons.append(
+            Candidate(
+                kind=MemoryKind.PROCEDURE,
+                text=text,
+                source_message_ids=[failed.id, fix.id, success.id],
+                valid_from=success.timestamp,
+                entities=[tool] if failed.name else [],
+                metadata={"speaker": speaker_name(fix), "role": "trajectory", "tool": tool,
+                          "lesson": True},
+                confidence=0.6,
+                importance=0.8,
+            )
+        )
+    return lessons
 
 
 def merge_turn(pieces: list[Candidate]) -> list[Candidate]:

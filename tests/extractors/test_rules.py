@@ -134,3 +134,29 @@ def test_a_statement_after_a_statement_gets_no_question():
                   turn("It was Becoming Nicole, a true story about a trans girl.", i=2))
     assert not any("answering" in c.text for c in out)
     assert not any("answers" in c.metadata for c in out)
+
+
+def test_a_tool_failure_then_fix_becomes_a_lesson():
+    trajectory = [
+        turn("Get the weather in Paris.", name=None, role="user", i=1),
+        turn('weather_api(city="Paris")', name=None, role="assistant", i=2),
+        turn("Error 400: invalid city code, use ISO country suffix", name="weather_api",
+             role="tool", i=3),
+        turn('Retrying with weather_api(city="Paris,FR")', name=None, role="assistant", i=4),
+        turn('{"temp_c": 18, "sky": "clear"}', name="weather_api", role="tool", i=5),
+    ]
+    lessons = [c for c in extract(*trajectory) if c.metadata.get("lesson")]
+    [lesson] = lessons
+    assert lesson.kind is MemoryKind.PROCEDURE
+    assert lesson.text.startswith('When weather_api failed with "Error 400: invalid city code')
+    assert 'Paris,FR' in lesson.text
+    assert lesson.source_message_ids == ["m3", "m4", "m5"]
+
+
+def test_a_failure_never_fixed_is_no_lesson():
+    trajectory = [
+        turn("Error: connection refused", name="db", role="tool", i=1),
+        turn("Trying again.", name=None, role="assistant", i=2),
+        turn("Error: connection refused", name="db", role="tool", i=3),
+    ]
+    assert not [c for c in extract(*trajectory) if c.metadata.get("lesson")]
