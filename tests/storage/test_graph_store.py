@@ -162,3 +162,29 @@ def test_embeddings_are_read_back(store: SQLiteStore) -> None:
     got = store.embeddings([rec.id, "missing"])
     assert list(got) == [rec.id]
     np.testing.assert_allclose(got[rec.id], vec(7))
+
+
+def test_upgrading_an_older_file_links_the_memories_it_holds(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from memsvc.storage import sqlite_store
+
+    path = tmp_path / "old.db"
+    s = SQLiteStore(path, embedding_dim=4)
+    rec = fact("Ana lives in Paris", ["Ana", "Paris"], subject="Ana", predicate="lives_in",
+               object="Paris")
+    s.apply(WriteBatch(inserts=[(rec, vec())]))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(sqlite_store._MIGRATIONS))
+    with s.engine.connect().execution_options(write=True) as conn, conn.begin():
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")  # the file as the previous release left it
+    s.close()
+    reopened = SQLiteStore(path, embedding_dim=4)  # opening upgrades to the head
+    try:
+        assert names(reopened) == {"Ana": [], "Paris": []}
+        assert len(reopened.graph_data(U1).relations) == 1
+        assert reopened.graph_version(U1) > 0
+    finally:
+        reopened.close()

@@ -81,6 +81,34 @@ def upgrade() -> None:
     )
 
 
+    _backfill()
+
+
+def _backfill() -> None:
+    """Link the memories a store already holds, so an upgraded file has its graph too."""
+    from memsvc.storage.graph_store import link_memories
+    from memsvc.storage.schema import memories
+    from memsvc.storage.sqlite_store import _record
+
+    conn = op.get_bind()
+    last_pk = 0
+    while True:
+        rows = conn.execute(
+            sa.select(memories)
+            .where(memories.c.pk > last_pk, sa.func.json_array_length(memories.c.entities) > 0)
+            .order_by(memories.c.pk)
+            .limit(500)
+        ).all()
+        if not rows:
+            return
+        by_tenant: dict[str, list] = {}
+        for row in rows:
+            by_tenant.setdefault(row.tenant, []).append(_record(row))
+        for tenant, records in by_tenant.items():
+            link_memories(conn, tenant, records, replace=False)
+        last_pk = rows[-1].pk
+
+
 def downgrade() -> None:
     for table in ("graph_state", "entity_relations", "memory_entities", "entities"):
         op.drop_table(table)
