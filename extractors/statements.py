@@ -155,7 +155,12 @@ def resolve_persons(sentence: str, speaker: str, addressee: str | None = None) -
         ad = addressee
         s = _replace(r"\byou['’]re\b|\byou are\b", f"{ad} is", s, re.IGNORECASE)
         s = _replace(r"\byou were\b", f"{ad} was", s, re.IGNORECASE)
-        s = _replace(r"\byou['’]ve\b|\byou have\b", f"{ad} has", s, re.IGNORECASE)
+        # after an auxiliary the verb stays bare: "do you have" → "does Melanie have"
+        s = _replace(r"\b([Dd])o you\b", rf"\1oes {ad}", s)
+        s = _replace(
+            r"\byou['’]ve\b|(?<![Dd]id )(?<![Cc]an )(?<![Ww]ill )(?<![Ww]ould )\byou have\b",
+            f"{ad} has", s, re.IGNORECASE,
+        )
         s = _replace(r"\byou['’]ll\b", f"{ad} will", s, re.IGNORECASE)
         s = _replace(r"\byou['’]d\b", f"{ad} would", s, re.IGNORECASE)
         s = _replace(r"\byour(?:s)?\b", f"{ad}'s", s, re.IGNORECASE)

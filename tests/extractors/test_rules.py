@@ -160,3 +160,11 @@ def test_a_failure_never_fixed_is_no_lesson():
         turn("Error: connection refused", name="db", role="tool", i=3),
     ]
     assert not [c for c in extract(*trajectory) if c.metadata.get("lesson")]
+
+
+def test_questions_quoted_for_context_keep_their_grammar():
+    out = extract(turn("Do you have any experience with adoption?", name="Melanie", i=1),
+                  turn("No, but a buddy of mine adopted last year.", i=2))
+    [answer] = out
+    assert '(answering Melanie: "Does Caroline have any experience with adoption?")' in answer.text
+    assert "(2022)" in answer.text
