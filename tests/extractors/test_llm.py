@@ -141,3 +141,14 @@ def test_llm_memories_record_extractor_name_and_version(tmp_path, embedder):
     assert {(r.provenance.extractor, r.provenance.extractor_version) for r in extracted} == {
         ("llm", "1:recorded")
     }
+
+
+def test_the_serving_llm_client_plugs_in_as_the_backend():
+    from memsvc.serving.llm_client import LLMClient
+
+    with FakeOpenAI(recording("extraction_ok.json")).running() as fake:
+        client = LLMClient(fake.url, model="recorded")
+        out = LLMExtractor(client, model="recorded").extract(messages())
+        client.close()
+    assert len(out) == 3 and fake.requests[0]["model"] == "recorded"
+    assert fake.requests[0]["response_format"]["json_schema"]["name"] == "memories"
