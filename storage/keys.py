@@ -14,12 +14,12 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from memsvc.storage.schema import api_keys
 from pydantic import BaseModel
 from sqlalchemy import Engine, func, insert, select, update
 
 from memsvc.errors import InvalidInputError, NotFoundError
 from memsvc.ids import new_id
+from memsvc.storage.schema import api_keys
 from memsvc.validation import clean_id
 
 KEY_PREFIX = "msk_"

@@ -54,7 +54,7 @@ async def test_async_client_round_trip(memory: Memory) -> None:
 
 
 def test_api_key_is_sent_and_unknown_codes_stay_typed(memory: Memory) -> None:
-    keys = ApiKeyStore(memory.store.engine)  # type: ignore[attr-defined]
+    keys = ApiKeyStore(memory.store.engine)
     _, key = keys.create("sdk", "team-x")
     app = create_app(memory, keys=keys, require_keys=True)
     with BackgroundServer(app) as server:

@@ -145,7 +145,7 @@ def test_delete_user_erases_every_index_in_one_call(
     hits = http.post("/v1/search", json={"query": "green tea Sundays", "user_id": "alice"})
     assert hits.json()["results"] == []
     assert http.get("/v1/memories", params={"user_id": "bob"}).json()["total"] >= 1
-    with base_memory.store.engine.connect() as conn:  # type: ignore[attr-defined]
+    with base_memory.store.engine.connect() as conn:
         left = conn.exec_driver_sql(
             "SELECT (SELECT count(*) FROM memories WHERE user_id = 'alice'),"
             " (SELECT count(*) FROM messages WHERE user_id = 'alice'),"
