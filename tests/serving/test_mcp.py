@@ -67,11 +67,19 @@ async def _exercise(session: ClientSession, user: str) -> None:
     page = _data(await session.call_tool("list_memories", {"user_id": user}))
     assert mid not in [m["id"] for m in page["items"]]
 
+    before = _data(await session.call_tool("list_memories", {"user_id": user}))["total"]
     refused = await session.call_tool("add_memory", {"text": "   ", "user_id": user})
     assert refused.is_error
     assert "empty" in refused.content[0].text
     missing = await session.call_tool("update_memory", {"memory_id": "01NOPE", "text": "x"})
     assert missing.is_error and "no memory" in missing.content[0].text
+    bad_filter = await session.call_tool(
+        "search_memory", {"query": "x", "user_id": user, "filters": {"importance": "high"}})
+    assert bad_filter.is_error and "invalid_filter" in bad_filter.content[0].text
+    no_scope = await session.call_tool("add_memory", {"text": "orphan"})
+    assert no_scope.is_error and "scope_required" in no_scope.content[0].text
+    after = _data(await session.call_tool("list_memories", {"user_id": user}))["total"]
+    assert after == before  # refused calls changed nothing
 
 
 async def test_mcp_over_streamable_http(
