@@ -42,6 +42,7 @@ from memsvc.models import (
     StoreStats,
 )
 from memsvc.retrievers.context import ContextBlock
+from memsvc.serving.docs import mount_offline_docs
 from memsvc.serving.graph_view import memory_graph
 from memsvc.serving.http_guard import BodyGuard, error_body
 from memsvc.serving.jobs import JobRunner
@@ -119,6 +120,8 @@ def create_app(
         "`Authorization: Bearer <key>` (keys from `memsvc keys create`). MCP (streamable "
         "HTTP) is at `/mcp`, the memory explorer at `/ui`.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files below: the default page needs a CDN
+        redoc_url=None,
     )
     app.state.tenancy = tenancy
     app.state.jobs = jobs
@@ -358,6 +361,7 @@ def create_app(
     )
     if STATIC_DIR.is_dir():
         app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True), name="ui")
+    mount_offline_docs(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

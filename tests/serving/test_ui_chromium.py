@@ -103,3 +103,12 @@ def test_explorer_shows_api_errors(server: BackgroundServer, tmp_path: Path) -> 
                   "--dump-dom")
     status = dom.split('id="status"')[1][:300]
     assert 'class="error"' in status and "Error:" in status
+
+
+def test_api_docs_render_offline(server: BackgroundServer, tmp_path: Path) -> None:
+    html = httpx.get(f"{server.url}/docs", timeout=30).text
+    assert "/docs-assets/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
+    dom = _browse(f"{server.url}/docs", tmp_path / "profile-docs", "--dump-dom")
+    assert "opblock" in dom  # Swagger UI rendered the operations itself
+    for path in ("/v1/search", "/v1/context", "/v1/memories/{memory_id}/history"):
+        assert path in dom
