@@ -14,11 +14,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from memsvc.models import MemoryRecord, Scope
 from memsvc.storage.base import VisibilityQuery
@@ -90,9 +90,11 @@ def link_memories(
 
     With `replace` (updates), a memory whose entities, aliases and subject/object are
     unchanged is left alone, so status-only updates (archive, supersede) do not invalidate
-    cached graphs.
+    cached graphs. Entities are upserted for the whole batch at once (a handful of
+    statements, not a few per memory), since this runs inside every write.
     """
     touched_users: set[str] = set()
+    todo: list[tuple[MemoryRecord, dict[str, str]]] = []
     for rec in records:
         names = _entity_names(rec)
         if replace:
@@ -105,25 +107,71 @@ def link_memories(
                     delete(entity_relations).where(entity_relations.c.memory_id == rec.id)
                 )
                 touched_users.add(rec.scope.user_id or "")
-        if not names:
-            continue
-        touched_users.add(rec.scope.user_id or "")
-        aliases = _aliases_of(rec)
-        pks = {
-            norm: _upsert_entity(
-                conn, tenant, rec.scope, norm, name, aliases.get(norm, []), rec.updated_at
-            )
-            for norm, name in names.items()
-        }
-        conn.execute(
-            insert(memory_entities),
-            [{"memory_id": rec.id, "entity_pk": pk, "tenant": tenant} for pk in pks.values()],
-        )
-        relation = _relation(rec, pks)
-        if relation is not None:
-            conn.execute(insert(entity_relations), [{"tenant": tenant, **relation}])
+        if names:
+            todo.append((rec, names))
+            touched_users.add(rec.scope.user_id or "")
+    if todo:
+        pk_of = _upsert_entities(conn, tenant, todo)
+        links, relations = [], []
+        for rec, names in todo:
+            key = (rec.scope.user_id or "", rec.scope.agent_id or "")
+            pks = {norm: pk_of[(*key, norm)] for norm in names}
+            links += [{"memory_id": rec.id, "entity_pk": pk, "tenant": tenant}
+                      for pk in pks.values()]
+            relation = _relation(rec, pks)
+            if relation is not None:
+                relations.append({"tenant": tenant, **relation})
+        conn.execute(insert(memory_entities), links)
+        if relations:
+            conn.execute(insert(entity_relations), relations)
     for user_id in sorted(touched_users):
         bump_version(conn, tenant, user_id)
+
+
+def _upsert_entities(
+    conn: Connection, tenant: str, todo: list[tuple[MemoryRecord, dict[str, str]]]
+) -> dict[tuple[str, str, str], int]:
+    """Make sure every named entity has its row, merge new aliases in; (user, agent, norm)
+    -> entity pk."""
+    first: dict[tuple[str, str, str], dict[str, Any]] = {}
+    new_aliases: dict[tuple[str, str, str], set[str]] = {}
+    for rec, names in todo:
+        user, agent = rec.scope.user_id or "", rec.scope.agent_id or ""
+        aliases = _aliases_of(rec)
+        for norm, name in names.items():
+            key = (user, agent, norm)
+            first.setdefault(key, {
+                "tenant": tenant, "user_id": user, "agent_id": agent, "norm": norm,
+                "name": name, "aliases": [], "created_at": rec.updated_at,
+                "updated_at": rec.updated_at,
+            })
+            new_aliases.setdefault(key, set()).update(aliases.get(norm, []))
+    conn.execute(sqlite_insert(entities).on_conflict_do_nothing(), list(first.values()))
+    by_scope: dict[tuple[str, str], list[str]] = {}
+    for user, agent, norm in first:
+        by_scope.setdefault((user, agent), []).append(norm)
+    out: dict[tuple[str, str, str], int] = {}
+    changed: list[dict[str, Any]] = []
+    for (user, agent), norms in by_scope.items():
+        for chunk in range(0, len(norms), 500):
+            for row in conn.execute(
+                select(entities.c.pk, entities.c.norm, entities.c.aliases).where(
+                    entities.c.tenant == tenant, entities.c.user_id == user,
+                    entities.c.agent_id == agent, entities.c.norm.in_(norms[chunk : chunk + 500]),
+                )
+            ):
+                key = (user, agent, row.norm)
+                out[key] = int(row.pk)
+                have = set(row.aliases or [])
+                if not new_aliases[key] <= have:
+                    changed.append({"pk_": row.pk, "aliases": sorted(have | new_aliases[key]),
+                                    "updated_at": first[key]["updated_at"]})
+    if changed:
+        conn.execute(
+            update(entities).where(entities.c.pk == bindparam("pk_")),
+            changed,
+        )
+    return out
 
 
 def _relation(rec: MemoryRecord, pks: dict[str, int]) -> dict[str, Any] | None:
@@ -180,46 +228,6 @@ def _needs_relink(conn: Connection, rec: MemoryRecord, names: dict[str, str]) ->
         )
         current = tuple(f"{norm_of[r.src_pk]}|{r.predicate}|{norm_of[r.dst_pk]}" for r in rels)
     return current != _wanted_relation(rec, names), True
-
-
-def _upsert_entity(
-    conn: Connection,
-    tenant: str,
-    scope: Scope,
-    norm: str,
-    name: str,
-    aliases: list[str],
-    at: datetime,
-) -> int:
-    key = and_(
-        entities.c.tenant == tenant,
-        entities.c.user_id == (scope.user_id or ""),
-        entities.c.agent_id == (scope.agent_id or ""),
-        entities.c.norm == norm,
-    )
-    row = conn.execute(select(entities.c.pk, entities.c.aliases).where(key)).first()
-    if row is None:
-        return int(
-            conn.execute(
-                insert(entities).returning(entities.c.pk),
-                {
-                    "tenant": tenant,
-                    "user_id": scope.user_id or "",
-                    "agent_id": scope.agent_id or "",
-                    "norm": norm,
-                    "name": name,
-                    "aliases": sorted(set(aliases)),
-                    "created_at": at,
-                    "updated_at": at,
-                },
-            ).scalar_one()
-        )
-    merged = sorted(set(row.aliases or []) | set(aliases))
-    if merged != sorted(row.aliases or []):
-        conn.execute(
-            update(entities).where(entities.c.pk == row.pk).values(aliases=merged, updated_at=at)
-        )
-    return int(row.pk)
 
 
 def bump_version(conn: Connection, tenant: str, user_id: str) -> None:
