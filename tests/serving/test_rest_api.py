@@ -134,15 +134,15 @@ def test_unknown_route_is_a_json_404(http: httpx.Client) -> None:
 def test_delete_user_erases_every_index_in_one_call(
     http: httpx.Client, base_memory: Memory
 ) -> None:
-    for text in ("Alice likes green tea", "Alice runs on Sundays"):
-        _add(http, text, user="alice")
+    for text in ("Alice likes green tea", "Alice moved to Boston for a job at Fidelity."):
+        _add(http, text, user="alice", infer=True)
     _add(http, "Bob keeps bees", user="bob")
     r = http.delete("/v1/users/alice")
     assert r.status_code == 200
     assert r.json()["deleted"] >= 2
     assert http.get("/v1/memories", params={"user_id": "alice"}).json()["total"] == 0
     assert http.get("/v1/messages", params={"user_id": "alice"}).json() == []
-    hits = http.post("/v1/search", json={"query": "green tea Sundays", "user_id": "alice"})
+    hits = http.post("/v1/search", json={"query": "green tea Boston", "user_id": "alice"})
     assert hits.json()["results"] == []
     assert http.get("/v1/memories", params={"user_id": "bob"}).json()["total"] >= 1
     with base_memory.store.engine.connect() as conn:
@@ -150,9 +150,11 @@ def test_delete_user_erases_every_index_in_one_call(
             "SELECT (SELECT count(*) FROM memories WHERE user_id = 'alice'),"
             " (SELECT count(*) FROM messages WHERE user_id = 'alice'),"
             " (SELECT count(*) FROM memory_vec WHERE user_id = 'alice'),"
-            " (SELECT count(*) FROM memory_fts WHERE text LIKE '%green tea%')"
+            " (SELECT count(*) FROM memory_fts WHERE text LIKE '%green tea%'),"
+            " (SELECT count(*) FROM entities WHERE user_id = 'alice'),"
+            " (SELECT count(*) FROM history WHERE new LIKE '%Fidelity%')"
         ).one()
-    assert tuple(left) == (0, 0, 0, 0)
+    assert tuple(left) == (0, 0, 0, 0, 0, 0)
     assert base_memory.store.consistency()["consistent"]
 
 
