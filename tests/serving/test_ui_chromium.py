@@ -18,6 +18,7 @@ import pytest
 
 from memsvc import Memory
 from memsvc.serving.server import BackgroundServer
+from memsvc.storage.keys import ApiKeyStore
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -112,3 +113,22 @@ def test_api_docs_render_offline(server: BackgroundServer, tmp_path: Path) -> No
     assert "opblock" in dom  # Swagger UI rendered the operations itself
     for path in ("/v1/search", "/v1/context", "/v1/memories/{memory_id}/history"):
         assert path in dom
+
+
+def test_explorer_with_an_api_key_sees_only_its_tenant(
+    keyed_server: BackgroundServer, key_store: ApiKeyStore, base_memory: Memory,
+    tmp_path: Path,
+) -> None:
+    _, key = key_store.create("ui", "tenant-ui")
+    base_memory.add("Default tenant: the launch code is 0000", user_id="shared")
+    with httpx.Client(base_url=keyed_server.url, timeout=60,
+                      headers={"Authorization": f"Bearer {key}"}) as http:
+        assert http.post("/v1/memories", json={"messages": "Tenant UI: the launch is on Monday",
+                                               "user_id": "shared"}).status_code == 201
+    url = f"{keyed_server.url}/ui/?user_id=shared&key={key}"
+    dom = _browse(url, tmp_path / "profile-key", "--dump-dom")
+    assert "the launch is on Monday" in dom
+    assert "launch code is 0000" not in dom
+    refused = _browse(f"{keyed_server.url}/ui/?user_id=shared", tmp_path / "profile-nokey",
+                      "--dump-dom")
+    assert "API key is required" in refused
