@@ -7,11 +7,12 @@ behaviour, validation and errors are exactly `Memory`'s.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from memsvc.chat import ChatEvent, ChatResponse
 from memsvc.consolidation import ConsolidationConfig, ConsolidationReport, Progress
 from memsvc.memory import Memory, MessagesInput
 from memsvc.models import (
@@ -187,6 +188,36 @@ class AsyncMemory:
             self.sync.infer, message_ids, user_id=user_id, agent_id=agent_id,
             session_id=session_id,
         )
+
+    async def chat(
+        self,
+        message: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        limit: int = 8,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        infer: bool = True,
+        stream: bool = False,
+    ) -> ChatResponse | AsyncIterator[ChatEvent]:
+        """`Memory.chat`; with `stream`, an async iterator of the events."""
+        kwargs: dict[str, Any] = dict(
+            user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
+            max_tokens=max_tokens, temperature=temperature, infer=infer)
+        if not stream:
+            return await asyncio.to_thread(lambda: self.sync.chat(message, **kwargs))
+        events = await asyncio.to_thread(lambda: self.sync.chat(message, stream=True, **kwargs))
+
+        def step() -> ChatEvent | None:
+            return next(events, None)
+
+        async def relay() -> AsyncIterator[ChatEvent]:
+            while (event := await asyncio.to_thread(step)) is not None:
+                yield event
+
+        return relay()
 
     async def consolidate(
         self,

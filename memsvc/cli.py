@@ -374,6 +374,11 @@ from memsvc.cli_server import register as _register_server  # noqa: E402
 
 _register_server(app)
 
+# `llm start|stop|status`: the local vLLM server behind /v1/chat.
+from memsvc.cli_llm import register as _register_llm  # noqa: E402
+
+_register_llm(app)
+
 
 if __name__ == "__main__":
     app()

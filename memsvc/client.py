@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter
 
+from memsvc.chat import (
+    ChatEvent,
+    ChatRequest,
+    ChatResponse,
+    chat_body,
+    events_from_lines,
+    parse_sse_event,
+)
 from memsvc.consolidation import ConsolidationConfig, ConsolidationReport, Progress
 from memsvc.errors import ERRORS_BY_CODE, InvalidInputError, MemsvcError
 from memsvc.models import (
@@ -329,6 +337,46 @@ class MemoryClient(_Base):
     def stats(self) -> StoreStats:
         return self._do(self._stats())
 
+    @overload
+    def chat(self, message: str, *, user_id: str | None = ..., agent_id: str | None = ...,
+             session_id: str | None = ..., limit: int = ..., max_tokens: int = ...,
+             temperature: float = ..., infer: bool = ...,
+             stream: Literal[False] = ...) -> ChatResponse: ...
+
+    @overload
+    def chat(self, message: str, *, user_id: str | None = ..., agent_id: str | None = ...,
+             session_id: str | None = ..., limit: int = ..., max_tokens: int = ...,
+             temperature: float = ..., infer: bool = ...,
+             stream: Literal[True]) -> Iterator[ChatEvent]: ...
+
+    def chat(self, message: str, *, user_id: str | None = None, agent_id: str | None = None,
+             session_id: str | None = None, limit: int = 8, max_tokens: int = 256,
+             temperature: float = 0.0, infer: bool = True,
+             stream: bool = False) -> ChatResponse | Iterator[ChatEvent]:
+        """`Memory.chat` over `POST /v1/chat`; with `stream`, the server-sent events. A 503
+        (the LLM failed; the message is stored) raises `ChatUnavailableError` here, before
+        any event."""
+        body = chat_body(ChatRequest.build(
+            message, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
+            max_tokens=max_tokens, temperature=temperature, infer=infer), stream=stream)
+        if not stream:
+            return self._do(_Call("POST", "/v1/chat", _model(TypeAdapter(ChatResponse)),
+                                  json=body))
+        request = self._http.build_request("POST", "/v1/chat", json=body)
+        response = self._http.send(request, stream=True)
+        if response.status_code >= 400:
+            response.read()
+            response.close()
+            raise_for_error(response)
+
+        def events() -> Iterator[ChatEvent]:
+            try:
+                yield from events_from_lines(response.iter_lines())
+            finally:
+                response.close()
+
+        return events()
+
 
 class AsyncMemoryClient(_Base):
     """`AsyncMemory` over HTTP; the same methods as `MemoryClient`, awaitable."""
@@ -430,3 +478,31 @@ class AsyncMemoryClient(_Base):
 
     async def stats(self) -> StoreStats:
         return await self._do(self._stats())
+
+    async def chat(self, message: str, *, user_id: str | None = None,
+                   agent_id: str | None = None, session_id: str | None = None, limit: int = 8,
+                   max_tokens: int = 256, temperature: float = 0.0, infer: bool = True,
+                   stream: bool = False) -> ChatResponse | AsyncIterator[ChatEvent]:
+        """See `MemoryClient.chat`; with `stream`, an async iterator of the events."""
+        body = chat_body(ChatRequest.build(
+            message, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
+            max_tokens=max_tokens, temperature=temperature, infer=infer), stream=stream)
+        if not stream:
+            return await self._do(_Call("POST", "/v1/chat", _model(TypeAdapter(ChatResponse)),
+                                        json=body))
+        request = self._http.build_request("POST", "/v1/chat", json=body)
+        response = await self._http.send(request, stream=True)
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            raise_for_error(response)
+
+        async def events() -> AsyncIterator[ChatEvent]:
+            try:
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        yield parse_sse_event(line[5:].strip())
+            finally:
+                await response.aclose()
+
+        return events()

@@ -45,6 +45,12 @@ class Settings:
     bm25_weight: float = 1.0
     rrf_k: int = 60
     query_cache_size: int = 2048
+    # The chat LLM (/v1/chat, Memory.chat): any OpenAI-compatible server. None: the local
+    # vLLM of `memsvc llm start` (http://127.0.0.1:$MEMSVC_VLLM_PORT, default 8765).
+    llm_base_url: str | None = None
+    llm_model: str | None = None  # None: the server's first model
+    llm_api_key: str | None = None
+    llm_timeout_s: float = 60.0  # longest gap between two streamed chunks
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -60,6 +66,11 @@ class Settings:
             env["embed_threads"] = int(os.environ["MEMSVC_EMBED_THREADS"])
         if os.environ.get("MEMSVC_MAX_TEXT_BYTES"):
             env["max_text_bytes"] = int(os.environ["MEMSVC_MAX_TEXT_BYTES"])
+        for name, key in (("MEMSVC_LLM_BASE_URL", "llm_base_url"),
+                          ("MEMSVC_LLM_MODEL", "llm_model"), ("MEMSVC_LLM_API_KEY", "llm_api_key")):
+            if os.environ.get(name):
+                env[key] = os.environ[name]
+        env["llm_timeout_s"] = _env_float("MEMSVC_LLM_TIMEOUT", cls.llm_timeout_s)
         env["vector_weight"] = _env_float("MEMSVC_VECTOR_WEIGHT", cls.vector_weight)
         env["bm25_weight"] = _env_float("MEMSVC_BM25_WEIGHT", cls.bm25_weight)
         settings = cls(**env)
@@ -71,4 +82,6 @@ class Settings:
     def describe(self) -> dict[str, Any]:
         out = asdict(self)
         out["db_path"] = str(self.db_path)
+        if out.get("llm_api_key"):
+            out["llm_api_key"] = "***"  # reports are shared; the key is not
         return out

@@ -10,8 +10,9 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
+from memsvc.chat import ChatEngine, ChatEvent, ChatRequest, ChatResponse, ChatUnavailableError
 from memsvc.config import Settings, default_embedder_path
 from memsvc.consolidation import (
     STEPS,
@@ -81,6 +82,7 @@ class Memory:
         embedder: Embedder | None = None,
         store: MemoryStore | None = None,
         extractor: Extractor | None = None,
+        chat_engine: ChatEngine | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env(db_path=db_path, tenant=tenant)
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(
@@ -93,6 +95,8 @@ class Memory:
         )
         # runs on add(infer=True); the rule-based extractor unless another is given
         self.extractor: Extractor | None = extractor if extractor is not None else RuleExtractor()
+        # answers `chat` (memsvc.serving.chat.ChatService); None: no LLM, chat is refused
+        self.chat_engine = chat_engine
         self._episodes = EpisodeExtractor()
         self._manager = WriteManager(self.store)
         channels: dict[str, Channel] = {
@@ -430,6 +434,51 @@ class Memory:
             include_archived=include_archived,
         )
         return pack_context(response.results, max_tokens=max_tokens)
+
+    @overload
+    def chat(self, message: str, *, user_id: str | None = ..., agent_id: str | None = ...,
+             session_id: str | None = ..., limit: int = ..., max_tokens: int = ...,
+             temperature: float = ..., infer: bool = ...,
+             stream: Literal[False] = ...) -> ChatResponse: ...
+
+    @overload
+    def chat(self, message: str, *, user_id: str | None = ..., agent_id: str | None = ...,
+             session_id: str | None = ..., limit: int = ..., max_tokens: int = ...,
+             temperature: float = ..., infer: bool = ...,
+             stream: Literal[True]) -> Iterator[ChatEvent]: ...
+
+    def chat(
+        self,
+        message: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        limit: int = 8,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        infer: bool = True,
+        stream: bool = False,
+    ) -> ChatResponse | Iterator[ChatEvent]:
+        """Answer `message` with memory through the configured LLM (`chat_engine`): retrieve,
+        store the message first, stream the answer, store the reply in the session.
+
+        Returns a `ChatResponse`, or with `stream` an iterator of `ChatEvent` (deltas, then
+        `done`). Raises `ChatUnavailableError` when no engine is configured or the model
+        fails; the message is stored by then (except when no engine is configured).
+        """
+        request = ChatRequest.build(
+            message, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
+            max_tokens=max_tokens, temperature=temperature, infer=infer,
+            max_text_bytes=self.settings.max_text_bytes,
+        )
+        if self.chat_engine is None:
+            raise ChatUnavailableError(
+                "no LLM configured: pass Memory(chat_engine=ChatService.from_settings(...)) "
+                "from memsvc.serving.chat (start a local one with `memsvc llm start`)")
+        if stream:
+            return self.chat_engine.stream(self, request)
+        return self.chat_engine.chat(self, request)
 
     def _resolve_plan(self, plan: SearchPlan | str | None) -> SearchPlan:
         if plan is None:

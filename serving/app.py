@@ -42,6 +42,7 @@ from memsvc.models import (
     StoreStats,
 )
 from memsvc.retrievers.context import ContextBlock
+from memsvc.serving.chat import ChatService, chat_router
 from memsvc.serving.docs import mount_offline_docs
 from memsvc.serving.graph_view import memory_graph
 from memsvc.serving.http_guard import BodyGuard, error_body
@@ -83,6 +84,7 @@ def create_app(
     require_keys: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     host: str = "127.0.0.1",
+    chat: ChatService | None = None,
 ) -> FastAPI:
     """The whole server around one base `Memory` (its store's file holds every tenant)."""
     tenancy = Tenancy(memory, keys, require_keys=require_keys)
@@ -127,6 +129,9 @@ def create_app(
     app.state.jobs = jobs
     app.state.metrics = metrics
     app.state.mcp = mcp
+    # POST /v1/chat over the LLM of MEMSVC_LLM_BASE_URL (default: `memsvc llm start`'s)
+    chat_service = chat or ChatService.from_settings(memory.settings)
+    app.include_router(chat_router(chat_service))
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -328,8 +333,10 @@ def create_app(
             config = ConsolidationConfig(**body.config) if body.config is not None else None
         except TypeError as exc:
             raise InvalidInputError(f"config: {exc}", field="config") from exc
-        return m.consolidate(user_id=body.user_id, agent_id=body.agent_id, now=body.now,
-                             steps=body.steps, config=config)
+        report = m.consolidate(user_id=body.user_id, agent_id=body.agent_id, now=body.now,
+                               steps=body.steps, config=config)
+        chat_service.after_consolidate(m, report)  # pre-warm rewritten profiles
+        return report
 
     @app.delete("/v1/users/{user_id}", response_model=DeleteResult, tags=["manage"],
                 responses=ERRORS)
