@@ -238,9 +238,15 @@ class WriteManager:
     ) -> list[MemoryChange]:
         changes: list[MemoryChange] = []
         lookup = VisibilityQuery(scope=_lookup_scope(scope))
-        duplicate = pending.by_hash.get(record.content_hash) or self._store.find_by_hash(
-            lookup, record.content_hash
-        )
+        duplicate = pending.by_hash.get(record.content_hash)
+        if duplicate is not None and duplicate.status is not MemoryStatus.ACTIVE:
+            duplicate = None  # said again after it was superseded: a new fact, not a repeat
+        if duplicate is None:
+            duplicate = self._store.find_by_hash(lookup, record.content_hash)
+            if duplicate is not None:
+                duplicate = pending.updates.get(duplicate.id, duplicate)
+                if duplicate.status is not MemoryStatus.ACTIVE:  # retired by this very batch
+                    duplicate = None
         if duplicate is not None:
             return [self._noop(duplicate, record, f"exact duplicate of {duplicate.id}", now,
                                actor, batch, pending)]
@@ -458,6 +464,8 @@ class WriteManager:
                 if rec.id == old.id:
                     batch.inserts[i] = (retired, emb)
             pending.records = [retired if r.id == old.id else r for r in pending.records]
+            pending.by_hash = {h: retired if r.id == old.id else r
+                               for h, r in pending.by_hash.items()}
         else:
             pending.updates[old.id] = retired
         reason = f"superseded by {new.id}: {why}"

@@ -226,3 +226,33 @@ def test_garbage_candidates_are_dropped_and_recorded(tmp_path: Path, embedder):
         assert sorted(r.text for r in kept) == ["the one good fact", "user: the message itself"]
         [message] = m.messages(user_id="u")
         assert "invalid candidate dropped" in message.metadata["extraction"]["error"]
+
+
+def test_change_within_one_call_supersedes_the_pending_fact(mem: Memory):
+    result = mem.add([
+        {"role": "user", "name": "Alice", "content": "I live in Boston.",
+         "timestamp": "2022-01-01T00:00:00Z"},
+        {"role": "user", "name": "Alice", "content": "I moved to Denver.",
+         "timestamp": "2023-01-01T00:00:00Z"},
+        {"role": "user", "name": "Alice", "content": "I live in Boston.",
+         "timestamp": "2023-01-02T00:00:00Z"},
+    ], user_id="alice", infer=True)
+    events = [c.event for c in extracted(result)]
+    assert events == [HistoryEvent.ADD, HistoryEvent.INVALIDATE, HistoryEvent.ADD,
+                      HistoryEvent.INVALIDATE, HistoryEvent.ADD]
+    active = mem.get_all(user_id="alice", filters={"predicate": "lives_in"}).items
+    assert [r.object for r in active] == ["Boston"]
+
+
+def test_change_and_change_back_in_one_call_against_a_stored_fact(mem: Memory):
+    say(mem, "I live in Boston.", when="2022-01-01T00:00:00Z")
+    result = mem.add([
+        {"role": "user", "name": "Alice", "content": "I moved to Denver.",
+         "timestamp": "2023-01-01T00:00:00Z"},
+        {"role": "user", "name": "Alice", "content": "I live in Boston.",
+         "timestamp": "2023-01-02T00:00:00Z"},
+    ], user_id="alice", infer=True)
+    assert HistoryEvent.NOOP not in [c.event for c in extracted(result)]
+    active = mem.get_all(user_id="alice", filters={"predicate": "lives_in"}).items
+    assert [r.object for r in active] == ["Boston"]
+    assert active[0].valid_from is not None and active[0].valid_from.year == 2023
