@@ -12,10 +12,18 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from memsvc import Memory
+from memsvc.chat import ChatEvent, ChatResponse
+from memsvc.config import Settings
+from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.extractors.llm import LLMExtractor
+from memsvc.serving.app import create_app
+from memsvc.serving.chat import ChatService
 from memsvc.serving.llm_client import LLMClient, Usage
 from memsvc.serving.prompt_layout import (
     LayoutOptions,
@@ -23,6 +31,7 @@ from memsvc.serving.prompt_layout import (
     build_messages,
     build_prewarm_request,
 )
+from memsvc.serving.server import BackgroundServer
 from memsvc.serving.vllm_launcher import LocalVLLM, VLLMConfig
 
 pytestmark = pytest.mark.skipif(os.environ.get("MEMSVC_SKIP_VLLM") == "1",
@@ -139,3 +148,86 @@ def test_start_is_idempotent_and_status_reports_ready(server: LocalVLLM) -> None
     if not server.external:
         assert re.match(r"^http://127\.0\.0\.1:\d+$", again.base_url)
         assert again.model == server.config.served_model_name
+
+
+# ----------------------------------------------------------------- memsvc on the real model
+
+
+def test_llm_extractor_runs_against_the_real_server(
+    server: LocalVLLM, tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """The write pipeline's LLM extractor on SmolLM2-135M: either its memories land with its
+    name and version, or (the tiny model's JSON fails validation twice) the batch falls back
+    to rules and says so. Both ways the message is stored and becomes an episode."""
+    with server.client(timeout_s=300) as llm:
+        model = llm.resolve_model()
+        extractor = LLMExtractor(llm, model=model, max_tokens=512)
+        with Memory(settings=Settings(db_path=tmp_path / "x.db"), embedder=embedder,
+                    extractor=extractor) as m:
+            text = "I adopted a guinea pig named Oscar last week. I live in Boston."
+            added = m.add(text, user_id="caroline", timestamp="2023-05-25T10:00:00Z",
+                          infer=True)
+            assert [x.content for x in m.messages(user_id="caroline")] == [text]
+            items = m.get_all(user_id="caroline").items
+    assert extractor.stats["calls"] >= 1
+    episodes = [r for r in items if r.kind.value == "episode"]
+    assert len(episodes) == 1 and episodes[0].provenance.source_message_ids == added.message_ids
+    extracted = [r for r in items if r.kind.value != "episode"]
+    by_llm = [r for r in extracted if r.provenance.extractor == "llm"]
+    by_rules = [r for r in extracted if r.provenance.extractor == "rules"]
+    assert by_llm or by_rules, "neither the model nor the fallback produced a memory"
+    assert by_llm + by_rules == extracted
+    for r in by_llm:
+        assert r.provenance.extractor_version == f"1:{model}"
+        assert r.provenance.source_message_ids == added.message_ids
+    for r in by_rules:  # a fallback is recorded with its reason
+        assert extractor.stats["fallbacks"] >= 1
+        assert r.metadata["fallback"]["from"] == f"llm/1:{model}"
+        assert r.metadata["fallback"]["reason"]
+
+
+def test_chat_through_the_real_app_hits_the_cache_on_the_second_turn(
+    server: LocalVLLM, tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """POST /v1/chat on the real FastAPI app (uvicorn on 127.0.0.1) over the real model:
+    streamed answer, memories used, exchange stored, and turn two reuses turn one's prompt
+    from vLLM's prefix cache (usage.prompt_tokens_details.cached_tokens)."""
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    memory = Memory(settings=Settings(db_path=tmp_path / "chat.db"), embedder=embedder)
+    for fact in ("I adopted a guinea pig named Oscar.", "I moved to Boston in 2019.",
+                 "I work as a counsellor with LGBTQ youth.", "I love painting and hiking."):
+        memory.add(fact, user_id=user, session_id="earlier", infer=True)
+    memory.consolidate(user_id=user, steps=["profile"])
+    service = ChatService(server.client(timeout_s=300))
+    turns: list[ChatResponse] = []
+    try:
+        with BackgroundServer(create_app(memory, chat=service)) as srv, \
+                httpx.Client(base_url=srv.url, timeout=300) as http:
+            session = None
+            for message in ("What is my pet's name?", "And which city do I live in?"):
+                body = {"message": message, "user_id": user, "session_id": session,
+                        "stream": True, "max_tokens": 24}
+                with http.stream("POST", "/v1/chat", json=body) as r:
+                    assert r.status_code == 200, r.read()
+                    assert r.headers["content-type"].startswith("text/event-stream")
+                    events = [ChatEvent.model_validate_json(line[5:].strip())
+                              for line in r.iter_lines() if line.startswith("data:")]
+                assert events[-1].type == "done", events[-1]
+                done = events[-1].response
+                assert done is not None
+                assert "".join(e.text or "" for e in events if e.type == "delta") == done.answer
+                assert done.answer.strip()
+                session = done.session_id
+                turns.append(done)
+    finally:
+        service.close()
+        stored = memory.messages(user_id=user, session_id=turns[0].session_id if turns else "-")
+        memory.close()
+    first, second = turns
+    assert first.memory_ids and first.profile_id is not None
+    assert [m.role for m in stored] == ["user", "assistant", "user", "assistant"]
+    assert [m.content for m in stored[1::2]] == [first.answer, second.answer]
+    assert first.usage is not None and second.usage is not None
+    assert second.usage.cached_tokens is not None and second.usage.cached_tokens > 0
+    # everything up to the first prompt is reused, in whole 32-token blocks
+    assert second.usage.cached_tokens >= first.usage.prompt_tokens - 32
