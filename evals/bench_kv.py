@@ -18,9 +18,13 @@ generates only ``--max-tokens`` tokens per request, enough to time the first tok
 are interleaved round-robin, turn by turn, so the cache must hold several conversations at
 once. Each layout runs under its own ``cache_salt``, so neither warms the other.
 
-Stand-ins until the real memsvc search is wired in: the retrieved memories of a turn are the
-5 turns of earlier sessions of the same conversation sharing the most words with the new
-message (ties: most recent); the profile block is a few of the user's own earlier statements.
+Memories come from memsvc itself (``--retrieval memsvc``, the default): before the chats,
+each user's earlier sessions (those before their chat starts) are ingested into a fresh
+store in a temp dir with ``Memory.add(infer=True)``, consolidation writes the user's profile
+memory (the profile block), and each turn's memories are ``Memory.search(message, limit=5)``
+for that user, with the turn's session date as ``now``. Retrieval runs once per turn before
+either layout runs, so both layouts see the same memories. ``--retrieval overlap`` keeps the
+old word-overlap stand-in (no embedder needed).
 
 Usage::
 
@@ -39,6 +43,7 @@ import json
 import re
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -48,6 +53,8 @@ from typing import Any
 
 import httpx
 
+from memsvc import Memory
+from memsvc.config import Settings
 from memsvc.evals.report import RESULTS_DIR, environment, git_state, markdown_table, write_json
 from memsvc.serving.llm_client import LLMClient
 from memsvc.serving.prompt_layout import (
@@ -101,8 +108,10 @@ class BenchUser:
     pairs: list[ChatPair]
     #: every utterance of the conversation: (session, date, speaker, text)
     utterances: list[tuple[int, str, str, str]]
-    profile: list[dict[str, str]]
+    profile: list[dict[str, str]] | str
     history: list[Turn] = field(default_factory=list)
+    #: the memories of each turn (index = turn), filled by ``retrieve_with_memsvc``
+    memories: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
 def _session_keys(conv: dict[str, Any]) -> list[int]:
@@ -189,6 +198,57 @@ def stand_in_memories(user: BenchUser, message: str, session: int, k: int = 5) -
             for _o, _i, _s, date, who, text in scored[:k]]
 
 
+def _iso(date: str) -> str | None:
+    return f"{date}T12:00:00Z" if re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) else None
+
+
+def retrieve_with_memsvc(users: list[BenchUser], db_path: Path, *, k: int = 5,
+                         embedder: Any = None) -> dict[str, Any]:
+    """Fill ``user.memories`` (per turn) and ``user.profile`` from a real memsvc store.
+
+    Each user's sessions before their first chat turn are ingested (one ``add`` per session,
+    ``infer=True``: episodes plus the rule extractor's memories), the ``profile`` step of
+    consolidation writes their profile memory, and each turn's message is searched in the
+    user's scope. Returns ingest/search timings and counts for the report.
+    """
+    stats = {"ingested_messages": 0, "memories": 0, "ingest_s": 0.0, "searches": 0,
+             "search_s": 0.0, "profiles": 0}
+    kwargs: dict[str, Any] = {"embedder": embedder} if embedder is not None else {}
+    with Memory(settings=Settings(db_path=db_path), **kwargs) as memory:
+        for u in users:
+            start = min((p.session for p in u.pairs), default=0)
+            sessions: dict[int, list[dict[str, Any]]] = {}
+            for s, date, who, text in u.utterances:
+                if s < start and text:
+                    sessions.setdefault(s, []).append(
+                        {"role": "user", "name": re.sub(r"\W+", "_", who), "content": text,
+                         "timestamp": _iso(date)})
+            t0 = time.perf_counter()
+            for s, messages in sorted(sessions.items()):
+                memory.add(messages, user_id=u.user_id, session_id=f"session-{s}", infer=True)
+                stats["ingested_messages"] += len(messages)
+            memory.consolidate(user_id=u.user_id, steps=["profile"])
+            stats["ingest_s"] += time.perf_counter() - t0
+            profile = memory.get_all(user_id=u.user_id, kinds=["profile"]).items
+            if profile:
+                u.profile = profile[0].text
+                stats["profiles"] += 1
+            dates = {s: d for s, d, _w, _t in u.utterances}
+            u.memories = []
+            for pair in u.pairs:
+                t0 = time.perf_counter()
+                found = memory.search(pair.user, user_id=u.user_id, limit=k,
+                                      now=_iso(dates.get(pair.session, "")))
+                stats["search_s"] += time.perf_counter() - t0
+                stats["searches"] += 1
+                u.memories.append([
+                    {"text": r.memory.text, "kind": r.memory.kind.value,
+                     "valid_from": r.memory.valid_from}
+                    for r in found.results if r.memory.kind.value != "profile"])
+        stats["memories"] = memory.stats().memories
+    return stats
+
+
 def _metrics(base_url: str) -> dict[str, float]:
     try:
         text = httpx.get(base_url + "/metrics", timeout=10).text
@@ -234,7 +294,8 @@ def run_layout(client: LLMClient, users: list[BenchUser], name: str, *, turns: i
             if t >= len(u.pairs):
                 continue
             pair = u.pairs[t]
-            memories = stand_in_memories(u, pair.user, pair.session)
+            memories = (u.memories[t] if t < len(u.memories)
+                        else stand_in_memories(u, pair.user, pair.session))
             history = fit_history(u.history, history_budget, options=opts)
             build = build_messages(SYSTEM_PROMPT, u.profile, history, pair.user, memories, opts)
             ttft = None
@@ -347,6 +408,14 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
 def _markdown(result: dict[str, Any]) -> str:
     cfg = result["config"]
+    retrieval = cfg.get("retrieval") or {"mode": "overlap", "k": 5}
+    if retrieval["mode"] == "memsvc":
+        source = (f"memsvc `Memory.search` (top {retrieval['k']}) over each user's earlier "
+                  f"sessions ({retrieval.get('ingested_messages', '?')} messages ingested with "
+                  f"`add(infer=True)`, {retrieval.get('memories', '?')} memories); profile "
+                  f"block from consolidation's profile memory")
+    else:
+        source = f"word-overlap stand-in ({retrieval['k']} turns of earlier sessions)"
     rows = []
     for name, lay in result["layouts"].items():
         rows.append([name, lay["requests"], round(lay["mean_prompt_tokens"] or 0),
@@ -363,8 +432,9 @@ def _markdown(result: dict[str, Any]) -> str:
         "",
         f"Model `{cfg['model']}` at {cfg['server']}; {cfg['users']} users x {cfg['turns']} "
         f"turns, interleaved; {cfg['max_tokens']} generated tokens per request; data: "
-        f"{', '.join(cfg['data'])}. Retrieved memories: word-overlap stand-in "
-        f"(5 turns of earlier sessions).",
+        f"{', '.join(cfg['data'])}. Retrieved memories: {source}. No GPU: vLLM CPU "
+        f"build on {result.get('environment', {}).get('cpus', '?')} cores (load average "
+        f"at start {result.get('environment', {}).get('load_average_1_5_15', '?')}).",
         "",
         table,
         "",
@@ -393,6 +463,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--layouts", default=f"{LAYOUT_MEMSVC},{LAYOUT_SYSTEM_PROMPT}",
                    help=f"comma-separated, from: {', '.join(LAYOUT_VARIANTS)}")
     p.add_argument("--no-prewarm", action="store_true")
+    p.add_argument("--retrieval", choices=["memsvc", "overlap"], default="memsvc",
+                   help="memsvc: ingest earlier sessions and search them (default); overlap: "
+                        "the word-overlap stand-in")
+    p.add_argument("--k", type=int, default=5, help="memories retrieved per turn")
     p.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = p.parse_args(argv)
 
@@ -403,6 +477,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     users = load_users(args.data, args.turns, args.users)
     if not users:
         p.error("no users could be built from the data")
+    retrieval: dict[str, Any] = {"mode": args.retrieval, "k": args.k}
+    if args.retrieval == "memsvc":
+        with tempfile.TemporaryDirectory(prefix="bench_kv-") as tmp:
+            print("ingesting earlier sessions into memsvc ...", file=sys.stderr)
+            retrieval.update(retrieve_with_memsvc(users, Path(tmp) / "bench_kv.db", k=args.k))
+        print(f"  {retrieval}", file=sys.stderr)
     launcher = LocalVLLM(VLLMConfig.from_env(base_url=args.base_url))
     started_here = False
     if not launcher.external and not launcher.status().healthy:
@@ -440,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "server_mode": "external" if launcher.external else f"local ({launcher.device})",
             "users": len(users), "turns": args.turns, "max_tokens": args.max_tokens,
             "history_budget": args.history_budget, "prewarm": not args.no_prewarm,
-            "data": [str(d) for d in args.data],
+            "data": [str(d) for d in args.data], "retrieval": retrieval,
             "server_command": None if launcher.external else launcher.server_command(),
         },
         "environment": environment(),

@@ -88,3 +88,22 @@ def test_report_files(tmp_path: Path) -> None:
     assert "| memsvc | 3 |" in md and "NOT met" in md
     bench_kv._plot(result, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_memories_come_from_a_real_memsvc_store(tmp_path: Path, embedder: object) -> None:
+    conv = _conversation(tmp_path / "c1.json")
+    data = json.loads(conv.read_text())
+    data["session_1"][0]["text"] = "Ann adopted a greyhound named Biscuit from the shelter."
+    conv.write_text(json.dumps(data))
+    users = bench_kv.load_users([conv], turns=4, max_users=2)
+    users[0].pairs[0].user = "How is your greyhound doing?"
+    stats = bench_kv.retrieve_with_memsvc(users, tmp_path / "kv.db", k=3, embedder=embedder)
+    ann, bob = users
+    assert stats["searches"] == 8 and stats["profiles"] == 2
+    # only sessions before each user's first chat turn were ingested (Ann: 1, Bob: 1-4)
+    assert stats["ingested_messages"] == 12 + 4 * 12
+    assert len(ann.memories) == 4 and all(len(m) <= 3 for m in ann.memories)
+    assert "Biscuit" in ann.memories[0][0]["text"]  # the search, not a fixed list
+    assert all(str(m["valid_from"]).startswith("2023-05-01") for m in ann.memories[0])
+    assert isinstance(ann.profile, str) and ann.profile.startswith("Profile of")
+    assert bob.memories != ann.memories
