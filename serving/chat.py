@@ -409,7 +409,8 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from `memsvc keys
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 _ERR: dict[int | str, dict[str, Any]] = {
     code: {"description": text} for code, text in (
-        (401, "unknown or missing API key"), (413, "message too large"),
+        (400, "the body is not parseable JSON"), (401, "unknown or missing API key"),
+        (413, "message too large"), (415, "the body is not application/json"),
         (422, "invalid input"), (503, "the LLM is down, too slow, or sent malformed "
                                       "output; the message was stored"))}
 
