@@ -135,6 +135,21 @@ def _is_substantive(sentence: str) -> bool:
     return len(words) >= 4 and len([w for w in words if w.lower() not in _STOPWORDS]) >= 2
 
 
+_SHORT_ANSWER = re.compile(r"^(?:yes|yeah|yep|no|nope|not\s+really|definitely|of\s+course)\b",
+                           re.IGNORECASE)
+
+
+def _is_short_answer(sentence: str) -> bool:
+    if sentence.rstrip().endswith("?"):
+        return False
+    if _SHORT_ANSWER.match(sentence):
+        return True
+    words = _WORD.findall(sentence)
+    return 0 < len(words) <= 4 and not _FILLER_START.match(sentence) and any(
+        w.lower() not in _STOPWORDS for w in words
+    )
+
+
 def _question_answered(
     previous: StoredMessage | None, message: StoredMessage
 ) -> tuple[str, str] | None:
@@ -199,12 +214,14 @@ class RuleExtractor:
         speaker = speaker_name(message)
         known = [*people, speaker] + ([addressee] if addressee else [])
         pieces: list[Candidate] = []
-        for sentence in split_sentences(message.content):
+        for position, sentence in enumerate(split_sentences(message.content)):
             times = find_times(sentence, message.timestamp)
             entities, aliases, roles = find_entities(sentence, known)
             if not _is_worth_keeping(sentence, message.role, entities, times, known) and not (
-                # an answer carries its meaning even without "I": "It was a poetry reading."
-                question and _is_substantive(sentence)
+                # an answer carries its meaning even without "I": "It was a poetry reading.",
+                # and a short first reply ("Kyoto.", "Yes!") means something next to the question
+                question and (_is_substantive(sentence) or (
+                    position == 0 and _is_short_answer(sentence)))
             ):
                 continue
             kind = classify(sentence, message.role, bool(times))

@@ -31,6 +31,12 @@ _NO_S = frozenset(
         "used", "cannot", "wanna", "gotta", "gonna", "hit", "cut", "quit",
     }
 )
+_SUBJECT_SLOT = frozenset({"", "that", "and", "if", "when", "because", "as", "since", "but",
+                           "while", "where", "how", "what"})
+_NOT_VERBS = frozenset(
+    "so too all guys both for and again there here very really just also always never still "
+    "two three all the a an to".split()
+)
 _IRREGULAR_S = {"have": "has", "do": "does", "go": "goes", "be": "is", "am": "is"}
 _ADVERB_RE = "|".join(re.escape(a) for a in sorted(set(_ADVERBS), key=len, reverse=True))
 _FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'd|I'll|me|my|mine|myself|we|we're|we've|"
@@ -165,5 +171,17 @@ def resolve_persons(sentence: str, speaker: str, addressee: str | None = None) -
         s = _replace(r"\byou['’]d\b", f"{ad} would", s, re.IGNORECASE)
         s = _replace(r"\byour(?:s)?\b", f"{ad}'s", s, re.IGNORECASE)
         s = _replace(r"\byourself\b", ad, s, re.IGNORECASE)
+        s = re.sub(r"\b([Aa])re you\b", lambda m: ("Is" if m.group(1) == "A" else "is") + f" {ad}",
+                   s)
+        s = re.sub(r"\b([Hh])ave you\b", lambda m: m.group(1) + f"as {ad}", s)
+
+        def _you_verb(match: re.Match[str]) -> str:
+            # only where "you" is the subject ("that you prefer") is the verb agreed;
+            # "thank you so much", "can you help" keep their words
+            before, verb = match.group(1) or "", match.group(2)
+            subject = before.strip().lower() in _SUBJECT_SLOT and verb not in _NOT_VERBS
+            return f"{before}{ad} {third_person(verb) if subject else verb}"
+
+        s = re.sub(r"(\b\w+\s+)?\b[Yy]ou\s+([a-z]+)\b", _you_verb, s)
         s = _replace(r"\byou\b", ad, s, re.IGNORECASE)
     return s[:1].upper() + s[1:]

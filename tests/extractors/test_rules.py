@@ -168,3 +168,19 @@ def test_questions_quoted_for_context_keep_their_grammar():
     [answer] = out
     assert '(answering Melanie: "Does Caroline have any experience with adoption?")' in answer.text
     assert "(2022)" in answer.text
+
+
+def test_a_short_reply_is_kept_with_its_question():
+    out = extract(turn("Do you prefer Tokyo or Kyoto?", name="Sam", role="assistant", i=1),
+                  turn("Kyoto.", name=None, i=2))
+    [answer] = out
+    assert answer.text == 'Kyoto. (answering Sam: "Does User prefer Tokyo or Kyoto?")'
+    assert extract(turn("How was the trip?", name="Sam", i=1),
+                   turn("Thanks!", name=None, i=2)) == []
+
+
+def test_you_as_subject_agrees_with_the_addressee():
+    [c] = extract(turn("Hi Sam.", name="Sam", role="user", i=1),
+                  turn("I will remember that you prefer quiet places, thank you so much.",
+                       name="Assistant", role="assistant", i=2))
+    assert c.text == "Assistant will remember that Sam prefers quiet places, thank Sam so much."
