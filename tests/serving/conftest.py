@@ -16,10 +16,14 @@ from memsvc.serving.server import BackgroundServer
 from memsvc.storage.keys import ApiKeyStore
 from memsvc.storage.sqlite_store import SQLiteStore
 
+# An address where no LLM listens, so POST /v1/chat fails fast (503) in these tests.
+NO_LLM = "http://127.0.0.1:9"
+
 
 @pytest.fixture
 def base_memory(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[Memory]:
-    m = Memory(settings=Settings(db_path=tmp_path / "server.db"), embedder=embedder)
+    settings = Settings(db_path=tmp_path / "server.db", llm_base_url=NO_LLM)
+    m = Memory(settings=settings, embedder=embedder)
     yield m
     m.close()
 

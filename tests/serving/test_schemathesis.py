@@ -31,6 +31,7 @@ from memsvc.serving.app import create_app
 from memsvc.serving.server import BackgroundServer
 
 MIN_CASES = 1000
+NO_LLM = "http://127.0.0.1:9"  # nothing listens on the discard port
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 _sent = {"cases": 0, "operations": 0}
@@ -41,7 +42,9 @@ def live_server(
     tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
 ) -> Iterator[BackgroundServer]:
     db = Path(tmp_path_factory.mktemp("schemathesis")) / "st.db"
-    memory = Memory(settings=Settings(db_path=db), embedder=embedder)
+    # /v1/chat gets an LLM address where nothing listens: its cases are answered 503 at
+    # once, never by a model that happens to run on this machine.
+    memory = Memory(settings=Settings(db_path=db, llm_base_url=NO_LLM), embedder=embedder)
     memory.add("Seed memory so reads have something to find", user_id="seed")
     with BackgroundServer(create_app(memory)) as server:
         yield server
