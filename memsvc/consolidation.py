@@ -324,6 +324,17 @@ class Consolidator:
         """The time tree: session → day → month, each node rewritten only when its inputs
         (the fingerprint of its children) changed."""
         episodes = self._load(part, kinds=[MemoryKind.EPISODE.value])
+        # Extracted memories are already self-contained statements ("Caroline went to the
+        # support group on 7 May 2023"): a session's summary is picked from them when the
+        # session has any, from its raw turns otherwise.
+        # Archived ones count: they faded from use, not from what happened (and a summary
+        # that changed when decay ran would never settle).
+        derived: dict[str, list[MemoryRecord]] = defaultdict(list)
+        for r in self._load(part, kinds=DERIVED_KINDS, statuses=(
+            MemoryStatus.ACTIVE.value, MemoryStatus.ARCHIVED.value
+        )):
+            if r.scope.session_id is not None:
+                derived[r.scope.session_id].append(r)
         existing = {
             (s.metadata.get("summary_level"), s.metadata.get("summary_key")): s
             for s in self._load(part, kinds=[MemoryKind.SUMMARY.value])
@@ -339,8 +350,9 @@ class Consolidator:
         for sid in sorted(sessions):
             members = sorted(sessions[sid], key=_when)
             start, end = _when(members[0]), _when(members[-1])
+            statements = _statements(members, derived.get(sid, []))
             node = self._node(
-                part, existing, "session", sid, members, now, report,
+                part, existing, "session", sid, statements, now, report,
                 heading=f"Session {sid} ({format_day(start)})",
                 valid=(start, end + timedelta(seconds=1)), session_id=sid,
             )
@@ -524,6 +536,26 @@ class Consolidator:
 # -- pure helpers (unit-testable without a store) ---------------------------------------------
 
 
+def _statements(episodes: list[MemoryRecord], derived: list[MemoryRecord]) -> list[MemoryRecord]:
+    """A session's inputs in conversation order: what was extracted from each turn, or the
+    turn itself where nothing was extracted (so every turn counts, and a new one changes
+    the session's fingerprint)."""
+    position: dict[str, int] = {}
+    for i, e in enumerate(episodes):
+        for source in e.provenance.source_message_ids:
+            position.setdefault(source, i)
+    covered = {s for d in derived for s in d.provenance.source_message_ids}
+    items = [
+        (min((position.get(s, len(episodes)) for s in d.provenance.source_message_ids),
+             default=len(episodes)), 1, d.id, d)
+        for d in derived
+    ] + [
+        (i, 0, e.id, e) for i, e in enumerate(episodes)
+        if not set(e.provenance.source_message_ids) & covered
+    ]
+    return [item[3] for item in sorted(items, key=lambda t: t[:3])]
+
+
 def _only_summary(children: list[MemoryRecord]) -> bool:
     return len(children) == 1 and children[0].kind is MemoryKind.SUMMARY
 
@@ -610,43 +642,90 @@ def _few_words_apart(a: frozenset[str], b: frozenset[str]) -> bool:
     return len(a ^ b) <= max(2, len(a | b) // 4)
 
 
+_FILLER = frozenset(
+    """wow awesome cool great amazing nice love loved lovely glad happy thanks thank sure yeah
+    yes really totally definitely super so much good beautiful gorgeous wonderful fantastic
+    hey hi hello oh omg haha lol cute sweet proud incredible stunning""".split()
+)
+
+
 def extractive_summary(texts: Sequence[str], limit: int) -> list[str]:
-    """The `limit` sentences that best cover the texts' frequent content words, in their
-    original order. Deterministic: ties break by position."""
+    """The `limit` sentences that best cover what the texts talk about, in their original
+    order. Deterministic: ties break by position.
+
+    A sentence scores by the content words it shares with the others — leaving out fillers
+    ("wow", "awesome") and words in most sentences (the speakers' names), which say nothing
+    about the topic; questions only count when nothing else is left. After each pick its
+    words count half, so the picks cover different things.
+    """
     sentences: list[str] = []
     for text in texts:
+        text = " ".join(_ANNOTATION.sub("", text).split())
         speaker, body = "", text
         head, sep, rest = text.partition(": ")
         if sep and len(head) <= 40 and " " not in head.strip():
             speaker, body = f"{head}: ", rest
-        for s in split_sentences(body):
-            s = s.strip()
-            if len(_WORD.findall(s)) >= 4:
-                sentences.append(f"{speaker}{s}"[:300])
-    if not sentences:
-        return [t.strip()[:300] for t in texts[:limit]]
-    words = [[w for w in _WORD.findall(s.casefold()) if w not in STOPWORDS] for s in sentences]
-    freq = Counter(w for ws in words for w in set(ws))
-    scored = []
-    for i, (s, ws) in enumerate(zip(sentences, words, strict=True)):
-        names = sum(1 for w in _WORD.findall(s) if w[:1].isupper())
-        score = sum(freq[w] for w in set(ws)) / math.sqrt(len(ws) + 1) + 0.5 * names
-        scored.append((-score, i))
-    chosen = sorted(i for _, i in sorted(scored)[:limit])
+        for sentence in split_sentences(body):
+            sentence = sentence.strip()
+            if sentence:
+                sentences.append(f"{speaker}{sentence}"[:300])
+    words = [
+        {w for w in _WORD.findall(s.casefold()) if w not in STOPWORDS and w not in _FILLER}
+        for s in sentences
+    ]
+    df = Counter(w for ws in words for w in ws)
+    common = {w for w, n in df.items() if len(sentences) >= 4 and n > len(sentences) / 2}
+    weight = {w: float(n) for w, n in df.items() if w not in common}
+    pool = [
+        i for i, (s, ws) in enumerate(zip(sentences, words, strict=True))
+        if len(ws - common) >= 3 and not s.rstrip().endswith("?")
+    ] or [i for i, ws in enumerate(words) if ws] or list(range(len(sentences)))
+    chosen: list[int] = []
     seen: set[str] = set()
-    out = []
-    for i in chosen:
-        if sentences[i].casefold() not in seen:
-            seen.add(sentences[i].casefold())
-            out.append(sentences[i])
-    return out
+    while pool and len(chosen) < limit:
+        best = max(
+            pool,
+            key=lambda i: (
+                sum(weight.get(w, 0.0) for w in words[i]) / math.sqrt(len(words[i]) + 1), -i
+            ),
+        )
+        pool.remove(best)
+        if sentences[best].casefold() in seen:
+            continue
+        seen.add(sentences[best].casefold())
+        chosen.append(best)
+        for w in words[best]:
+            if w in weight:
+                weight[w] /= 2
+    return [sentences[i] for i in sorted(chosen)]
+
+
+_ANNOTATION = re.compile(r"\s*\[[^\]]{0,300}\]|\s*\(answering[^)]{0,300}\)", re.IGNORECASE)
+_VAGUE = frozenset("it this that these those they them there here everyone".split())
+_MIN_INFORMATIVE = 3  # "It reminds Melanie why they love it" needs its context: not a profile line
+
+
+def profile_line(text: str, limit: int = 200) -> str:
+    """A memory as one line: quoted context and photo notes dropped, cut at a word."""
+    line = " ".join(_ANNOTATION.sub("", text).split())
+    if len(line) > limit:
+        line = line[:limit].rsplit(" ", 1)[0] + " …"
+    return line
+
+
+def _informative(line: str) -> int:
+    """Content words, less the vague words a line needs its context for."""
+    tokens = _WORD.findall(line.casefold())
+    vague = sum(1 for t in tokens if t in _VAGUE) + (3 if tokens and tokens[0] in _VAGUE else 0)
+    return len(_content_words(line)) - vague
 
 
 def render_profile(part: Scope, sources: Sequence[MemoryRecord], per_section: int) -> str | None:
     """The profile block: stable order (by section, then alphabetically), no ids, no times.
 
-    The lines kept are the most important ones (importance, then confidence, then text), so
-    use counts, which change on every search, never reorder or reselect them.
+    The lines kept are the most important, then the most informative ones (self-contained
+    statements over "it was really special"), never chosen by use counts, which change on
+    every search and would make the block churn.
     """
     sections = (
         (MemoryKind.PREFERENCE, "Preferences"),
@@ -659,10 +738,12 @@ def render_profile(part: Scope, sources: Sequence[MemoryRecord], per_section: in
         texts: dict[str, MemoryRecord] = {}
         for r in sources:
             if r.kind is kind and r.status is MemoryStatus.ACTIVE:
-                texts.setdefault(" ".join(r.text.split()), r)
+                line = profile_line(r.text)
+                if line and _informative(line) >= _MIN_INFORMATIVE:
+                    texts.setdefault(line, r)
         if not texts:
             continue
-        best = sorted(texts.items(), key=lambda kv: (-kv[1].importance,
+        best = sorted(texts.items(), key=lambda kv: (-kv[1].importance, -_informative(kv[0]),
                                                      -kv[1].provenance.confidence, kv[0]))
         chosen = sorted((t for t, _ in best[:per_section]), key=lambda t: (t.casefold(), t))
         lines.append(f"{title}:")

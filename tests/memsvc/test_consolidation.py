@@ -113,6 +113,7 @@ def test_summaries_form_a_session_day_month_tree(memory: Memory) -> None:
     assert "pottery" in month.text or "race" in month.text or "guinea" in month.text
     s1 = nodes[("session", "s1")]
     assert s1.scope.session_id == "s1" and "guinea pig" in s1.text
+    assert "Caroline adopted" in s1.text  # picked from the extracted, self-contained statement
     assert s1.text.startswith("Session s1 (8 May 2023):")
     assert len(s1.provenance.source_message_ids) == 2  # covers the turns it summarises
     assert day.valid_from == datetime(2023, 5, 8, tzinfo=UTC)
