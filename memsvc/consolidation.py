@@ -404,9 +404,9 @@ class Consolidator:
         old = existing.get((level, key))
         if old is not None and old.metadata.get("fingerprint") == fingerprint:
             return old
-        picked = extractive_summary(
-            [line for c in children for line in _lines(c)], self.config.summary_sentences
-        )
+        lines = [(c, line) for c in children for line in _lines(c)]
+        chosen = pick_sentences([line for _, line in lines], self.config.summary_sentences)
+        picked = [sentence for _, sentence in chosen]
         text = "\n".join([f"{heading}:", *picked])
         metadata = {
             "summary_level": level,
@@ -414,9 +414,10 @@ class Consolidator:
             "fingerprint": fingerprint,
             "children": [c.id for c in children],
         }
-        sources = list(
-            dict.fromkeys(s for c in children for s in c.provenance.source_message_ids)
-        ) if level == "session" else []
+        # Provenance: the turns behind the lines it says, not every turn of the period.
+        sources = list(dict.fromkeys(
+            s for i, _ in chosen for s in lines[i][0].provenance.source_message_ids
+        ))
         embedding = self.embedder.embed_documents([text])[0]
         scope = Scope(user_id=part.user_id, agent_id=part.agent_id, session_id=session_id)
         if old is None:
@@ -650,8 +651,13 @@ _FILLER = frozenset(
 
 
 def extractive_summary(texts: Sequence[str], limit: int) -> list[str]:
-    """The `limit` sentences that best cover what the texts talk about, in their original
-    order. Deterministic: ties break by position.
+    """The `limit` sentences that best cover what the texts talk about, in their order."""
+    return [sentence for _, sentence in pick_sentences(texts, limit)]
+
+
+def pick_sentences(texts: Sequence[str], limit: int) -> list[tuple[int, str]]:
+    """(index of the text it came from, sentence) for the `limit` sentences that best cover
+    what the texts talk about, in their original order. Deterministic: ties break by position.
 
     A sentence scores by the content words it shares with the others — leaving out fillers
     ("wow", "awesome") and words in most sentences (the speakers' names), which say nothing
@@ -659,7 +665,8 @@ def extractive_summary(texts: Sequence[str], limit: int) -> list[str]:
     words count half, so the picks cover different things.
     """
     sentences: list[str] = []
-    for text in texts:
+    origin: list[int] = []
+    for index, text in enumerate(texts):
         text = " ".join(_ANNOTATION.sub("", text).split())
         speaker, body = "", text
         head, sep, rest = text.partition(": ")
@@ -669,6 +676,7 @@ def extractive_summary(texts: Sequence[str], limit: int) -> list[str]:
             sentence = sentence.strip()
             if sentence:
                 sentences.append(f"{speaker}{sentence}"[:300])
+                origin.append(index)
     words = [
         {w for w in _WORD.findall(s.casefold()) if w not in STOPWORDS and w not in _FILLER}
         for s in sentences
@@ -697,7 +705,7 @@ def extractive_summary(texts: Sequence[str], limit: int) -> list[str]:
         for w in words[best]:
             if w in weight:
                 weight[w] /= 2
-    return [sentences[i] for i in sorted(chosen)]
+    return [(origin[i], sentences[i]) for i in sorted(chosen)]
 
 
 _ANNOTATION = re.compile(r"\s*\[[^\]]{0,300}\]|\s*\(answering[^)]{0,300}\)", re.IGNORECASE)

@@ -115,7 +115,13 @@ def test_summaries_form_a_session_day_month_tree(memory: Memory) -> None:
     assert s1.scope.session_id == "s1" and "guinea pig" in s1.text
     assert "Caroline adopted" in s1.text  # picked from the extracted, self-contained statement
     assert s1.text.startswith("Session s1 (8 May 2023):")
-    assert len(s1.provenance.source_message_ids) == 2  # covers the turns it summarises
+    in_s1 = {m.id for m in memory.messages(user_id="u1", session_id="s1")}
+    assert s1.provenance.source_message_ids  # the turns behind the lines it says
+    assert set(s1.provenance.source_message_ids) <= in_s1
+    month_sources = set(nodes[("month", "2023-05")].provenance.source_message_ids)
+    assert month_sources and month_sources <= {
+        m.id for m in memory.messages(user_id="u1") if m.timestamp.month == 5
+    }
     assert day.valid_from == datetime(2023, 5, 8, tzinfo=UTC)
     assert day.valid_to == datetime(2023, 5, 9, tzinfo=UTC)
 
