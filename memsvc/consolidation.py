@@ -65,6 +65,9 @@ _MONTHS = [
     "October", "November", "December",
 ]
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_NO_NODE = MemoryRecord(id="-", scope=Scope(), kind=MemoryKind.SUMMARY, text="-",
+                        created_at=datetime.min.replace(tzinfo=UTC),
+                        updated_at=datetime.min.replace(tzinfo=UTC), content_hash="-")
 _DIGITS = re.compile(r"\d+")
 Progress = Callable[[str, int, int], None]
 
@@ -133,6 +136,7 @@ class Consolidator:
         self.extractor = extractor
         self.config = config or ConsolidationConfig()
         self._manager = WriteManager(store)
+        self._vectors: dict[str, np.ndarray] = {}  # summary text -> its vector, batch-made
 
     def run(
         self,
@@ -347,10 +351,22 @@ class Consolidator:
             elif e.valid_from is not None:
                 loose[e.valid_from.date().isoformat()].append(e)
         days: dict[str, list[MemoryRecord]] = defaultdict(list)
+        plans = []
         for sid in sorted(sessions):
             members = sorted(sessions[sid], key=_when)
-            start, end = _when(members[0]), _when(members[-1])
             statements = _statements(members, derived.get(sid, []))
+            plans.append((sid, members, statements))
+        # Sessions are most of the nodes: embed the texts of those that changed in one batch.
+        stale = [
+            self._summary_text(f"Session {sid} ({format_day(_when(members[0]))})", statements)[0]
+            for sid, members, statements in plans
+            if _fingerprint(statements) != existing.get(("session", sid), _NO_NODE).metadata.get(
+                "fingerprint")
+        ]
+        if stale:
+            self._vectors.update(zip(stale, self.embedder.embed_documents(stale), strict=True))
+        for sid, members, statements in plans:
+            start, end = _when(members[0]), _when(members[-1])
             node = self._node(
                 part, existing, "session", sid, statements, now, report,
                 heading=f"Session {sid} ({format_day(start)})",
@@ -398,27 +414,20 @@ class Consolidator:
         session_id: str | None = None,
     ) -> MemoryRecord:
         """Write one summary node if its children changed; return the node as stored."""
-        fingerprint = hashlib.sha256(
-            "\n".join(f"{c.id}:{c.content_hash}" for c in children).encode()
-        ).hexdigest()
+        fingerprint = _fingerprint(children)
         old = existing.get((level, key))
         if old is not None and old.metadata.get("fingerprint") == fingerprint:
             return old
-        lines = [(c, line) for c in children for line in _lines(c)]
-        chosen = pick_sentences([line for _, line in lines], self.config.summary_sentences)
-        picked = [sentence for _, sentence in chosen]
-        text = "\n".join([f"{heading}:", *picked])
+        text, sources = self._summary_text(heading, children)
         metadata = {
             "summary_level": level,
             "summary_key": key,
             "fingerprint": fingerprint,
             "children": [c.id for c in children],
         }
-        # Provenance: the turns behind the lines it says, not every turn of the period.
-        sources = list(dict.fromkeys(
-            s for i, _ in chosen for s in lines[i][0].provenance.source_message_ids
-        ))
-        embedding = self.embedder.embed_documents([text])[0]
+        embedding = self._vectors.pop(text, None)
+        if embedding is None:
+            embedding = self.embedder.embed_documents([text])[0]
         scope = Scope(user_id=part.user_id, agent_id=part.agent_id, session_id=session_id)
         if old is None:
             node = MemoryRecord(
@@ -462,6 +471,17 @@ class Consolidator:
         report.changes.append(MemoryChange(id=node.id, event=event, text=node.text,
                                            kind=node.kind, reason=f"{level} summary"))
         return node
+
+    def _summary_text(self, heading: str, children: list[MemoryRecord]) -> tuple[str, list[str]]:
+        """The node's text, and its provenance: the turns behind the lines it says, not
+        every turn of the period."""
+        lines = [(c, line) for c in children for line in _lines(c)]
+        chosen = pick_sentences([line for _, line in lines], self.config.summary_sentences)
+        text = "\n".join([f"{heading}:", *(sentence for _, sentence in chosen)])
+        sources = list(dict.fromkeys(
+            s for i, _ in chosen for s in lines[i][0].provenance.source_message_ids
+        ))
+        return text, sources
 
     # -- decay ----------------------------------------------------------------------------
 
@@ -555,6 +575,12 @@ def _statements(episodes: list[MemoryRecord], derived: list[MemoryRecord]) -> li
         if not set(e.provenance.source_message_ids) & covered
     ]
     return [item[3] for item in sorted(items, key=lambda t: t[:3])]
+
+
+def _fingerprint(children: Sequence[MemoryRecord]) -> str:
+    """What a summary node is made from; the node is rewritten only when this changes."""
+    return hashlib.sha256("\n".join(f"{c.id}:{c.content_hash}" for c in children).encode(
+    )).hexdigest()
 
 
 def _only_summary(children: list[MemoryRecord]) -> bool:
