@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,7 +36,7 @@ def recording(name: str) -> list[dict[str, Any] | int]:
 
 
 class FakeOpenAI:
-    def __init__(self, replies: list[dict[str, Any] | int]) -> None:
+    def __init__(self, replies: Sequence[dict[str, Any] | int]) -> None:
         self.replies = list(replies)
         self.requests: list[dict[str, Any]] = []
         fake = self
