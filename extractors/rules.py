@@ -286,6 +286,10 @@ class RuleExtractor:
         first = times[0]
         if len(times) >= 2 and _SPAN_WORDS.search(sentence):
             return first.start, times[-1].end
+        for span in times:  # "until next Friday": holds from now to the end of that day
+            if re.search(rf"\b(?:until|till|through)\s+{re.escape(span.expression)}", sentence,
+                         re.IGNORECASE) and span.end > said_at:
+                return said_at, span.end
         if first.start <= said_at and not is_future(sentence):
             return first.start, None
         return said_at, None

@@ -184,3 +184,9 @@ def test_you_as_subject_agrees_with_the_addressee():
                   turn("I will remember that you prefer quiet places, thank you so much.",
                        name="Assistant", role="assistant", i=2))
     assert c.text == "Assistant will remember that Sam prefers quiet places, thank Sam so much."
+
+
+def test_until_closes_the_validity():
+    [c] = extract(turn("I'm staying with my sister in Lisbon until next Friday."))
+    assert c.valid_from == SAID
+    assert c.valid_to == datetime(2023, 5, 13, tzinfo=UTC)  # SAID is Monday 8 May
