@@ -517,6 +517,9 @@ class Memory:
             statuses = (MemoryStatus.ACTIVE.value, MemoryStatus.SUPERSEDED.value)
         else:
             statuses = (MemoryStatus.ACTIVE.value,)
+        if not isinstance(include_archived, bool):
+            raise InvalidInputError("include_archived must be true or false",
+                                    field="include_archived")
         if include_archived and statuses:
             statuses = (*statuses, MemoryStatus.ARCHIVED.value)
         return VisibilityQuery(

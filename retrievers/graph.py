@@ -31,6 +31,7 @@ from memsvc.storage.graph_store import GraphData, normalize_entity
 
 _TOKEN = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
 _MAX_NGRAM = 4
+_MAX_QUERY_TOKENS = 256  # a pasted document as a query must not cost a fuzzy scan per word
 _MAX_PAIR_ENTITIES = 12  # a memory naming more adds no co-occurrence edges (a list, not a link)
 _MAX_SUBGRAPH = 2000  # PageRank runs on the seeds' 2-hop neighbourhood, at most this many nodes
 _HUB_SHARE = 0.1  # an entity on more than this share of the linked memories is a hub...
@@ -100,7 +101,7 @@ class EntityGraph:
         Longest n-grams are tried first, and words already used by a match are not reused,
         so "Oscar the guinea pig" is one alias hit, not also "Oscar" and "pig".
         """
-        tokens = [(m.group(0), m.start()) for m in _TOKEN.finditer(text)]
+        tokens = [(m.group(0), m.start()) for m in _TOKEN.finditer(text)][:_MAX_QUERY_TOKENS]
         used = [False] * len(tokens)
         seeds: dict[str, float] = {}
         for n in range(min(_MAX_NGRAM, len(tokens)), 0, -1):

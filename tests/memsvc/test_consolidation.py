@@ -450,3 +450,10 @@ def test_cli_consolidate_reports_changes_and_then_none(db_path: Any) -> None:
     bad = runner.invoke(app, ["consolidate", "--user-id", "u1", "--step", "defrag",
                               "--db", str(db_path)])
     assert bad.exit_code == 2 and "steps must be among" in bad.output
+
+
+def test_include_archived_must_be_a_flag(memory: Memory) -> None:
+    with pytest.raises(InvalidInputError):
+        memory.search("x", user_id="u1", include_archived="yes")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        memory.get_all(user_id="u1", include_archived=1)  # type: ignore[arg-type]

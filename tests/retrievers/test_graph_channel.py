@@ -177,3 +177,11 @@ def test_a_hub_alone_is_silent_and_with_a_specific_entity_breaks_ties(
     hits = ask(channel, "Where did Caroline walk Rex?")
     assert hits[:2] == [with_both.id, rex_only.id]
     assert len(hits) == 2  # a walk never passes through the hub to everything else
+
+
+def test_a_huge_query_is_matched_on_its_start_only(
+    store: SQLiteStore, family: dict[str, MemoryRecord]
+) -> None:
+    filler = " ".join(["Lorem Ipsum Dolor"] * 3000)
+    assert ask(GraphChannel(store), f"{filler} Oscar") == []  # Oscar is past the cap
+    assert family["hay"].id in ask(GraphChannel(store), f"Oscar {filler}")
