@@ -29,7 +29,6 @@ from memsvc.storage.schema import (
     graph_state,
     memories,
     memory_entities,
-    to_db_time,
 )
 
 _SPACES = re.compile(r"\s+")
@@ -375,5 +374,4 @@ __all__ = [
     "link_memories",
     "normalize_entity",
     "purge_orphans",
-    "to_db_time",
 ]
