@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -32,7 +33,19 @@ from memsvc.serving.server import BackgroundServer
 
 MIN_CASES = 1000
 NO_LLM = "http://127.0.0.1:9"  # nothing listens on the discard port
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+
+
+def no_server_error(ctx: Any, response: Any, case: schemathesis.Case) -> bool | None:
+    """Schemathesis' 5xx check, except the one 5xx the API documents on purpose: /v1/chat
+    answers 503 `llm_unavailable` when no LLM is reachable, which is the case here (the
+    message is stored and the turn can be retried)."""
+    if (case.path == "/v1/chat" and response.status_code == 503
+            and response.json()["error"]["code"] == "llm_unavailable"):
+        return None
+    return not_a_server_error(ctx, response, case)
+
+
+CHECKS = [no_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 _sent = {"cases": 0, "operations": 0}
 
