@@ -456,15 +456,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="smoke run: sizes 1000,2000, one scope of 1000, 50 queries; "
                         "writes bench_store-quick.*")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--tag", default=None, help="write bench_store-<tag>.* instead")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     one_scope, queries = args.one_scope, args.queries
     if args.quick:
         sizes, one_scope, queries = [1000, 2000], 1000, 50
+    suffix = f"-{args.tag}" if args.tag else "-quick" if args.quick else ""
     report = run(sizes, users=args.users, one_scope=one_scope, queries=queries,
                  batch=args.batch, seed=args.seed, out_dir=None if args.no_write else args.out,
-                 stem="bench_store-quick" if args.quick else "bench_store")
+                 stem=f"bench_store{suffix}")
     print(render_markdown(report))
     return 0
 

@@ -36,7 +36,13 @@ from memsvc.evals.harness import (
     timed_search,
     warm_up,
 )
-from memsvc.evals.metrics import DEFAULT_KS, Aggregate, latency_summary, score_ranking
+from memsvc.evals.metrics import (
+    DEFAULT_KS,
+    Aggregate,
+    QueryScore,
+    latency_summary,
+    score_ranking,
+)
 from memsvc.evals.report import (
     RESULTS_DIR,
     environment,
@@ -248,16 +254,18 @@ def load_conversations(paths: Sequence[str | Path]) -> list[Conversation]:
 
 @dataclass
 class _Tally:
+    """Scores per category, and the overall group (categories 1-4)."""
+
     ks: tuple[int, ...]
     by_category: dict[int, Aggregate] = field(default_factory=dict)
-    overall: Aggregate | None = None
+    overall: Aggregate = field(init=False)
 
     def __post_init__(self) -> None:
         self.overall = Aggregate(self.ks)
 
-    def add(self, category: int, score: Any) -> None:
+    def add(self, category: int, score: QueryScore) -> None:
         self.by_category.setdefault(category, Aggregate(self.ks)).add(score)
-        if category in OVERALL_CATEGORIES and self.overall is not None:
+        if category in OVERALL_CATEGORIES:
             self.overall.add(score)
 
 
@@ -384,7 +392,6 @@ def _report(
         str(cat): {"name": CATEGORIES.get(cat, f"category {cat}"), **agg.summary()}
         for cat, agg in sorted(tally.by_category.items())
     }
-    assert tally.overall is not None
     return {
         "benchmark": "locomo",
         "overall": {"categories": list(OVERALL_CATEGORIES), **tally.overall.summary()},
