@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install browser run test lint bench bench-http clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,14 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/memsvc serve --demo
 
-test: install
+# Debian's Chromium, for the explorer page's browser test (needs root and apt-get, as on our
+# machines and in CI); skipped when a chromium is already on PATH.
+browser:
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	   DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
+test: install browser
 	$(PY) -m pytest -q
 
 lint: install
@@ -32,6 +39,9 @@ lint: install
 
 bench: install
 	$(PY) -m memsvc.evals.bench_store
+
+bench-http: install
+	$(PY) -m memsvc.evals.bench_http
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
