@@ -424,12 +424,17 @@ def plot(report: dict[str, Any], path: Path) -> None:
         left.scatter(x + offset, p95, marker="_", s=120, color="black",
                      label="p95" if i == 0 else None, zorder=3)
     left.axhline(15, color="red", linestyle="--", linewidth=1, label="15 ms target")
+    left.set_yscale("log")
     left.set_xticks(x, labels, rotation=15, fontsize=8)
-    left.set_ylabel("search latency (ms)")
+    left.set_ylabel("search latency (ms, log scale)")
     left.set_title("Search latency per point (bars p50, ticks p95)")
     left.legend(fontsize=7)
     rates = [p["ingest"]["memories_per_s"] or 0 for p in points]
     right.bar(x, rates, color="tab:green")
+    for xi, p, rate in zip(x, points, rates, strict=True):
+        per_call = p["ingest"]["memories"] / max(p["ingest"]["add_calls"], 1)
+        right.annotate(f"{per_call:.0f} msgs/call", (xi, rate), ha="center", va="bottom",
+                       fontsize=7)
     right.axhline(100, color="red", linestyle="--", linewidth=1, label="100/s target")
     right.set_xticks(x, labels, rotation=15, fontsize=8)
     right.set_ylabel("memories added per second")
