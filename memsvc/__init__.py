@@ -19,6 +19,7 @@ from memsvc.errors import (
     ScopeRequiredError,
     StoreError,
     TextTooLargeError,
+    UnauthorizedError,
 )
 from memsvc.memory import Memory
 from memsvc.models import (
@@ -65,4 +66,5 @@ __all__ = [
     "SearchResponse",
     "StoreError",
     "TextTooLargeError",
+    "UnauthorizedError",
 ]

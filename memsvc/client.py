@@ -48,7 +48,7 @@ MessagesInput = str | dict[str, Any] | Sequence[dict[str, Any] | str]
 
 
 class RemoteError(MemsvcError):
-    """An error the server reported whose code has no class here (e.g. 401 unauthorized)."""
+    """An error the server reported whose code has no class here."""
 
     def __init__(self, message: str, *, code: str, status: int, field: str | None = None) -> None:
         super().__init__(message, field=field)

@@ -65,6 +65,13 @@ class NotFoundError(MemsvcError, KeyError):
         return self.message
 
 
+class UnauthorizedError(MemsvcError):
+    """A server call without a valid API key (the remote SDK raises it for HTTP 401)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
 class StoreError(MemsvcError):
     """The storage layer could not complete an operation (it was rolled back)."""
 
@@ -84,6 +91,7 @@ ERRORS_BY_CODE: dict[str, type[MemsvcError]] = {
         InvalidFilterError,
         ScopeRequiredError,
         NotFoundError,
+        UnauthorizedError,
         StoreError,
     )
 }

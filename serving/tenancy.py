@@ -11,15 +11,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from memsvc.errors import MemsvcError
+from memsvc.errors import UnauthorizedError
 from memsvc.memory import Memory
 from memsvc.storage.keys import ApiKeyStore
 from memsvc.storage.sqlite_store import SQLiteStore
 
-
-class AuthError(MemsvcError):
-    code = "unauthorized"
-    http_status = 401
+AuthError = UnauthorizedError  # the name the serving modules use
 
 
 class Tenancy:

@@ -9,7 +9,12 @@ import pytest
 
 from memsvc import Memory
 from memsvc.client import AsyncMemoryClient, MemoryClient, RemoteError, raise_for_error
-from memsvc.errors import InvalidFilterError, NotFoundError, TextTooLargeError
+from memsvc.errors import (
+    InvalidFilterError,
+    NotFoundError,
+    TextTooLargeError,
+    UnauthorizedError,
+)
 from memsvc.models import SearchResponse
 from memsvc.serving.app import create_app
 from memsvc.serving.server import BackgroundServer
@@ -53,7 +58,7 @@ async def test_async_client_round_trip(memory: Memory) -> None:
             assert await client.delete_all(user_id="a", hard=True) == 1
 
 
-def test_api_key_is_sent_and_unknown_codes_stay_typed(memory: Memory) -> None:
+def test_api_key_is_sent_and_a_missing_key_is_a_typed_error(memory: Memory) -> None:
     keys = ApiKeyStore(memory.store.engine)
     _, key = keys.create("sdk", "team-x")
     app = create_app(memory, keys=keys, require_keys=True)
@@ -61,9 +66,9 @@ def test_api_key_is_sent_and_unknown_codes_stay_typed(memory: Memory) -> None:
         with MemoryClient(server.url, api_key=key) as client:
             client.add("Team X ships on Thursdays", user_id="lead")
             assert client.get_all(user_id="lead").total == 1
-        with MemoryClient(server.url) as anonymous, pytest.raises(RemoteError) as info:
+        with MemoryClient(server.url) as anonymous, pytest.raises(UnauthorizedError) as info:
             anonymous.get_all(user_id="lead")
-        assert info.value.code == "unauthorized" and info.value.http_status == 401
+        assert info.value.code == "unauthorized" and "key" in info.value.message.lower()
     assert memory.get_all(user_id="lead").total == 0  # stored under team-x, not default
 
 
