@@ -314,7 +314,8 @@ def consolidate(
             return
         table = Table("what", "count")
         for field in ("scopes", "retried", "retry_failures", "merged", "summaries_added",
-                      "summaries_updated", "archived", "profiles_added", "profiles_updated"):
+                      "summaries_updated", "archived", "restored", "profiles_added",
+                      "profiles_updated"):
             table.add_row(field, str(getattr(report, field)))
         console.print(table)
         for change in report.changes:

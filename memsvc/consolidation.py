@@ -95,6 +95,7 @@ class ConsolidationReport(BaseModel):
     summaries_added: int = 0
     summaries_updated: int = 0
     archived: int = 0
+    restored: int = 0
     profiles_added: int = 0
     profiles_updated: int = 0
     changes: list[MemoryChange] = Field(default_factory=list)
@@ -486,28 +487,37 @@ class Consolidator:
     # -- decay ----------------------------------------------------------------------------
 
     def _decay(self, part: Scope, now: datetime, report: ConsolidationReport) -> None:
-        """Archive derived memories whose strength fell below the threshold. Episodes (the
-        verbatim record), summaries and profiles do not fade."""
+        """Archive derived memories whose strength fell below the threshold, and restore
+        archived ones that were used again (found with `include_archived`) so that their
+        strength is back above twice the threshold. Episodes (the verbatim record),
+        summaries and profiles do not fade."""
         cfg = self.config
-        faded = [
-            (r, s)
-            for r in self._load(part, kinds=DERIVED_KINDS)
-            if (s := strength(r, now, cfg.half_life_days)) < cfg.archive_below
-        ]
-        for start in range(0, len(faded), 200):
+        changes: list[tuple[MemoryRecord, MemoryStatus, HistoryEvent, str]] = []
+        for r in self._load(part, kinds=DERIVED_KINDS):
+            s = strength(r, now, cfg.half_life_days)
+            if s < cfg.archive_below:
+                changes.append((r, MemoryStatus.ARCHIVED, HistoryEvent.ARCHIVE,
+                                f"strength {s:.3f} below {cfg.archive_below}"))
+        for r in self._load(part, kinds=DERIVED_KINDS, statuses=(MemoryStatus.ARCHIVED.value,)):
+            s = strength(r, now, cfg.half_life_days)
+            if s >= 2 * cfg.archive_below:  # the gap keeps a memory from flapping
+                changes.append((r, MemoryStatus.ACTIVE, HistoryEvent.RESTORE,
+                                f"used again: strength {s:.3f}"))
+        for start in range(0, len(changes), 200):
             batch = WriteBatch()
-            for r, s in faded[start : start + 200]:
-                archived = r.model_copy(update={"status": MemoryStatus.ARCHIVED, "updated_at": now})
-                why = f"strength {s:.3f} below {cfg.archive_below}"
-                batch.updates.append((archived, None))
+            for r, status, event, why in changes[start : start + 200]:
+                new = r.model_copy(update={"status": status, "updated_at": now})
+                batch.updates.append((new, None))
                 batch.history.append(
-                    HistoryDraft(r.id, HistoryEvent.ARCHIVE, snapshot(r), snapshot(archived),
-                                 ACTOR, why, now)
+                    HistoryDraft(r.id, event, snapshot(r), snapshot(new), ACTOR, why, now)
                 )
-                report.changes.append(MemoryChange(id=r.id, event=HistoryEvent.ARCHIVE,
-                                                   text=r.text, kind=r.kind, reason=why))
+                report.changes.append(MemoryChange(id=r.id, event=event, text=r.text,
+                                                   kind=r.kind, reason=why))
+                if event is HistoryEvent.ARCHIVE:
+                    report.archived += 1
+                else:
+                    report.restored += 1
             self.store.apply(batch)
-            report.archived += len(batch.updates)
 
     # -- profile --------------------------------------------------------------------------
 

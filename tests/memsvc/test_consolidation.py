@@ -222,6 +222,23 @@ def test_faded_memories_are_archived_not_deleted(memory: Memory) -> None:
     assert old.id in [r.id for r in listed]
 
 
+def test_an_archived_memory_used_again_is_restored(memory: Memory) -> None:
+    old = insert(memory, "Caroline once owned a red bicycle.",
+                 created_at=NOW - timedelta(days=400))
+    memory.consolidate(user_id="u1", now=NOW, steps=["decay"])
+    assert memory.get(old.id).status is MemoryStatus.ARCHIVED
+    again = memory.consolidate(user_id="u1", now=NOW, steps=["decay"])
+    assert again.changed == 0  # still faded: stays archived, no flapping
+    found = memory.search("red bicycle", user_id="u1", include_archived=True)
+    assert old.id in [h.memory.id for h in found.results]  # this use is counted
+    touched = memory.get(old.id)
+    assert touched.access_count == 1 and touched.last_accessed_at is not None
+    report = memory.consolidate(user_id="u1", now=touched.last_accessed_at, steps=["decay"])
+    assert report.restored == 1 and report.archived == 0
+    assert memory.get(old.id).status is MemoryStatus.ACTIVE
+    assert memory.history(old.id)[-1].event is HistoryEvent.RESTORE
+
+
 # -- profile --------------------------------------------------------------------------------
 
 
