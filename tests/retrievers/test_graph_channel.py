@@ -185,3 +185,29 @@ def test_a_huge_query_is_matched_on_its_start_only(
     filler = " ".join(["Lorem Ipsum Dolor"] * 3000)
     assert ask(GraphChannel(store), f"{filler} Oscar") == []  # Oscar is past the cap
     assert family["hay"].id in ask(GraphChannel(store), f"Oscar {filler}")
+
+
+def test_searches_during_writes_see_a_consistent_graph(store: SQLiteStore) -> None:
+    import threading
+
+    channel = GraphChannel(store)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                hits = ask(channel, "What does Pixel do?")
+                assert len(hits) == len(set(hits))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    written = [put(store, f"Pixel learned trick {i}", ["Pixel", f"Trick{i}"]) for i in range(15)]
+    done.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert set(ask(channel, "What does Pixel do?", k=50)) == {r.id for r in written}
