@@ -474,3 +474,15 @@ def test_include_archived_must_be_a_flag(memory: Memory) -> None:
         memory.search("x", user_id="u1", include_archived="yes")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
         memory.get_all(user_id="u1", include_archived=1)  # type: ignore[arg-type]
+
+
+def test_no_scope_consolidates_every_user_and_agent_of_the_tenant(memory: Memory) -> None:
+    memory.add([turn("Ana", "I started learning the violin this spring.",
+                     "2023-05-08T10:00:00Z")], user_id="u1", session_id="a", infer=True)
+    memory.add([turn("Ben", "I started learning the cello this spring.",
+                     "2023-05-08T10:00:00Z")], user_id="u2", agent_id="tutor", session_id="b",
+               infer=True)
+    report = memory.consolidate(now=NOW, steps=["summaries"])
+    assert report.scopes == 2 and report.summaries_added == 2
+    u2 = memory.get_all(user_id="u2", kinds=["summary"]).items
+    assert [s.scope.agent_id for s in u2] == ["tutor"] and "cello" in u2[0].text
