@@ -206,7 +206,8 @@ class Consolidator:
         """Extract again the messages whose extraction failed at write time.
 
         `Memory.add` marks such a turn's episode with ``metadata.extraction`` (status
-        "failed", retry true; see `memsvc.extraction`). A success adds the new memories and
+        "failed", or "fallback" when an LLM extractor had to hand it to the rules; retry
+        true; see `memsvc.extraction`). A success adds the new memories and
         marks the episode "retried" in the same transaction; another failure counts the
         attempt, and after `max_retry_attempts` the episode is no longer retried.
         """
@@ -225,8 +226,8 @@ class Consolidator:
             mark["attempts"] = int(mark.get("attempts", 1)) + 1
             batch = WriteBatch()
             changes: list[MemoryChange] = []
-            if outcome.failures:
-                mark["error"] = next(iter(outcome.failures.values()))
+            if outcome.failures or outcome.degraded:  # degraded: the LLM fell back again
+                mark["error"] = next(iter({**outcome.degraded, **outcome.failures}.values()))
                 mark["retry"] = mark["attempts"] < self.config.max_retry_attempts
                 reason = f"extraction retry failed: {mark['error']}"
                 report.retry_failures += 1
@@ -599,7 +600,11 @@ def _only_summary(children: list[MemoryRecord]) -> bool:
 
 def _wants_retry(episode: MemoryRecord) -> bool:
     mark = episode.metadata.get(FAILED_KEY)
-    return isinstance(mark, dict) and mark.get("status") == "failed" and bool(mark.get("retry"))
+    return (
+        isinstance(mark, dict)
+        and mark.get("status") in ("failed", "fallback")
+        and bool(mark.get("retry"))
+    )
 
 
 def _when(record: MemoryRecord) -> datetime:

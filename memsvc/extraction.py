@@ -28,6 +28,9 @@ MAX_CANDIDATE_CHARS = 4000
 class ExtractionOutcome:
     candidates: list[tuple[Candidate, str, str]] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # message id → reason
+    # message id → reason, for turns an extractor handed to its fallback (the LLM was down or
+    # answered garbage): their candidates are kept, and consolidation tries the LLM again
+    degraded: dict[str, str] = field(default_factory=dict)
 
 
 def candidate_problem(candidate: Any, message_ids: set[str]) -> str | None:
@@ -90,6 +93,11 @@ def run_extractor(extractor: Extractor, messages: Sequence[StoredMessage]) -> Ex
             continue
         name, version = extractor_identity(extractor, candidate)
         outcome.candidates.append((candidate, name, version))
+        fallback = candidate.metadata.get("fallback")
+        if fallback:
+            reason = fallback.get("reason") if isinstance(fallback, dict) else None
+            for mid in candidate.source_message_ids:
+                outcome.degraded.setdefault(mid, f"fell back to {name}: {reason or fallback}")
     return outcome
 
 
@@ -107,31 +115,38 @@ def _describe(exc: BaseException) -> str:
 
 
 def mark_messages(
-    messages: Sequence[StoredMessage], failures: dict[str, str], extractor: str
+    messages: Sequence[StoredMessage], outcome: ExtractionOutcome, extractor: str
 ) -> None:
-    """Write the failure onto each affected message (before it is stored)."""
+    """Write a failure or fallback onto each affected message (before it is stored)."""
     for message in messages:
-        if message.id in failures:
-            message.metadata = {
-                **message.metadata,
-                "extraction": {"status": "failed", "extractor": extractor,
-                               "error": failures[message.id], "retry": True},
-            }
+        for status, reasons in (("failed", outcome.failures), ("fallback", outcome.degraded)):
+            if message.id in reasons:
+                message.metadata = {
+                    **message.metadata,
+                    "extraction": {"status": status, "extractor": extractor,
+                                   "error": reasons[message.id], "retry": True},
+                }
+                break
 
 
 def record_failures(
-    batch: WriteBatch, failures: dict[str, str], extractor: str, actor: str, now: datetime
+    batch: WriteBatch, outcome: ExtractionOutcome, extractor: str, actor: str, now: datetime
 ) -> None:
-    """One history entry per failed message, on its episode, so the failure is auditable."""
-    if not failures:
+    """One history entry per failed or degraded message, on its episode, so it is auditable."""
+    if not (outcome.failures or outcome.degraded):
         return
     for record, _ in batch.inserts:
         if record.kind is not MemoryKind.EPISODE:
             continue
         source = record.provenance.source_message_ids[0]
-        if source in failures:
-            batch.history.append(
-                HistoryDraft(record.id, HistoryEvent.NOOP, None, None, actor,
-                             f"extraction by {extractor} failed, kept as episode for retry: "
-                             f"{failures[source]}", now)
-            )
+        if source in outcome.failures:
+            reason = (f"extraction by {extractor} failed, kept as episode for retry: "
+                      f"{outcome.failures[source]}")
+        elif source in outcome.degraded:
+            reason = (f"extraction by {extractor} degraded, to be retried: "
+                      f"{outcome.degraded[source]}")
+        else:
+            continue
+        batch.history.append(
+            HistoryDraft(record.id, HistoryEvent.NOOP, None, None, actor, reason, now)
+        )

@@ -159,7 +159,7 @@ class Memory:
         if infer and self.extractor is not None:
             # a failing extractor never costs the message: it is kept as an episode, marked
             extracted = run_extractor(self.extractor, stored)
-            mark_messages(stored, extracted.failures, self.extractor.name)
+            mark_messages(stored, extracted, self.extractor.name)
         candidates: list[tuple[Candidate, str, str]] = [
             (c, self._episodes.name, self._episodes.version)
             for c in self._episodes.extract(stored)
@@ -171,7 +171,7 @@ class Memory:
             candidates, embeddings, scope, now=now, actor="add", batch=batch
         )
         if self.extractor is not None:
-            record_failures(batch, extracted.failures, self.extractor.name, "add", now)
+            record_failures(batch, extracted, self.extractor.name, "add", now)
         self.store.apply(batch)
         return AddResult(message_ids=[m.id for m in stored], results=changes)
 

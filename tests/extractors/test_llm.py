@@ -152,3 +152,37 @@ def test_the_serving_llm_client_plugs_in_as_the_backend():
         client.close()
     assert len(out) == 3 and fake.requests[0]["model"] == "recorded"
     assert fake.requests[0]["response_format"]["json_schema"]["name"] == "memories"
+
+
+def test_llm_outage_is_marked_and_a_later_consolidation_retries_with_the_llm(tmp_path, embedder):
+    """Issue 5's fault path: the LLM is down at write time, the rules stand in and the turn is
+    marked; once the LLM is back, consolidation extracts it again with the LLM."""
+    turn = {"role": "user", "name": "Caroline", "content": TURNS[2][1], "timestamp": SAID}
+    down = extractor(f"http://127.0.0.1:{_free_port()}")
+    with Memory(settings=Settings(db_path=tmp_path / "m.db"), embedder=embedder,
+                extractor=down) as m:
+        m.add([turn], user_id="u", infer=True)
+        (episode,) = m.get_all(user_id="u", kinds=["episode"]).items
+        mark = episode.metadata["extraction"]
+        assert mark["status"] == "fallback" and mark["retry"] is True
+        assert "ChatError" in mark["error"]
+        assert "degraded" in (m.history(episode.id)[-1].reason or "")
+
+        reply = completion(
+            '{"memories": [{"turn": 1, "kind": "fact", "text": "Caroline lives in Boston", '
+            '"date": null, "subject": "Caroline", "predicate": "lives_in", "object": "Boston", '
+            '"entities": ["Caroline", "Boston"], "aliases": []}]}'
+        )
+        with FakeOpenAI([reply]).running() as fake:
+            m.extractor = extractor(fake.url)
+            report = m.consolidate(user_id="u", steps=["retry"])
+            again = m.consolidate(user_id="u", steps=["retry"])
+        assert report.retried == 1 and again.retried == 0
+        assert len(fake.requests) == 1
+        decided = {c.text: c.event.value for c in report.changes if c.id != episode.id}
+        # the LLM's fact goes through the manager like any other: the rules already stored
+        # the same triple, so it reinforces that memory instead of duplicating it
+        assert decided.get("Caroline lives in Boston") in ("ADD", "NOOP")
+        facts = m.get_all(user_id="u", filters={"predicate": "lives_in"}).items
+        assert len(facts) == 1 and facts[0].object == "Boston"
+        assert m.get(episode.id).metadata["extraction"]["status"] == "retried"
