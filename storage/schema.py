@@ -98,6 +98,7 @@ class MemoryRow(Base):
     fts_scope: Mapped[str] = mapped_column(String(24))  # see scope_token()
 
     __table_args__ = (
+        Index("ix_memories_tenant_id", "tenant", "id", unique=True),
         Index("ix_memories_user", "tenant", "user_id", "status"),
         Index("ix_memories_agent", "tenant", "agent_id", "status"),
         Index("ix_memories_session", "tenant", "session_id", "status"),

@@ -50,6 +50,9 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("fts_scope", sa.String(24), nullable=False),
     )
+    # Lookups by id always carry the tenant too; without this index (and without ANALYZE
+    # statistics) SQLite answers `tenant = ? AND id IN (...)` by walking the tenant's rows.
+    op.create_index("ix_memories_tenant_id", "memories", ["tenant", "id"], unique=True)
     op.create_index("ix_memories_user", "memories", ["tenant", "user_id", "status"])
     op.create_index("ix_memories_agent", "memories", ["tenant", "agent_id", "status"])
     op.create_index("ix_memories_session", "memories", ["tenant", "session_id", "status"])
