@@ -45,6 +45,7 @@ class Settings:
     bm25_weight: float = 1.0
     rrf_k: int = 60
     query_cache_size: int = 2048
+    quantize_queries: bool = False  # int8 query encoder: faster searches, see DEVELOPERS.md
     # The chat LLM (/v1/chat, Memory.chat): any OpenAI-compatible server. None: the local
     # vLLM of `memsvc llm start` (http://127.0.0.1:$MEMSVC_VLLM_PORT, default 8765).
     llm_base_url: str | None = None
@@ -71,6 +72,8 @@ class Settings:
             if os.environ.get(name):
                 env[key] = os.environ[name]
         env["llm_timeout_s"] = _env_float("MEMSVC_LLM_TIMEOUT", cls.llm_timeout_s)
+        if os.environ.get("MEMSVC_QUANTIZE_QUERIES"):
+            env["quantize_queries"] = os.environ["MEMSVC_QUANTIZE_QUERIES"] not in ("0", "false")
         env["vector_weight"] = _env_float("MEMSVC_VECTOR_WEIGHT", cls.vector_weight)
         env["bm25_weight"] = _env_float("MEMSVC_BM25_WEIGHT", cls.bm25_weight)
         settings = cls(**env)
