@@ -43,7 +43,7 @@ class Settings:
     max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
     vector_weight: float = 1.0
     bm25_weight: float = 1.0
-    rrf_k: int = 60
+    rrf_k: int = 10  # see SearchPlan.rrf_k
     query_cache_size: int = 2048
     quantize_queries: bool = False  # int8 query encoder: faster searches, see DEVELOPERS.md
     # The chat LLM (/v1/chat, Memory.chat): any OpenAI-compatible server. None: the local
@@ -74,6 +74,8 @@ class Settings:
         env["llm_timeout_s"] = _env_float("MEMSVC_LLM_TIMEOUT", cls.llm_timeout_s)
         if os.environ.get("MEMSVC_QUANTIZE_QUERIES"):
             env["quantize_queries"] = os.environ["MEMSVC_QUANTIZE_QUERIES"] not in ("0", "false")
+        if os.environ.get("MEMSVC_RRF_K"):
+            env["rrf_k"] = int(os.environ["MEMSVC_RRF_K"])
         env["vector_weight"] = _env_float("MEMSVC_VECTOR_WEIGHT", cls.vector_weight)
         env["bm25_weight"] = _env_float("MEMSVC_BM25_WEIGHT", cls.bm25_weight)
         settings = cls(**env)

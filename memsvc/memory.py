@@ -6,6 +6,7 @@ the same names and arguments, so validation and behaviour are defined once, here
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -107,8 +108,11 @@ class Memory:
             "temporal": TemporalChannel(self.store),
         }
         self.retriever = HybridRetriever(channels)
-        self.default_plan = RECIPES["balanced"].with_weights(
-            vector=self.settings.vector_weight, bm25=self.settings.bm25_weight
+        self.default_plan = dataclasses.replace(
+            RECIPES["balanced"].with_weights(
+                vector=self.settings.vector_weight, bm25=self.settings.bm25_weight
+            ),
+            rrf_k=self.settings.rrf_k,
         )
 
     def __enter__(self) -> Memory:

@@ -22,7 +22,11 @@ class SearchPlan:
         default_factory=lambda: {"vector": ChannelSpec(), "bm25": ChannelSpec()}
     )
     limit: int = 10
-    rrf_k: int = 60
+    # RRF's k: how flat the rank weights are. The classic 60 suits long, comparable lists; with
+    # a few channels of 50, a small k lets one channel's top hit outrank memories that sit in
+    # the middle of several lists (LoCoMo dev R@10: 0.569 → 0.649 raw, 0.720 → 0.752 infer;
+    # every k ≤ 10 lands within 0.01, a plateau rather than a tuned point).
+    rrf_k: int = 10
     track_access: bool = True  # count hits towards access_count (feeds decay)
 
     def with_limit(self, limit: int) -> SearchPlan:
