@@ -80,11 +80,19 @@ def has_first_person(text: str) -> bool:
     return bool(_FIRST_PERSON.search(text))
 
 
+# Present-tense verbs that end in "ed" like a past tense ("I feed the dog").
+_PRESENT_ED = frozenset(
+    "feed need bleed breed heed speed succeed proceed exceed weed seed shred".split()
+)
+
+
 def third_person(verb: str) -> str:
     """'love' → 'loves', 'watch' → 'watches', 'try' → 'tries'; past tenses stay as they are."""
     low = verb.lower()
     if low in _IRREGULAR_S:
         return _IRREGULAR_S[low]
+    if low in _PRESENT_ED:
+        return verb + "s"
     if (
         low in _NO_S
         or "'" in low

@@ -190,3 +190,11 @@ def test_until_closes_the_validity():
     [c] = extract(turn("I'm staying with my sister in Lisbon until next Friday."))
     assert c.valid_from == SAID
     assert c.valid_to == datetime(2023, 5, 13, tzinfo=UTC)  # SAID is Monday 8 May
+
+
+def test_present_tense_verbs_ending_in_ed_agree_with_the_speaker() -> None:
+    from memsvc.extractors.statements import resolve_persons, third_person
+
+    assert third_person("feed") == "feeds" and third_person("need") == "needs"
+    assert third_person("agreed") == "agreed" and third_person("painted") == "painted"
+    assert resolve_persons("I feed Oscar carrots", "Caroline").startswith("Caroline feeds")
