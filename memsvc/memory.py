@@ -102,12 +102,12 @@ class Memory:
         self._episodes = EpisodeExtractor()
         self._manager = WriteManager(self.store)
         channels: dict[str, Channel] = {
-            "vector": VectorChannel(self.store, self.embedder.embed_query),
+            "vector": VectorChannel(self.store),
             "bm25": BM25Channel(self.store),
             "graph": GraphChannel(self.store),
             "temporal": TemporalChannel(self.store),
         }
-        self.retriever = HybridRetriever(channels)
+        self.retriever = HybridRetriever(channels, self.embedder.embed_query)
         self.default_plan = dataclasses.replace(
             RECIPES["balanced"].with_weights(
                 vector=self.settings.vector_weight, bm25=self.settings.bm25_weight

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
+
 from memsvc.storage.base import Hit, VisibilityQuery
 
 
@@ -19,9 +21,12 @@ class ChannelQuery:
     text: str
     visibility: VisibilityQuery
     now: datetime | None = None  # reference date for relative time expressions
+    embedding: np.ndarray | None = None  # the query's vector, for channels that need one
 
 
 class Channel(Protocol):
+    """`needs_embedding` (optional, default False): the channel reads `query.embedding`."""
+
     name: str
 
     def search(self, query: ChannelQuery, k: int) -> list[Hit]: ...

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
-
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.storage.base import Hit, MemoryStore
 
 
 class VectorChannel:
     name = "vector"
+    # the retriever embeds the query once, before the channels fan out (see hybrid.py)
+    needs_embedding = True
 
-    def __init__(self, store: MemoryStore, embed_query: Callable[[str], np.ndarray]) -> None:
+    def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self._embed_query = embed_query
 
     def search(self, query: ChannelQuery, k: int) -> list[Hit]:
-        return self._store.vector_search(query.visibility, self._embed_query(query.text), k)
+        if query.embedding is None:
+            raise ValueError("the vector channel needs the query's embedding")
+        return self._store.vector_search(query.visibility, query.embedding, k)

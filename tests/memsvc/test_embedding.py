@@ -1,11 +1,16 @@
-"""The embedder: offline, normalized, cached queries, and the opt-in int8 query encoder."""
+"""The embedder: offline, normalized, cached queries, the lean query path and opt-in int8."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import pytest
+import torch
 
 from memsvc.config import default_embedder_path
 from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.query_encoder import LeanBertQueryEncoder, lean_query_encoder
 
 
 def test_queries_and_documents_share_one_space(embedder: SentenceTransformerEmbedder) -> None:
@@ -32,3 +37,57 @@ def test_int8_query_encoder_stays_close_to_full_precision() -> None:
     assert float(q8 @ q32) > 0.85
     docs = full.embed_documents(["Melanie went camping at the beach", "Caroline paints"])
     assert float(docs[0] @ q8) > float(docs[1] @ q8)
+
+
+QUERIES_OF_EVERY_SHAPE = [
+    "hi",
+    "When did Caroline go to the LGBTQ support group?",
+    "Café — naïve façade, 東京; emoji 🙂 and numbers 3.14!",
+    " ".join(f"word{i}" for i in range(600)),  # past max_seq_length: truncated like documents
+]
+
+
+def test_the_lean_query_path_is_the_models_own_embedding(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    embedder.embed_query("load the model")
+    assert embedder._query_encoder is not None  # BERT + mean pooling: the fast path is taken
+    queries = np.stack([embedder.embed_query(text) for text in QUERIES_OF_EVERY_SHAPE])
+    documents = embedder.embed_documents(QUERIES_OF_EVERY_SHAPE)
+    assert np.min(np.sum(queries * documents, axis=1)) > 0.9999
+
+
+def test_a_layout_the_lean_path_does_not_reimplement_is_refused(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    embedder.embed_query("load the model")
+    model = copy.deepcopy(embedder._model)
+    assert LeanBertQueryEncoder.supports(model)
+    model[1].pooling_mode_mean_tokens = False  # CLS pooling is another function of the tokens
+    model[1].pooling_mode_cls_token = True
+    assert not LeanBertQueryEncoder.supports(model)
+    assert lean_query_encoder(model) is None
+
+
+def test_a_lean_path_that_disagrees_with_the_model_is_not_used(
+    embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder.embed_query("load the model")
+    real_forward = LeanBertQueryEncoder._forward
+
+    def forgets_the_last_layer(self: LeanBertQueryEncoder, ids: torch.Tensor) -> torch.Tensor:
+        layers = self._bert.encoder.layer
+        self._bert.encoder.layer = layers[:-1]
+        try:
+            return real_forward(self, ids)
+        finally:
+            self._bert.encoder.layer = layers
+
+    monkeypatch.setattr(LeanBertQueryEncoder, "_forward", forgets_the_last_layer)
+    assert lean_query_encoder(embedder._model) is None
+
+    fallback = SentenceTransformerEmbedder(default_embedder_path())
+    vector = fallback.embed_query("Which pet did Caroline adopt?")
+    assert fallback._query_encoder is None
+    reference = fallback.embed_documents(["Which pet did Caroline adopt?"])[0]
+    assert float(vector @ reference) > 0.9999  # the slow path still answers correctly
