@@ -58,6 +58,7 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _fts = table("memory_fts", column("rowid"))
 _vec = table("memory_vec", column("rowid"), column("embedding"))
 _SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
+_MMAP_BYTES = 1 << 30
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -71,6 +72,10 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # A KNN reads every vector of the scope (15 MB at 10k memories) through blob I/O; from a
+    # memory map that is a copy instead of a pread per page: vec0 KNN at 10k 6.6 → 4.9 ms.
+    # Address space only: pages are shared with the OS cache, not allocated per connection.
+    cursor.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
     cursor.close()
 
 
@@ -182,7 +187,11 @@ def _row(tenant: str, rec: MemoryRecord) -> dict[str, Any]:
 
 
 def _blob(embedding: np.ndarray) -> bytes:
-    return np.ascontiguousarray(embedding, dtype=np.float32).tobytes()
+    """Unit length, always: the vec0 index ranks by L2, which equals cosine only on unit vectors
+    (migration 0004), and any embedder may be plugged in."""
+    vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm > 0 else vector).astype(np.float32).tobytes()
 
 
 class SQLiteStore(GraphStoreMixin):
@@ -528,7 +537,8 @@ class SQLiteStore(GraphStoreMixin):
                 )
             ).all()
         )
-        return [(ids[pk], d) for pk, d in knn if pk in ids]
+        # L2 between unit vectors → cosine distance: 1 − cos = d² / 2
+        return [(ids[pk], d * d / 2) for pk, d in knn if pk in ids]
 
     def bm25_search(self, query: VisibilityQuery, match: str, k: int) -> list[Hit]:
         """FTS5 BM25 over the scope; `match` is an FTS5 query the caller has made safe."""

@@ -1,4 +1,4 @@
-"""The embedder: offline, normalized, cached queries, the lean query path and opt-in int8."""
+"""The embedder: offline, normalized, cached queries, the lean query path, query precisions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 
 from memsvc.config import default_embedder_path
 from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.errors import InvalidInputError
 from memsvc.query_encoder import LeanBertQueryEncoder, lean_query_encoder
 
 
@@ -29,8 +30,8 @@ def test_repeated_queries_come_from_the_cache(embedder: SentenceTransformerEmbed
 
 
 def test_int8_query_encoder_stays_close_to_full_precision() -> None:
-    quantized = SentenceTransformerEmbedder(default_embedder_path(), quantize_queries=True)
-    full = SentenceTransformerEmbedder(default_embedder_path())
+    quantized = SentenceTransformerEmbedder(default_embedder_path(), query_precision="int8")
+    full = SentenceTransformerEmbedder(default_embedder_path(), query_precision="fp32")
     text = "Where did Melanie go camping last summer?"
     q8, q32 = quantized.embed_query(text), full.embed_query(text)
     assert not np.array_equal(q8, q32)  # really a different model
@@ -91,3 +92,21 @@ def test_a_lean_path_that_disagrees_with_the_model_is_not_used(
     assert fallback._query_encoder is None
     reference = fallback.embed_documents(["Which pet did Caroline adopt?"])[0]
     assert float(vector @ reference) > 0.9999  # the slow path still answers correctly
+
+
+def test_bf16_queries_land_where_fp32_queries_do() -> None:
+    fp32 = SentenceTransformerEmbedder(default_embedder_path(), query_precision="fp32")
+    bf16 = SentenceTransformerEmbedder(default_embedder_path(), query_precision="bf16")
+    for text in QUERIES_OF_EVERY_SHAPE:
+        low, full = bf16.embed_query(text), fp32.embed_query(text)
+        assert not np.array_equal(low, full)  # really other weights
+        assert float(low @ full) > 0.999
+    assert bf16._query_encoder is not None  # the layout proof on fp32 carries over
+
+
+def test_auto_precision_resolves_to_a_real_one_and_bad_names_are_refused() -> None:
+    auto = SentenceTransformerEmbedder(default_embedder_path())
+    auto.embed_query("load")
+    assert auto.query_precision in ("fp32", "bf16")
+    with pytest.raises(InvalidInputError, match="query precision"):
+        SentenceTransformerEmbedder(default_embedder_path(), query_precision="fp8")

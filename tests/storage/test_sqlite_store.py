@@ -8,13 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
 
 from memsvc.errors import NotFoundError, StoreError
 from memsvc.filters import parse_filters
 from memsvc.ids import content_hash, new_id
 from memsvc.models import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import VisibilityQuery, WriteBatch
-from memsvc.storage.sqlite_store import SQLiteStore
+from memsvc.storage.sqlite_store import _MIGRATIONS, SQLiteStore
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 DIM = 8
@@ -124,3 +126,50 @@ def test_tenants_never_see_each_other(store: SQLiteStore) -> None:
     assert other.get(mine.id) is None
     other.reset()
     assert store.get(mine.id) is not None and other.stats().memories == 0
+
+
+def test_knn_scores_are_cosines_whatever_the_vectors_length(store: SQLiteStore) -> None:
+    """The index ranks by L2 over unit vectors; the store normalizes what it is given."""
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((40, DIM)).astype(np.float32) * 5  # not unit length
+    rows = [(record(f"m{i}", "u1"), vectors[i]) for i in range(40)]
+    store.apply(WriteBatch(inserts=rows))
+    query = rng.standard_normal(DIM).astype(np.float32) * 3
+    hits = store.vector_search(VisibilityQuery(scope=Scope(user_id="u1")), query, 40)
+    unit_rows = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosines = unit_rows @ (query / np.linalg.norm(query))
+    expected = {rows[i][0].id: float(cosines[i]) for i in range(40)}
+    assert [h.memory_id for h in hits] == sorted(expected, key=lambda k: -expected[k])
+    assert all(abs(h.score - expected[h.memory_id]) < 1e-5 for h in hits)
+    filtered = store.vector_search(  # the exact path (filters) scores the same way
+        VisibilityQuery(scope=Scope(user_id="u1"), filters=parse_filters({"kind": "fact"})),
+        query, 40,
+    )
+    assert all(abs(h.score - expected[h.memory_id]) < 1e-5 for h in filtered)
+
+
+def test_the_l2_index_migration_goes_down_and_up_without_losing_a_vector(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    store = SQLiteStore(path, embedding_dim=DIM)
+    rows = [(record(f"m{i}", f"u{i % 3}"), unit([1.0, 0.1 * i, 0.02 * i * i])) for i in range(30)]
+    store.apply(WriteBatch(inserts=rows))
+    query = VisibilityQuery(scope=Scope(user_id="u1"))
+    before = store.vector_search(query, unit([0.3, 1.0]), 10)
+    with store.engine.connect().execution_options(write=True) as conn, conn.begin():
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+        assert "distance_metric=cosine" in conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'memory_vec'").scalar_one()
+    store.close()
+
+    reopened = SQLiteStore(path, embedding_dim=DIM)  # upgrades itself back to l2
+    with reopened.engine.connect() as conn:
+        assert "distance_metric=l2" in conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'memory_vec'").scalar_one()
+        assert conn.exec_driver_sql("SELECT count(*) FROM memory_vec").scalar_one() == 30
+    after = reopened.vector_search(query, unit([0.3, 1.0]), 10)
+    assert [h.memory_id for h in after] == [h.memory_id for h in before]
+    assert all(abs(a.score - b.score) < 1e-5 for a, b in zip(after, before, strict=True))
+    reopened.close()
