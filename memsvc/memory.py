@@ -391,8 +391,10 @@ class Memory:
         retrieval = self.retriever.retrieve(
             ChannelQuery(text, visibility, now=reference), search_plan
         )
+        fetch_started = time.perf_counter()
         top = retrieval.hits[: search_plan.limit]
-        records = self.store.get_many([h.memory_id for h in top])
+        top_ids = [h.memory_id for h in top]
+        records = self.store.get_many(top_ids)
         results = [
             ScoredMemory(
                 memory=records[h.memory_id],
@@ -406,6 +408,7 @@ class Memory:
         if search_plan.track_access and results:
             self.store.touch([r.memory.id for r in results], _now())
         timing = dict(retrieval.timing_ms)
+        timing["fetch"] = (time.perf_counter() - fetch_started) * 1000
         timing["total"] = (time.perf_counter() - started) * 1000
         return SearchResponse(
             query=text, results=results, plan=search_plan.describe(), timing_ms=timing

@@ -59,9 +59,14 @@ class HybridRetriever:
             timing[name] = (time.perf_counter() - start) * 1000
             return name, hits
 
-        names = list(plan.channels)
-        # one channel runs inline: a thread hop would only add latency
-        pairs = [run(names[0])] if len(names) == 1 else self._pool.map(run, names)
+        # The slowest channel (the vector KNN, when the plan has it) runs on the calling
+        # thread and the others on the pool: waking a pool thread for the critical path would
+        # only add to it.
+        names = sorted(
+            plan.channels, key=lambda n: not getattr(self.channels[n], "needs_embedding", False)
+        )
+        others = [self._pool.submit(run, name) for name in names[1:]]
+        pairs = [run(names[0])] + [future.result() for future in others]
         rankings = dict(pairs)
         weights = {name: spec.weight for name, spec in plan.channels.items()}
         return Retrieval(weighted_rrf(rankings, weights, k=plan.rrf_k), timing)

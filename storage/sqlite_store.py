@@ -9,8 +9,10 @@ processes) wait rather than fail.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.selectable import Join
 
 from memsvc.errors import NotFoundError, StoreError
 from memsvc.models import (
@@ -59,6 +63,26 @@ _fts = table("memory_fts", column("rowid"))
 _vec = table("memory_vec", column("rowid"), column("embedding"))
 _SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
 _MMAP_BYTES = 1 << 30
+# memory_vec's second partition key is pk % VECTOR_SHARDS (migration 0004): a scope's vectors
+# in halves that one KNN searches at once, one connection and one core each
+VECTOR_SHARDS = 2
+
+
+class _CrossJoin(Join):
+    """`left CROSS JOIN right ON …`: the one join SQLite never reorders."""
+
+    inherit_cache = True
+
+
+@compiles(_CrossJoin, "sqlite")
+def _compile_cross_join(element: _CrossJoin, compiler: Any, **kw: Any) -> str:
+    return str(compiler.visit_join(element, **kw)).replace(" JOIN ", " CROSS JOIN ", 1)
+
+
+@cache
+def _shard_pool() -> ThreadPoolExecutor:
+    """Threads for a KNN's shards beyond the first, which runs on the caller's thread."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="memsvc-knn")
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -302,13 +326,14 @@ class SQLiteStore(GraphStoreMixin):
             [_row(self.tenant, rec) for rec, _ in items],
         ).scalars().all()
         conn.exec_driver_sql(
-            "INSERT INTO memory_vec(rowid, embedding, part, tenant, user_id, agent_id, "
-            "session_id, kind, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO memory_vec(rowid, embedding, part, shard, tenant, user_id, agent_id, "
+            "session_id, kind, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     pk,
                     _blob(emb),
                     self._part(rec.scope.user_id),
+                    pk % VECTOR_SHARDS,
                     self.tenant,
                     rec.scope.user_id or "",
                     rec.scope.agent_id or "",
@@ -487,12 +512,12 @@ class SQLiteStore(GraphStoreMixin):
         global top-k would.
         """
         blob = _blob(embedding)
-        with self._read() as conn:
-            if query.filters is None and query.as_of is None:
-                pairs = self._knn(conn, query, blob, k)
-            else:
-                where = visibility_clause(self.tenant, query)
-                distance = func.vec_distance_cosine(_vec.c.embedding, blob).label("d")
+        if query.filters is None and query.as_of is None:
+            pairs = self._knn(query, blob, k)
+        else:
+            where = visibility_clause(self.tenant, query)
+            distance = func.vec_distance_cosine(_vec.c.embedding, blob).label("d")
+            with self._read() as conn:
                 pairs = [
                     (r.id, r.d)
                     for r in conn.execute(
@@ -505,12 +530,11 @@ class SQLiteStore(GraphStoreMixin):
                 ]
         return [Hit(memory_id, 1.0 - float(d)) for memory_id, d in pairs]
 
-    def _knn(
-        self, conn: Connection, query: VisibilityQuery, blob: bytes, k: int
-    ) -> list[tuple[str, float]]:
+    def _knn(self, query: VisibilityQuery, blob: bytes, k: int) -> list[tuple[str, float]]:
+        """vec0 KNN over each shard of the scope at once, merged: (memory id, cosine distance)."""
         scope = query.scope
-        where = ["embedding MATCH ?", "k = ?"]
-        params: list[Any] = [blob, k]
+        where = ["embedding MATCH ?", "k = ?", "shard = ?"]
+        params: list[Any] = []
         if scope.user_id is not None:
             where.append("part = ?")
             params.append(self._part(scope.user_id))
@@ -525,18 +549,27 @@ class SQLiteStore(GraphStoreMixin):
             if values:
                 where.append(f"{name} IN ({','.join('?' * len(values))})")
                 params.extend(values)
-        knn = conn.exec_driver_sql(
-            f"SELECT rowid, distance FROM memory_vec WHERE {' AND '.join(where)}", tuple(params)
-        ).all()
+        sql = f"SELECT rowid, distance FROM memory_vec WHERE {' AND '.join(where)}"
+
+        def one_shard(shard: int) -> list[Any]:
+            with self._read() as conn:
+                return list(conn.exec_driver_sql(sql, (blob, k, shard, *params)).all())
+
+        others = [_shard_pool().submit(one_shard, shard) for shard in range(1, VECTOR_SHARDS)]
+        knn = one_shard(0)
+        for future in others:
+            knn += future.result()
+        knn = sorted(knn, key=lambda row: row[1])[:k]
         if not knn:
             return []
-        ids: dict[int, str] = dict(
-            conn.execute(
-                select(memories.c.pk, memories.c.id).where(
-                    memories.c.pk.in_([pk for pk, _ in knn])
-                )
-            ).all()
-        )
+        with self._read() as conn:
+            ids: dict[int, str] = dict(
+                conn.execute(
+                    select(memories.c.pk, memories.c.id).where(
+                        memories.c.pk.in_([pk for pk, _ in knn])
+                    )
+                ).all()
+            )
         # L2 between unit vectors → cosine distance: 1 − cos = d² / 2
         return [(ids[pk], d * d / 2) for pk, d in knn if pk in ids]
 
@@ -546,7 +579,9 @@ class SQLiteStore(GraphStoreMixin):
             return []
         # The FTS match must drive the join. Left to itself SQLite's planner walks the scope's
         # rows by index and re-runs the MATCH for each one (seconds at 10k rows), so the
-        # matches are materialized first and then joined to the rows that are visible.
+        # matches are materialized first; and even then it preferred walking the scope's 10k
+        # rows by index and probing the matches, so a CROSS JOIN pins the order: each match
+        # looks its row up by primary key (BM25 at 10k memories in one scope 1.2 → 0.7 ms).
         expression = f"text : ({match})"
         if query.scope.user_id is not None:
             expression += f" AND fts_scope : {scope_token(self.tenant, query.scope.user_id)}"
@@ -559,7 +594,7 @@ class SQLiteStore(GraphStoreMixin):
         )
         stmt = (
             select(memories.c.id, matches.c.s)
-            .select_from(matches.join(memories, memories.c.pk == matches.c.rowid))
+            .select_from(_CrossJoin(matches, memories, memories.c.pk == matches.c.rowid))
             .where(visibility_clause(self.tenant, query))
             .order_by(matches.c.s)
             .limit(k)

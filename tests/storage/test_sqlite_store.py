@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
 
 from memsvc.errors import NotFoundError, StoreError
 from memsvc.filters import parse_filters
@@ -129,7 +131,10 @@ def test_tenants_never_see_each_other(store: SQLiteStore) -> None:
 
 
 def test_knn_scores_are_cosines_whatever_the_vectors_length(store: SQLiteStore) -> None:
-    """The index ranks by L2 over unit vectors; the store normalizes what it is given."""
+    """The index ranks by L2 over unit vectors; the store normalizes what it is given.
+
+    40 rows of one scope fill both shards, so the merged top-k is checked against the truth.
+    """
     rng = np.random.default_rng(7)
     vectors = rng.standard_normal((40, DIM)).astype(np.float32) * 5  # not unit length
     rows = [(record(f"m{i}", "u1"), vectors[i]) for i in range(40)]
@@ -166,10 +171,41 @@ def test_the_l2_index_migration_goes_down_and_up_without_losing_a_vector(tmp_pat
 
     reopened = SQLiteStore(path, embedding_dim=DIM)  # upgrades itself back to l2
     with reopened.engine.connect() as conn:
-        assert "distance_metric=l2" in conn.exec_driver_sql(
+        ddl = conn.exec_driver_sql(
             "SELECT sql FROM sqlite_master WHERE name = 'memory_vec'").scalar_one()
+        assert "distance_metric=l2" in ddl and "shard integer partition key" in ddl
         assert conn.exec_driver_sql("SELECT count(*) FROM memory_vec").scalar_one() == 30
+        shards = conn.exec_driver_sql(  # the rows are split between the two shards
+            "SELECT shard, count(*) FROM memory_vec GROUP BY shard").all()
+        assert sorted(shards) == [(0, 15), (1, 15)]
     after = reopened.vector_search(query, unit([0.3, 1.0]), 10)
     assert [h.memory_id for h in after] == [h.memory_id for h in before]
     assert all(abs(a.score - b.score) < 1e-5 for a, b in zip(after, before, strict=True))
     reopened.close()
+
+
+def test_bm25_walks_the_matches_not_the_scope(store: SQLiteStore) -> None:
+    """The FTS matches drive the join (primary-key lookups), whatever the planner estimates.
+
+    Walking a big scope's rows by index and probing the matches gives the same rows but costs
+    time in proportion to the scope, not to the matches.
+    """
+    rows = [(record(f"note {i} about {'rivers' if i % 50 == 0 else 'other things'}", "u1"),
+             unit([1.0, 0.01 * i])) for i in range(300)]
+    store.apply(WriteBatch(inserts=rows))
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        hits = store.bm25_search(VisibilityQuery(scope=Scope(user_id="u1")), '"rivers"', 10)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    assert len(hits) == 6
+    statement, parameters = next((s, p) for s, p in statements if "fts_matches" in s)
+    with store.engine.connect() as conn:
+        plan = " | ".join(row[3] for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {statement}", parameters))
+    assert "SCAN fts_matches" in plan and "SEARCH memories USING INTEGER PRIMARY KEY" in plan
