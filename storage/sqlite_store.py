@@ -327,7 +327,7 @@ class SQLiteStore(GraphStoreMixin):
         ).scalars().all()
         conn.exec_driver_sql(
             "INSERT INTO memory_vec(rowid, embedding, part, shard, tenant, user_id, agent_id, "
-            "session_id, kind, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "session_id, kind, status, memory_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     pk,
@@ -340,6 +340,7 @@ class SQLiteStore(GraphStoreMixin):
                     rec.scope.session_id or "",
                     rec.kind.value,
                     rec.status.value,
+                    rec.id,
                 )
                 for pk, (rec, emb) in zip(pks, items, strict=True)
             ],
@@ -549,29 +550,18 @@ class SQLiteStore(GraphStoreMixin):
             if values:
                 where.append(f"{name} IN ({','.join('?' * len(values))})")
                 params.extend(values)
-        sql = f"SELECT rowid, distance FROM memory_vec WHERE {' AND '.join(where)}"
+        sql = f"SELECT memory_id, distance FROM memory_vec WHERE {' AND '.join(where)}"
 
-        def one_shard(shard: int) -> list[Any]:
+        def one_shard(shard: int) -> list[tuple[str, float]]:
             with self._read() as conn:
-                return list(conn.exec_driver_sql(sql, (blob, k, shard, *params)).all())
+                return [(r[0], r[1]) for r in conn.exec_driver_sql(sql, (blob, k, shard, *params))]
 
         others = [_shard_pool().submit(one_shard, shard) for shard in range(1, VECTOR_SHARDS)]
         knn = one_shard(0)
         for future in others:
             knn += future.result()
-        knn = sorted(knn, key=lambda row: row[1])[:k]
-        if not knn:
-            return []
-        with self._read() as conn:
-            ids: dict[int, str] = dict(
-                conn.execute(
-                    select(memories.c.pk, memories.c.id).where(
-                        memories.c.pk.in_([pk for pk, _ in knn])
-                    )
-                ).all()
-            )
         # L2 between unit vectors → cosine distance: 1 − cos = d² / 2
-        return [(ids[pk], d * d / 2) for pk, d in knn if pk in ids]
+        return [(memory_id, d * d / 2) for memory_id, d in sorted(knn, key=lambda r: r[1])[:k]]
 
     def bm25_search(self, query: VisibilityQuery, match: str, k: int) -> list[Hit]:
         """FTS5 BM25 over the scope; `match` is an FTS5 query the caller has made safe."""

@@ -9,6 +9,9 @@
   searched concurrently. Chunks shrink from 128 to 64 vectors so a new scope still allocates
   room for 128 (2 × 64), not 256.
 
+- **The memory id rides along** as an auxiliary column, so a KNN returns ids without a
+  second query to map rowids to them.
+
 Same metadata columns as before; vectors are normalized on the way (they already were), and
 the store normalizes every vector it writes from now on.
 
@@ -40,8 +43,9 @@ def _rebuild(create_columns: str, insert_columns: str, select_columns: str) -> N
         or 384
     )
     op.execute(
-        f"CREATE TABLE memory_vec_copy AS SELECT rowid AS pk, embedding, part, {_METADATA} "
-        "FROM memory_vec"
+        f"CREATE TABLE memory_vec_copy AS SELECT v.rowid AS pk, v.embedding, v.part, "
+        f"{', '.join('v.' + c for c in _METADATA.split(', '))}, m.id AS memory_id "
+        "FROM memory_vec v JOIN memories m ON m.pk = v.rowid"
     )
     op.execute("DROP TABLE memory_vec")
     op.execute(
@@ -57,9 +61,9 @@ def _rebuild(create_columns: str, insert_columns: str, select_columns: str) -> N
 def upgrade() -> None:
     _rebuild(
         "distance_metric=l2, part text partition key, shard integer partition key, "
-        f"{_METADATA_DDL}, chunk_size=64",
-        f"part, shard, {_METADATA}",
-        f"part, pk % 2, {_METADATA}",
+        f"{_METADATA_DDL}, +memory_id text, chunk_size=64",
+        f"part, shard, {_METADATA}, memory_id",
+        f"part, pk % 2, {_METADATA}, memory_id",
     )
 
 
