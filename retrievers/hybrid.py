@@ -1,11 +1,12 @@
 """Runs a plan's channels and fuses them.
 
-The query is embedded first, alone, and only then do the channels fan out and run
-concurrently (each spends its time in SQLite, which releases the GIL). Embedding inside the
-vector channel, beside the others, looked like overlap but was not: torch's two OpenMP
-threads then share two cores with the SQLite channels and every parallel region waits for a
-descheduled worker. At 10k memories in one scope the vector channel took 19 ms that way
-against 4 ms of embedding plus 6 ms of KNN done in turn (evals/results/bench_store.md).
+The query is embedded first, alone, and only then do the channels fan out: the vector
+channel on the calling thread (it is the slowest), the others on a pool, all of them spending
+their time in SQLite, which releases the GIL. Embedding inside the vector channel, beside the
+SQLite channels, looked like overlap but was not: torch's two OpenMP threads then share two
+cores with the SQLite threads and every parallel region waits for a descheduled worker (an
+embedding of 4 ms took 9). Embedding with one thread while the other channels run fared no
+better (8 ms): between its ~60 tensor calls the encoder needs the GIL the channels hold.
 """
 
 from __future__ import annotations
