@@ -54,7 +54,7 @@ def test_the_query_is_embedded_once_and_handed_to_the_channels_that_need_it() ->
     assert vector.seen[0].embedding is not None and np.all(vector.seen[0].embedding == 1.0)
     assert vector.threads == [threading.current_thread().name]  # the slow one: no thread hop
     assert bm25.threads[0] != threading.current_thread().name
-    assert [h.memory_id for h in result.hits][0] == "b"  # found by both channels
+    assert result.hits[0].memory_id == "b"  # found by both channels
     assert {"embed", "vector", "bm25"} <= set(result.timing_ms)
 
 
