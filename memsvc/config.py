@@ -45,9 +45,9 @@ class Settings:
     bm25_weight: float = 1.0
     rrf_k: int = 10  # see SearchPlan.rrf_k
     query_cache_size: int = 2048
-    # weights of the query encoder: auto (bf16 where the CPU has bf16 instructions, else fp32),
-    # fp32, bf16 or int8; documents are always embedded in fp32. See DEVELOPERS.md.
-    query_precision: str = "auto"
+    # weights the embedder computes with: auto (bf16 where the CPU has native bf16 kernels,
+    # else fp32), fp32, bf16, or int8 (queries only; documents fp32). See DEVELOPERS.md.
+    embed_precision: str = "auto"
     # The chat LLM (/v1/chat, Memory.chat): any OpenAI-compatible server. None: the local
     # vLLM of `memsvc llm start` (http://127.0.0.1:$MEMSVC_VLLM_PORT, default 8765).
     llm_base_url: str | None = None
@@ -74,8 +74,8 @@ class Settings:
             if os.environ.get(name):
                 env[key] = os.environ[name]
         env["llm_timeout_s"] = _env_float("MEMSVC_LLM_TIMEOUT", cls.llm_timeout_s)
-        if os.environ.get("MEMSVC_QUERY_PRECISION"):
-            env["query_precision"] = os.environ["MEMSVC_QUERY_PRECISION"]
+        if os.environ.get("MEMSVC_EMBED_PRECISION"):
+            env["embed_precision"] = os.environ["MEMSVC_EMBED_PRECISION"]
         if os.environ.get("MEMSVC_RRF_K"):
             env["rrf_k"] = int(os.environ["MEMSVC_RRF_K"])
         env["vector_weight"] = _env_float("MEMSVC_VECTOR_WEIGHT", cls.vector_weight)

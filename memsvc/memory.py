@@ -90,7 +90,7 @@ class Memory:
             self.settings.embedder_path or default_embedder_path(),
             threads=self.settings.embed_threads,
             cache_size=self.settings.query_cache_size,
-            query_precision=self.settings.query_precision,
+            precision=self.settings.embed_precision,
         )
         self.store: MemoryStore = store or SQLiteStore(
             self.settings.db_path, tenant=self.settings.tenant, embedding_dim=self.embedder.dim
