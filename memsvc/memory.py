@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from memsvc.access_log import AccessLog
 from memsvc.chat import ChatEngine, ChatEvent, ChatRequest, ChatResponse, ChatUnavailableError
 from memsvc.config import Settings, default_embedder_path
 from memsvc.consolidation import (
@@ -108,6 +109,8 @@ class Memory:
             "temporal": TemporalChannel(self.store),
         }
         self.retriever = HybridRetriever(channels, self.embedder.embed_query)
+        # searches' hits are counted here and written in batches, off the read path
+        self._access = AccessLog(self.store)
         self.default_plan = dataclasses.replace(
             RECIPES["balanced"].with_weights(
                 vector=self.settings.vector_weight, bm25=self.settings.bm25_weight
@@ -123,6 +126,7 @@ class Memory:
 
     def close(self) -> None:
         self.retriever.close()
+        self._access.close()
         self.store.close()
 
     # -- write ----------------------------------------------------------------------------
@@ -352,6 +356,7 @@ class Memory:
             raise InvalidInputError(f"steps must be among {list(STEPS)}", field="steps")
         if config is not None and not isinstance(config, ConsolidationConfig):
             raise InvalidInputError("config must be a ConsolidationConfig", field="config")
+        self._access.flush()  # decay reads the access counts
         consolidator = Consolidator(
             self.store, self.embedder, extractor=self.extractor, config=config
         )
@@ -406,7 +411,7 @@ class Memory:
             if h.memory_id in records
         ]
         if search_plan.track_access and results:
-            self.store.touch([r.memory.id for r in results], _now())
+            self._access.record([r.memory.id for r in results], _now())
         timing = dict(retrieval.timing_ms)
         timing["fetch"] = (time.perf_counter() - fetch_started) * 1000
         timing["total"] = (time.perf_counter() - started) * 1000
@@ -553,6 +558,7 @@ class Memory:
     def get(self, memory_id: str) -> MemoryRecord:
         if not isinstance(memory_id, str) or not memory_id.strip():
             raise InvalidInputError("memory id must be a non-empty string", field="id")
+        self._access.flush()
         record = self.store.get(memory_id.strip())
         if record is None:
             raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
@@ -576,6 +582,7 @@ class Memory:
             user_id, agent_id, session_id, filters, kinds, None, include_inactive,
             include_archived=include_archived,
         )
+        self._access.flush()
         items, total = self.store.list_memories(
             visibility, limit=clean_limit(limit), after_id=clean_id(cursor, field="cursor")
         )
@@ -622,6 +629,7 @@ class Memory:
         visibility = VisibilityQuery(
             scope=scope, statuses=() if include_inactive else (MemoryStatus.ACTIVE.value,)
         )
+        self._access.flush()
         cursor = None
         while True:
             items, _ = self.store.list_memories(visibility, limit=500, after_id=cursor)

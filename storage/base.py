@@ -8,7 +8,7 @@ method honours the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -98,7 +98,9 @@ class MemoryStore(Protocol):
 
     def messages(self, scope: Scope, *, limit: int = 1000) -> list[StoredMessage]: ...
 
-    def touch(self, memory_ids: Sequence[str], at: datetime) -> None: ...
+    def record_access(self, accesses: Mapping[str, tuple[int, datetime]]) -> None:
+        """Add `count` to each memory's access_count and set its last_accessed_at."""
+        ...
 
     def delete_scope(self, scope: Scope, *, hard: bool, at: datetime, actor: str) -> int: ...
 

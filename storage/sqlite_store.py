@@ -8,7 +8,7 @@ processes) wait rather than fail.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     column,
     create_engine,
     delete,
@@ -56,7 +57,14 @@ from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
 from memsvc.storage.driver import sqlite_dbapi
 from memsvc.storage.filter_sql import visibility_clause
 from memsvc.storage.graph_store import GraphStoreMixin, link_memories, purge_orphans
-from memsvc.storage.schema import history, memories, messages, scope_token, store_meta
+from memsvc.storage.schema import (
+    UTCDateTime,
+    history,
+    memories,
+    messages,
+    scope_token,
+    store_meta,
+)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _fts = table("memory_fts", column("rowid"))
@@ -381,14 +389,21 @@ class SQLiteStore(GraphStoreMixin):
             delete(history).where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
         )
 
-    def touch(self, memory_ids: Sequence[str], at: datetime) -> None:
-        if not memory_ids:
+    def record_access(self, accesses: Mapping[str, tuple[int, datetime]]) -> None:
+        if not accesses:
             return
         with self._write() as conn:
             conn.execute(
                 update(memories)
-                .where(memories.c.tenant == self.tenant, memories.c.id.in_(list(memory_ids)))
-                .values(access_count=memories.c.access_count + 1, last_accessed_at=at)
+                .where(memories.c.tenant == self.tenant, memories.c.id == bindparam("memory_id"))
+                .values(
+                    access_count=memories.c.access_count + bindparam("count"),
+                    last_accessed_at=bindparam("at", type_=UTCDateTime()),
+                ),
+                [
+                    {"memory_id": memory_id, "count": count, "at": at}
+                    for memory_id, (count, at) in accesses.items()
+                ],
             )
 
     def delete_scope(self, scope: Scope, *, hard: bool, at: datetime, actor: str) -> int:
