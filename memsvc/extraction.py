@@ -5,19 +5,21 @@ garbage), the turn is still stored and kept as an episode. This module runs the 
 over a batch, falls back to one message at a time when the batch fails (so one bad turn does
 not sink its neighbours), throws away candidates that are not well formed, and reports per
 message what went wrong. `Memory.add` writes that report onto the message and its episode
-(``metadata.extraction``) and into history, which is what consolidation uses to retry.
+(``metadata.extraction``) and into history, which is what consolidation uses to retry;
+`Memory.infer`, the second half of a background add, writes it onto the episode already stored.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from memsvc.extractors.base import Candidate, Extractor
-from memsvc.models import HistoryEvent, MemoryKind, StoredMessage
+from memsvc.manager import snapshot
+from memsvc.models import HistoryEvent, MemoryKind, MemoryRecord, StoredMessage
 from memsvc.storage.base import HistoryDraft, WriteBatch
 
 log = logging.getLogger(__name__)
@@ -114,19 +116,54 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
+def failure_mark(
+    message_id: str, outcome: ExtractionOutcome, extractor: str
+) -> dict[str, Any] | None:
+    """The ``metadata.extraction`` mark for a message that failed or fell back, else None."""
+    for status, reasons in (("failed", outcome.failures), ("fallback", outcome.degraded)):
+        if message_id in reasons:
+            return {"status": status, "extractor": extractor, "error": reasons[message_id],
+                    "retry": True}
+    return None
+
+
 def mark_messages(
     messages: Sequence[StoredMessage], outcome: ExtractionOutcome, extractor: str
 ) -> None:
     """Write a failure or fallback onto each affected message (before it is stored)."""
     for message in messages:
-        for status, reasons in (("failed", outcome.failures), ("fallback", outcome.degraded)):
-            if message.id in reasons:
-                message.metadata = {
-                    **message.metadata,
-                    "extraction": {"status": status, "extractor": extractor,
-                                   "error": reasons[message.id], "retry": True},
-                }
-                break
+        mark = failure_mark(message.id, outcome, extractor)
+        if mark is not None:
+            message.metadata = {**message.metadata, "extraction": mark}
+
+
+def mark_stored_episodes(
+    batch: WriteBatch,
+    episodes: Mapping[str, MemoryRecord],
+    outcome: ExtractionOutcome,
+    extractor: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Mark the episodes (by message id) of messages stored before they were extracted.
+
+    The second half of a background add extracts messages whose episodes already exist, so
+    the mark goes onto the episode as an update (with history), where consolidation's retry
+    step finds it, instead of onto the message before it is written.
+    """
+    for message_id, episode in episodes.items():
+        mark = failure_mark(message_id, outcome, extractor)
+        if mark is None:
+            continue
+        marked = episode.model_copy(
+            update={"metadata": {**episode.metadata, "extraction": mark}, "updated_at": now}
+        )
+        batch.updates.append((marked, None))
+        batch.history.append(HistoryDraft(
+            episode.id, HistoryEvent.UPDATE, snapshot(episode), snapshot(marked), actor,
+            f"extraction by {extractor} {mark['status']}, kept as episode for retry: "
+            f"{mark['error']}", now,
+        ))
 
 
 def record_failures(

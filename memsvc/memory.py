@@ -25,7 +25,14 @@ from memsvc.consolidation import (
 )
 from memsvc.embedding import Embedder, SentenceTransformerEmbedder
 from memsvc.errors import InvalidInputError, NotFoundError
-from memsvc.extraction import ExtractionOutcome, mark_messages, record_failures, run_extractor
+from memsvc.extraction import (
+    ExtractionOutcome,
+    failure_mark,
+    mark_messages,
+    mark_stored_episodes,
+    record_failures,
+    run_extractor,
+)
 from memsvc.extractors.base import Candidate, Extractor
 from memsvc.extractors.episode import EpisodeExtractor
 from memsvc.extractors.rules import RuleExtractor
@@ -40,6 +47,7 @@ from memsvc.models import (
     MemoryRecord,
     MemoryStatus,
     Page,
+    Scope,
     ScoredMemory,
     SearchResponse,
     StoredMessage,
@@ -202,14 +210,34 @@ class Memory:
         stored = [m for m in self.store.messages(scope, limit=100_000) if m.id in wanted]
         if self.extractor is None or not stored:
             return AddResult(message_ids=[m.id for m in stored])
-        candidates = run_extractor(self.extractor, stored).candidates  # bad output is dropped
-        embeddings = self.embedder.embed_documents([c.text for c, _, _ in candidates])
+        extracted = run_extractor(self.extractor, stored)
+        embeddings = self.embedder.embed_documents([c.text for c, _, _ in extracted.candidates])
         batch = WriteBatch()
+        now = _now()
         changes = self._manager.plan(
-            candidates, embeddings, scope, now=_now(), actor="add", batch=batch
+            extracted.candidates, embeddings, scope, now=now, actor="add", batch=batch
+        )
+        # what failed is marked on the episodes, for consolidation's retry step, as add() does
+        troubled = [m for m in stored if failure_mark(m.id, extracted, self.extractor.name)]
+        mark_stored_episodes(
+            batch, self._episodes_of(scope, troubled), extracted, self.extractor.name, "add", now
         )
         self.store.apply(batch)
         return AddResult(message_ids=[m.id for m in stored], results=changes)
+
+    def _episodes_of(
+        self, scope: Scope, messages: Sequence[StoredMessage]
+    ) -> dict[str, MemoryRecord]:
+        """The stored episode of each message (found by its content hash), by message id."""
+        found: dict[str, MemoryRecord] = {}
+        visibility = VisibilityQuery(scope=scope, kinds=(MemoryKind.EPISODE.value,))
+        for message, candidate in zip(messages, self._episodes.extract(messages), strict=True):
+            episode = self.store.find_by_hash(
+                visibility, content_hash(candidate.kind.value, candidate.text)
+            )
+            if episode is not None:
+                found[message.id] = episode
+        return found
 
     def _clean_messages(self, messages: MessagesInput) -> list[dict[str, Any]]:
         if isinstance(messages, str | bytes | bytearray):

@@ -324,6 +324,27 @@ def test_failed_extraction_is_retried_and_marked(
         assert third.changed == 0 and flaky.calls == 3  # nothing left to retry
 
 
+def test_a_background_add_marks_what_failed_for_retry(
+    db_path: Any, embedder: SentenceTransformerEmbedder
+) -> None:
+    """add(infer=False) then infer() (REST `background: true`): a failure is kept, not lost."""
+    flaky = FlakyExtractor(failures=1)  # the background extraction fails, the retry works
+    with Memory(settings=Settings(db_path=db_path), embedder=embedder, extractor=flaky) as m:
+        added = m.add([turn("Ana", "I moved to Lyon.", "2023-05-01T10:00:00Z")], user_id="u1")
+        result = m.infer(added.message_ids, user_id="u1")
+        assert result.results == [] and m.get_all(user_id="u1", kinds=["fact"]).total == 0
+        episode = m.get_all(user_id="u1", kinds=["episode"]).items[0]
+        assert episode.metadata["extraction"]["status"] == "failed"
+        assert episode.metadata["extraction"]["retry"] is True
+        assert "model server unavailable" in episode.metadata["extraction"]["error"]
+        assert m.history(episode.id)[-1].event is HistoryEvent.UPDATE
+        report = m.consolidate(user_id="u1", now=NOW, steps=["retry"])
+        assert report.retried == 1
+        assert [f.text for f in m.get_all(user_id="u1", kinds=["fact"]).items] == [
+            "Ana said: I moved to Lyon."
+        ]
+
+
 def test_retry_gives_up_after_the_attempt_limit(
     db_path: Any, embedder: SentenceTransformerEmbedder
 ) -> None:
