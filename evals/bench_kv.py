@@ -54,9 +54,9 @@ from typing import Any
 import httpx
 
 from memsvc import Memory
-from memsvc.config import Settings
 from memsvc.evals.report import RESULTS_DIR, environment, git_state, markdown_table, write_json
-from memsvc.serving.llm_client import LLMClient
+from memsvc.llm.client import LLMClient
+from memsvc.model.settings import Settings
 from memsvc.serving.prompt_layout import (
     LAYOUT_MEMSVC,
     LAYOUT_SYSTEM_PROMPT,

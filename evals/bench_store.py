@@ -46,10 +46,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from memsvc import Memory
-from memsvc.config import Settings, default_embedder_path
-from memsvc.embedding import Embedder, SentenceTransformerEmbedder
+from memsvc.embedding.embedder import Embedder, SentenceTransformerEmbedder
 from memsvc.evals.metrics import latency_summary
 from memsvc.evals.report import RESULTS_DIR, environment, git_state, markdown_table, write_json
+from memsvc.model.settings import Settings, default_embedder_path
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_USERS = 100

@@ -2,7 +2,7 @@
 
 `RuleExtractor` is the embedded default (patterns, no LLM); `LLMExtractor` asks any
 OpenAI-compatible endpoint and falls back to the rules. Both emit `Candidate`s; the manager
-(`memsvc.manager`) decides what each one does to the store.
+(`memsvc.write.manager`) decides what each one does to the store.
 """
 
 from memsvc.extractors.base import Candidate, Extractor

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from memsvc.models import MemoryKind, StoredMessage
+from memsvc.model.records import MemoryKind, StoredMessage
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from memsvc.extractors.base import Candidate
-from memsvc.models import MemoryKind, StoredMessage
+from memsvc.model.records import MemoryKind, StoredMessage
 
 
 def speaker_of(message: StoredMessage) -> str:

@@ -23,10 +23,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from memsvc.extractors.base import Candidate, Extractor
-from memsvc.extractors.chat import ChatBackend
 from memsvc.extractors.rules import RuleExtractor, speaker_name
-from memsvc.extractors.timeparse import format_day
-from memsvc.models import MemoryKind, StoredMessage
+from memsvc.llm.backend import ChatBackend
+from memsvc.model.records import MemoryKind, StoredMessage
+from memsvc.text.timeparse import format_day
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from memsvc.extractors.statements import (
     resolve_persons,
     split_sentences,
 )
-from memsvc.extractors.timeparse import TimeSpan, find_times, is_future
 from memsvc.extractors.triples import find_triples
-from memsvc.models import MemoryKind, StoredMessage
+from memsvc.model.records import MemoryKind, StoredMessage
+from memsvc.text.timeparse import TimeSpan, find_times, is_future
 
 _PROCEDURE = re.compile(
     r"\b(?:how\s+to|the\s+(?:trick|key|secret|fix|solution|workaround)\s+(?:is|was)|"

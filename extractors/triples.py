@@ -5,7 +5,7 @@ that "I'm not into sushi anymore" retires "Alice likes sushi", and that "we canc
 Paris trip" retires "Alice plans a trip to Paris". Only a small, fixed vocabulary of
 predicates is recognised; what is not recognised simply has no triple and is kept as it is.
 
-Predicates, and how the manager treats them (see `memsvc.manager`):
+Predicates, and how the manager treats them (see `memsvc.write.manager`):
 - functional (one value at a time; a new value supersedes the old): ``lives_in``,
   ``works_at``, ``job_title``, ``relationship_status``, ``favorite_<thing>``.
 - opposites (the new statement retires an old one with a matching object): ``dislikes`` ↔

@@ -1,53 +1,48 @@
-"""memsvc: long-term memory for AI agents, in one SQLite file.
+"""memsvc: long-term memory for AI agents.
 
     from memsvc import Memory
     m = Memory()
     m.add("I moved to Denver last month", user_id="alice")
     m.search("where does alice live?", user_id="alice")
+
+The names below are re-exported lazily (PEP 562): `import memsvc` loads nothing but this file,
+so a tool that only needs, say, `memsvc.text.timeparse` does not pay for SQLAlchemy and torch,
+and importing the package changes nothing in the host process.
 """
 
-import os
+from __future__ import annotations
 
-# torch's OpenMP runtime on Linux (libgomp) keeps a finished parallel region's workers
-# spinning for GOMP_SPINCOUNT rounds (300,000 by default: milliseconds of a full core) in
-# case more work follows. A search embeds its query and then runs SQLite channels, which found
-# a core still burning: the vector channel took 9.7 ms instead of 7.5, a search 18 ms
-# instead of 15 (10k memories in one scope). 10,000 rounds still bridge the gaps inside one
-# forward pass. libgomp reads it once, when torch is first imported, which is why it is set
-# here, before anything of memsvc can import torch; a value already set wins.
-os.environ.setdefault("GOMP_SPINCOUNT", "10000")
-
-from memsvc.async_memory import AsyncMemory
-from memsvc.client import AsyncMemoryClient, MemoryClient
-from memsvc.errors import (
-    EmptyTextError,
-    EncodingError,
-    InvalidFilterError,
-    InvalidInputError,
-    InvalidTimestampError,
-    MemsvcError,
-    NotFoundError,
-    ScopeRequiredError,
-    StoreError,
-    TextTooLargeError,
-    UnauthorizedError,
-)
-from memsvc.memory import Memory
-from memsvc.models import (
-    AddResult,
-    HistoryEntry,
-    MemoryKind,
-    MemoryRecord,
-    MemoryStatus,
-    Page,
-    Scope,
-    ScoredMemory,
-    SearchResponse,
-)
-from memsvc.retrievers.context import ContextBlock
-from memsvc.retrievers.plan import RECIPES, ChannelSpec, SearchPlan
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "Memory": "memsvc.sdk.memory",
+    "AsyncMemory": "memsvc.sdk.async_memory",
+    "MemoryClient": "memsvc.sdk.client",
+    "AsyncMemoryClient": "memsvc.sdk.client",
+    "ContextBlock": "memsvc.retrievers.context",
+    "RECIPES": "memsvc.retrievers.plan",
+    "ChannelSpec": "memsvc.retrievers.plan",
+    "SearchPlan": "memsvc.retrievers.plan",
+    **{
+        name: "memsvc.model.errors"
+        for name in (
+            "EmptyTextError", "EncodingError", "InvalidFilterError", "InvalidInputError",
+            "InvalidTimestampError", "MemsvcError", "NotFoundError", "ScopeRequiredError",
+            "StoreError", "TextTooLargeError", "UnauthorizedError",
+        )
+    },
+    **{
+        name: "memsvc.model.records"
+        for name in (
+            "AddResult", "HistoryEntry", "MemoryKind", "MemoryRecord", "MemoryStatus", "Page",
+            "Scope", "ScoredMemory", "SearchResponse",
+        )
+    },
+}
 
 __all__ = [
     "RECIPES",
@@ -79,3 +74,48 @@ __all__ = [
     "TextTooLargeError",
     "UnauthorizedError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memsvc' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
+    from memsvc.model.errors import (
+        EmptyTextError,
+        EncodingError,
+        InvalidFilterError,
+        InvalidInputError,
+        InvalidTimestampError,
+        MemsvcError,
+        NotFoundError,
+        ScopeRequiredError,
+        StoreError,
+        TextTooLargeError,
+        UnauthorizedError,
+    )
+    from memsvc.model.records import (
+        AddResult,
+        HistoryEntry,
+        MemoryKind,
+        MemoryRecord,
+        MemoryStatus,
+        Page,
+        Scope,
+        ScoredMemory,
+        SearchResponse,
+    )
+    from memsvc.retrievers.context import ContextBlock
+    from memsvc.retrievers.plan import RECIPES, ChannelSpec, SearchPlan
+    from memsvc.sdk.async_memory import AsyncMemory
+    from memsvc.sdk.client import AsyncMemoryClient, MemoryClient
+    from memsvc.sdk.memory import Memory

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
-from memsvc.models import ScoredMemory
+from memsvc.model.records import ScoredMemory
 
 TokenCounter = Callable[[str], int]
 DEFAULT_HEADER = "Relevant memories (oldest first):"

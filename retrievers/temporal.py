@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from memsvc.extractors.timeparse import TimeSpan, find_times
-from memsvc.filters import AllOf, AnyOf, Condition, FilterNode
+from memsvc.model.filters import AllOf, AnyOf, Condition, FilterNode
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.bm25 import match_expression
 from memsvc.storage.base import Hit, MemoryStore, VisibilityQuery
+from memsvc.text.timeparse import TimeSpan, find_times
 
 _WHEN = re.compile(
     r"\b(?:when|what\s+(?:date|day|time|year|month)|which\s+(?:date|day|year|month)|"

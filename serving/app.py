@@ -28,10 +28,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import memsvc
-from memsvc.consolidation import ConsolidationConfig, ConsolidationReport
-from memsvc.errors import InvalidFilterError, InvalidInputError, MemsvcError
-from memsvc.memory import Memory
-from memsvc.models import (
+from memsvc.consolidate.consolidator import ConsolidationConfig, ConsolidationReport
+from memsvc.model.errors import InvalidFilterError, InvalidInputError, MemsvcError
+from memsvc.model.records import (
     AddResult,
     HistoryEntry,
     MemoryKind,
@@ -42,6 +41,7 @@ from memsvc.models import (
     StoreStats,
 )
 from memsvc.retrievers.context import ContextBlock
+from memsvc.sdk.memory import Memory
 from memsvc.serving.chat import ChatService, chat_router
 from memsvc.serving.docs import mount_offline_docs
 from memsvc.serving.graph_view import memory_graph

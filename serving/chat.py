@@ -41,24 +41,24 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from memsvc.chat import (
-    ChatEvent,
-    ChatRequest,
-    ChatResponse,
-    ChatUnavailableError,
-    ChatUsage,
-)
-from memsvc.config import Settings
-from memsvc.consolidation import ConsolidationReport
-from memsvc.memory import Memory
-from memsvc.models import MemoryKind, MemoryRecord, StoredMessage
-from memsvc.serving.llm_client import (
+from memsvc.consolidate.consolidator import ConsolidationReport
+from memsvc.llm.client import (
     ChatChunk,
     LLMClient,
     LLMError,
     LLMResponseError,
     LLMUnavailableError,
 )
+from memsvc.model.chat import (
+    ChatEvent,
+    ChatRequest,
+    ChatResponse,
+    ChatUnavailableError,
+    ChatUsage,
+)
+from memsvc.model.records import MemoryKind, MemoryRecord, StoredMessage
+from memsvc.model.settings import Settings
+from memsvc.sdk.memory import Memory
 from memsvc.serving.prompt_layout import (
     LayoutOptions,
     Turn,
@@ -110,7 +110,7 @@ class _Turn:
 
 
 class ChatService:
-    """Implements ``memsvc.chat.ChatEngine`` over an :class:`LLMClient`."""
+    """Implements ``memsvc.model.chat.ChatEngine`` over an :class:`LLMClient`."""
 
     def __init__(
         self,

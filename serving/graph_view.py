@@ -8,8 +8,8 @@ live memories naming them.
 
 from __future__ import annotations
 
-from memsvc.memory import Memory
-from memsvc.models import MemoryStatus, Scope
+from memsvc.model.records import MemoryStatus, Scope
+from memsvc.sdk.memory import Memory
 from memsvc.serving.schemas import GraphEdge, GraphNode, MemoryGraph
 from memsvc.storage.sqlite_store import SQLiteStore
 

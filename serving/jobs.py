@@ -13,9 +13,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from memsvc.errors import MemsvcError, NotFoundError
-from memsvc.ids import new_id
-from memsvc.models import AddResult
+from memsvc.model.errors import MemsvcError, NotFoundError
+from memsvc.model.ids import new_id
+from memsvc.model.records import AddResult
 from memsvc.serving.schemas import JobInfo
 
 _MAX_JOBS = 10_000

@@ -16,8 +16,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from memsvc.errors import MemsvcError
-from memsvc.memory import Memory
+from memsvc.model.errors import MemsvcError
+from memsvc.sdk.memory import Memory
 
 F = TypeVar("F", bound=Callable[..., Any])
 

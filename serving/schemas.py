@@ -1,6 +1,6 @@
 """Request and response bodies of the REST API that are not already memsvc models.
 
-Responses reuse `memsvc.models` (and `ContextBlock`) so the remote SDK can parse them into
+Responses reuse `memsvc.model.records` (and `ContextBlock`) so the remote SDK can parse them into
 the very same classes. Requests forbid unknown fields, so a misspelt argument is a 422 that
 names it instead of being silently ignored. Deep checks (text size, encoding, filter
 grammar, scope) stay in `Memory`, so every interface refuses the same inputs the same way.
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from memsvc.models import AddResult, MemoryKind
+from memsvc.model.records import AddResult, MemoryKind
 
 PlanName = Literal["fast", "balanced", "deep"]
 Timestamp = str | float | None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
-from memsvc.memory import Memory
+from memsvc.sdk.memory import Memory
 from memsvc.serving.app import create_app
 from memsvc.storage.keys import ApiKeyStore
 from memsvc.storage.sqlite_store import SQLiteStore

@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from memsvc.errors import UnauthorizedError
-from memsvc.memory import Memory
+from memsvc.model.errors import UnauthorizedError
+from memsvc.sdk.memory import Memory
 from memsvc.storage.keys import ApiKeyStore
 from memsvc.storage.sqlite_store import SQLiteStore
 

@@ -53,7 +53,7 @@ from typing import Any, Literal
 
 import httpx
 
-from memsvc.serving.llm_client import LLMClient, LLMUnavailableError, normalize_base_url
+from memsvc.llm.client import LLMClient, LLMUnavailableError, normalize_base_url
 
 __all__ = [
     "InstallStep",

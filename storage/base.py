@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from memsvc.filters import FilterNode
-from memsvc.models import (
+from memsvc.model.filters import FilterNode
+from memsvc.model.records import (
     HistoryEntry,
     HistoryEvent,
     MemoryRecord,

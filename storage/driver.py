@@ -13,7 +13,7 @@ import importlib
 from functools import cache
 from types import ModuleType
 
-from memsvc.errors import StoreError
+from memsvc.model.errors import StoreError
 
 
 def _can_load_extensions(module: ModuleType) -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, true
 
-from memsvc.filters import AllOf, AnyOf, Condition, FilterNode, Negation
+from memsvc.model.filters import AllOf, AnyOf, Condition, FilterNode, Negation
 from memsvc.storage.base import VisibilityQuery
 from memsvc.storage.schema import memories
 

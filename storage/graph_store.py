@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from memsvc.models import MemoryRecord, Scope
+from memsvc.model.records import MemoryRecord, Scope
 from memsvc.storage.base import VisibilityQuery
 from memsvc.storage.filter_sql import visibility_clause
 from memsvc.storage.schema import (

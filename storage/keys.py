@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 from sqlalchemy import Engine, func, insert, select, update
 
-from memsvc.errors import InvalidInputError, NotFoundError
-from memsvc.ids import new_id
+from memsvc.model.errors import InvalidInputError, NotFoundError
+from memsvc.model.ids import new_id
+from memsvc.model.validation import clean_id
 from memsvc.storage.schema import api_keys
-from memsvc.validation import clean_id
 
 KEY_PREFIX = "msk_"
 CACHE_SECONDS = 5.0

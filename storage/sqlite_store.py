@@ -42,8 +42,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.selectable import Join
 
-from memsvc.errors import NotFoundError, StoreError
-from memsvc.models import (
+from memsvc.model.errors import NotFoundError, StoreError
+from memsvc.model.records import (
     HistoryEntry,
     HistoryEvent,
     MemoryRecord,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from memsvc import Memory
-from memsvc.config import Settings, default_embedder_path
-from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
+from memsvc.model.settings import Settings, default_embedder_path
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from memsvc.evals import bench_kv
-from memsvc.serving.llm_client import LLMClient
+from memsvc.llm.client import LLMClient
 
 TOPICS = ["painting", "hiking", "cooking", "music", "travel"]
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from memsvc import Memory
-from memsvc.config import Settings
-from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
 from memsvc.evals import locomo
 from memsvc.evals.metrics import Aggregate, latency_summary, score_ranking
+from memsvc.model.settings import Settings
 
 DATA = Path(__file__).parent / "data"
 TINY = DATA / "locomo_tiny.json"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from memsvc import Memory
-from memsvc.config import Settings
-from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
 from memsvc.evals import longmemeval as lme
+from memsvc.model.settings import Settings
 
 TINY = Path(__file__).parent / "data" / "longmemeval_tiny.json"
 

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from fake_openai import FakeOpenAI, completion, recording
 
 from memsvc import Memory
-from memsvc.config import Settings
-from memsvc.extractors.chat import SimpleChatClient
 from memsvc.extractors.llm import LLMExtractor
-from memsvc.models import MemoryKind, Scope, StoredMessage
+from memsvc.llm.backend import SimpleChatClient
+from memsvc.model.records import MemoryKind, Scope, StoredMessage
+from memsvc.model.settings import Settings
 
 SAID = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 TURNS = [
@@ -144,7 +144,7 @@ def test_llm_memories_record_extractor_name_and_version(tmp_path, embedder):
 
 
 def test_the_serving_llm_client_plugs_in_as_the_backend():
-    from memsvc.serving.llm_client import LLMClient
+    from memsvc.llm.client import LLMClient
 
     with FakeOpenAI(recording("extraction_ok.json")).running() as fake:
         client = LLMClient(fake.url, model="recorded")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from memsvc.extractors.rules import RuleExtractor
-from memsvc.models import MemoryKind, Scope, StoredMessage
+from memsvc.model.records import MemoryKind, Scope, StoredMessage
 
 SAID = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # a Monday
 

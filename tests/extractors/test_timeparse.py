@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from memsvc.extractors.timeparse import find_times
+from memsvc.text.timeparse import find_times
 
 SAID = datetime(2023, 5, 25, 13, 56, tzinfo=UTC)  # a Thursday
 

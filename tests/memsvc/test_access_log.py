@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from memsvc import Memory
-from memsvc.access_log import AccessLog
-from memsvc.ids import content_hash, new_id
-from memsvc.models import MemoryKind, MemoryRecord, Scope
+from memsvc.model.ids import content_hash, new_id
+from memsvc.model.records import MemoryKind, MemoryRecord, Scope
+from memsvc.sdk.access_log import AccessLog
 from memsvc.storage.base import WriteBatch
 from memsvc.storage.sqlite_store import SQLiteStore
 

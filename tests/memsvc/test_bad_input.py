@@ -19,8 +19,8 @@ from memsvc import (
     ScopeRequiredError,
     TextTooLargeError,
 )
-from memsvc.config import Settings
-from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
+from memsvc.model.settings import Settings
 
 UNKNOWN_ID = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
 

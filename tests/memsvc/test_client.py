@@ -8,14 +8,14 @@ import httpx
 import pytest
 
 from memsvc import Memory
-from memsvc.client import AsyncMemoryClient, MemoryClient, RemoteError, raise_for_error
-from memsvc.errors import (
+from memsvc.model.errors import (
     InvalidFilterError,
     NotFoundError,
     TextTooLargeError,
     UnauthorizedError,
 )
-from memsvc.models import SearchResponse
+from memsvc.model.records import SearchResponse
+from memsvc.sdk.client import AsyncMemoryClient, MemoryClient, RemoteError, raise_for_error
 from memsvc.serving.app import create_app
 from memsvc.serving.server import BackgroundServer
 from memsvc.storage.keys import ApiKeyStore

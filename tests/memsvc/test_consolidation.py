@@ -16,18 +16,17 @@ import numpy as np
 import pytest
 
 from memsvc import InvalidInputError, Memory
-from memsvc.config import Settings
-from memsvc.consolidation import (
+from memsvc.consolidate.consolidator import (
     ConsolidationConfig,
     extractive_summary,
     render_profile,
     strength,
 )
-from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
 from memsvc.extractors.base import Candidate
 from memsvc.extractors.rules import RuleExtractor
-from memsvc.ids import content_hash, new_id
-from memsvc.models import (
+from memsvc.model.ids import content_hash, new_id
+from memsvc.model.records import (
     HistoryEvent,
     MemoryKind,
     MemoryRecord,
@@ -35,6 +34,7 @@ from memsvc.models import (
     Scope,
     StoredMessage,
 )
+from memsvc.model.settings import Settings
 from memsvc.storage.base import WriteBatch
 
 NOW = datetime(2023, 7, 1, tzinfo=UTC)

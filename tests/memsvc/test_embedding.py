@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from memsvc.config import default_embedder_path
-from memsvc.embedding import SentenceTransformerEmbedder
-from memsvc.errors import InvalidInputError
-from memsvc.query_encoder import LeanBertQueryEncoder, lean_query_encoder
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
+from memsvc.embedding.query_encoder import LeanBertQueryEncoder, lean_query_encoder
+from memsvc.model.errors import InvalidInputError
+from memsvc.model.settings import default_embedder_path
 
 
 def test_queries_and_documents_share_one_space(embedder: SentenceTransformerEmbedder) -> None:

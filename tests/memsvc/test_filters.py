@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memsvc.errors import InvalidFilterError
-from memsvc.filters import AllOf, AnyOf, Condition, Negation, parse_filters
+from memsvc.model.errors import InvalidFilterError
+from memsvc.model.filters import AllOf, AnyOf, Condition, Negation, parse_filters
 
 
 def test_plain_keys_are_metadata_and_known_fields_are_columns() -> None:

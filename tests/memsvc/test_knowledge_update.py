@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from memsvc import Memory
-from memsvc.config import Settings
-from memsvc.models import HistoryEvent, MemoryStatus
+from memsvc.model.records import HistoryEvent, MemoryStatus
+from memsvc.model.settings import Settings
 
 FACT_KINDS = ["fact", "preference", "event"]
 

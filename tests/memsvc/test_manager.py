@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from memsvc import Memory
-from memsvc.config import Settings
 from memsvc.extractors.base import Candidate
-from memsvc.manager import Decision
-from memsvc.models import HistoryEvent, MemoryKind, MemoryStatus, StoredMessage
+from memsvc.model.records import HistoryEvent, MemoryKind, MemoryStatus, StoredMessage
+from memsvc.model.settings import Settings
+from memsvc.write.manager import Decision
 
 
 @pytest.fixture

@@ -1,13 +1,13 @@
-"""`memsvc.extraction`: what an extractor may hand the manager, and how a failure is contained."""
+"""`memsvc.write.extraction`: what an extractor may hand the manager; how a failure is contained."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from memsvc.extraction import candidate_problem, run_extractor
 from memsvc.extractors.base import Candidate
-from memsvc.models import MemoryKind, Scope, StoredMessage
+from memsvc.model.records import MemoryKind, Scope, StoredMessage
+from memsvc.write.extraction import candidate_problem, run_extractor
 
 AT = datetime(2023, 5, 8, tzinfo=UTC)
 IDS = {"m1"}

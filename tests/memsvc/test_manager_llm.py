@@ -14,10 +14,10 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "extractors"))
 from fake_openai import FakeOpenAI, completion
 
 from memsvc import Memory
-from memsvc.config import Settings
-from memsvc.extractors.chat import SimpleChatClient
-from memsvc.llm_decider import LLMDecider
-from memsvc.models import HistoryEvent, MemoryKind, MemoryStatus
+from memsvc.llm.backend import SimpleChatClient
+from memsvc.model.records import HistoryEvent, MemoryKind, MemoryStatus
+from memsvc.model.settings import Settings
+from memsvc.write.llm_decider import LLMDecider
 
 OLD = "Alice's team meets every Monday at 9 for planning."
 NEW = "Alice's team now meets every Tuesday at 10 for planning."

@@ -16,8 +16,8 @@ from memsvc import (
     NotFoundError,
     SearchPlan,
 )
-from memsvc.config import Settings
-from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
+from memsvc.model.settings import Settings
 from memsvc.retrievers.plan import ChannelSpec
 
 TURNS = [

@@ -13,11 +13,9 @@ from typing import Any
 import pytest
 
 from memsvc import Memory
-from memsvc.client import MemoryClient
-from memsvc.config import Settings
-from memsvc.consolidation import ConsolidationReport
-from memsvc.embedding import SentenceTransformerEmbedder
-from memsvc.errors import (
+from memsvc.consolidate.consolidator import ConsolidationReport
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
+from memsvc.model.errors import (
     EmptyTextError,
     InvalidFilterError,
     InvalidInputError,
@@ -26,8 +24,17 @@ from memsvc.errors import (
     ScopeRequiredError,
     TextTooLargeError,
 )
-from memsvc.models import AddResult, HistoryEntry, MemoryRecord, Page, SearchResponse, StoreStats
+from memsvc.model.records import (
+    AddResult,
+    HistoryEntry,
+    MemoryRecord,
+    Page,
+    SearchResponse,
+    StoreStats,
+)
+from memsvc.model.settings import Settings
 from memsvc.retrievers.context import ContextBlock
+from memsvc.sdk.client import MemoryClient
 from memsvc.serving.app import create_app
 from memsvc.serving.server import BackgroundServer
 

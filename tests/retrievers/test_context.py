@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from memsvc import Memory
-from memsvc.errors import InvalidInputError
-from memsvc.models import MemoryKind, MemoryRecord, Scope, ScoredMemory
+from memsvc.model.errors import InvalidInputError
+from memsvc.model.records import MemoryKind, MemoryRecord, Scope, ScoredMemory
 from memsvc.retrievers.context import estimate_tokens, pack_context
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from memsvc import Memory
-from memsvc.ids import content_hash, new_id
-from memsvc.models import MemoryKind, MemoryRecord, MemoryStatus, Scope
+from memsvc.model.ids import content_hash, new_id
+from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.graph import EntityGraph, GraphChannel
 from memsvc.storage.base import VisibilityQuery, WriteBatch

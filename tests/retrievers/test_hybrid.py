@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from memsvc.models import Scope
+from memsvc.model.records import Scope
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.hybrid import HybridRetriever
 from memsvc.retrievers.plan import ChannelSpec, SearchPlan

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from memsvc import Memory
-from memsvc.filters import parse_filters
-from memsvc.ids import content_hash, new_id
-from memsvc.models import MemoryKind, MemoryRecord, Scope
+from memsvc.model.filters import parse_filters
+from memsvc.model.ids import content_hash, new_id
+from memsvc.model.records import MemoryKind, MemoryRecord, Scope
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.temporal import TemporalChannel
 from memsvc.storage.base import VisibilityQuery, WriteBatch

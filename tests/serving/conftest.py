@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from memsvc import Memory
-from memsvc.config import Settings
-from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
+from memsvc.model.settings import Settings
 from memsvc.serving.app import create_app
 from memsvc.serving.server import BackgroundServer
 from memsvc.storage.keys import ApiKeyStore

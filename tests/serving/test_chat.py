@@ -25,15 +25,15 @@ import pytest
 from typer.testing import CliRunner
 
 from memsvc import Memory
-from memsvc.chat import ChatEvent, ChatResponse, ChatUnavailableError
 from memsvc.cli import app as cli_app
-from memsvc.client import MemoryClient
-from memsvc.config import Settings
-from memsvc.embedding import SentenceTransformerEmbedder
-from memsvc.errors import InvalidInputError, ScopeRequiredError
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
+from memsvc.llm.client import LLMClient
+from memsvc.model.chat import ChatEvent, ChatResponse, ChatUnavailableError
+from memsvc.model.errors import InvalidInputError, ScopeRequiredError
+from memsvc.model.settings import Settings
+from memsvc.sdk.client import MemoryClient
 from memsvc.serving.app import create_app
 from memsvc.serving.chat import ChatService
-from memsvc.serving.llm_client import LLMClient
 from memsvc.serving.server import BackgroundServer
 
 ANSWERS = [
@@ -382,8 +382,8 @@ def test_failure_after_the_first_token_ends_the_stream_with_an_error_event(
 def test_llm_extractor_falls_back_to_rules_when_the_llm_is_down(
     tmp_path: Path, embedder: SentenceTransformerEmbedder
 ) -> None:
-    from memsvc.extractors.chat import SimpleChatClient
     from memsvc.extractors.llm import LLMExtractor
+    from memsvc.llm.backend import SimpleChatClient
 
     dead = _dead_url()
     extractor = LLMExtractor(SimpleChatClient(dead, "m", timeout_s=2.0), model="m")
@@ -485,7 +485,7 @@ def test_cli_llm_status_start_stop_with_an_external_server(fake: FakeLLM) -> Non
 async def test_async_client_chat_streams_and_answers(
     chat_server: BackgroundServer, memory: Memory
 ) -> None:
-    from memsvc.client import AsyncMemoryClient
+    from memsvc.sdk.client import AsyncMemoryClient
 
     async with AsyncMemoryClient(chat_server.url) as client:
         whole = await client.chat("What is my pet's name?", user_id="caroline",

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from memsvc.cli import app
-from memsvc.errors import InvalidInputError, NotFoundError
+from memsvc.model.errors import InvalidInputError, NotFoundError
 from memsvc.serving.server import LOOPBACK, plan_bind
 from memsvc.storage.keys import ApiKeyStore
 from memsvc.storage.sqlite_store import SQLiteStore

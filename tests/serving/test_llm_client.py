@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from memsvc.serving.llm_client import (
+from memsvc.llm.client import (
     AsyncLLMClient,
     LLMBadRequestError,
     LLMClient,

@@ -26,8 +26,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from memsvc import Memory
-from memsvc.config import Settings
-from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
+from memsvc.model.settings import Settings
 from memsvc.serving.app import create_app
 from memsvc.serving.server import BackgroundServer
 

@@ -18,13 +18,13 @@ import httpx
 import pytest
 
 from memsvc import Memory
-from memsvc.chat import ChatEvent, ChatResponse
-from memsvc.config import Settings
-from memsvc.embedding import SentenceTransformerEmbedder
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
 from memsvc.extractors.llm import LLMExtractor
+from memsvc.llm.client import LLMClient, Usage
+from memsvc.model.chat import ChatEvent, ChatResponse
+from memsvc.model.settings import Settings
 from memsvc.serving.app import create_app
 from memsvc.serving.chat import ChatService
-from memsvc.serving.llm_client import LLMClient, Usage
 from memsvc.serving.prompt_layout import (
     LayoutOptions,
     Turn,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from memsvc import Memory
-from memsvc.config import Settings
+from memsvc.model.settings import Settings
 
 
 def main(db_path: str, worker: str) -> None:

@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from memsvc.config import Settings
-from memsvc.embedding import SentenceTransformerEmbedder
-from memsvc.memory import Memory
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
+from memsvc.model.settings import Settings
+from memsvc.sdk.memory import Memory
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 KILLS = 20

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from memsvc.errors import StoreError
-from memsvc.ids import content_hash, new_id
-from memsvc.models import MemoryKind, MemoryRecord, MemoryStatus, Scope
+from memsvc.model.errors import StoreError
+from memsvc.model.ids import content_hash, new_id
+from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import VisibilityQuery, WriteBatch
 from memsvc.storage.graph_store import normalize_entity
 from memsvc.storage.sqlite_store import SQLiteStore

@@ -13,10 +13,10 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 
-from memsvc.errors import NotFoundError, StoreError
-from memsvc.filters import parse_filters
-from memsvc.ids import content_hash, new_id
-from memsvc.models import MemoryKind, MemoryRecord, MemoryStatus, Scope
+from memsvc.model.errors import NotFoundError, StoreError
+from memsvc.model.filters import parse_filters
+from memsvc.model.ids import content_hash, new_id
+from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import VisibilityQuery, WriteBatch
 from memsvc.storage.sqlite_store import _MIGRATIONS, SQLiteStore
 

@@ -30,14 +30,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from memsvc.embedding import Embedder
-from memsvc.extraction import run_extractor
+from memsvc.embedding.embedder import Embedder
 from memsvc.extractors.base import Extractor
 from memsvc.extractors.statements import split_sentences
-from memsvc.extractors.timeparse import format_day
-from memsvc.ids import content_hash, new_id
-from memsvc.manager import WriteManager, snapshot
-from memsvc.models import (
+from memsvc.model.ids import content_hash, new_id
+from memsvc.model.records import (
     HistoryEvent,
     MemoryChange,
     MemoryKind,
@@ -49,10 +46,13 @@ from memsvc.models import (
 )
 from memsvc.retrievers.bm25 import STOPWORDS
 from memsvc.storage.base import HistoryDraft, MemoryStore, VisibilityQuery, WriteBatch
+from memsvc.text.timeparse import format_day
+from memsvc.write.extraction import run_extractor
+from memsvc.write.manager import WriteManager, snapshot
 
 STEPS: tuple[str, ...] = ("retry", "merge", "summaries", "decay", "profile")
 ACTOR = "consolidate"
-# The metadata key the write path marks a failed extraction with (memsvc.extraction).
+# The metadata key the write path marks a failed extraction with (memsvc.write.extraction).
 FAILED_KEY = "extraction"
 DERIVED_KINDS = (
     MemoryKind.FACT.value,
@@ -207,7 +207,7 @@ class Consolidator:
 
         `Memory.add` marks such a turn's episode with ``metadata.extraction`` (status
         "failed", or "fallback" when an LLM extractor had to hand it to the rules; retry
-        true; see `memsvc.extraction`). A success adds the new memories and
+        true; see `memsvc.write.extraction`). A success adds the new memories and
         marks the episode "retried" in the same transaction; another failure counts the
         attempt, and after `max_retry_attempts` the episode is no longer retried.
         """

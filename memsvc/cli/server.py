@@ -1,6 +1,6 @@
 """CLI commands of the server side: `memsvc serve`, `memsvc mcp`, `memsvc keys ...`.
 
-Kept apart from memsvc/cli.py so the (heavy) serving imports load only for these commands;
+Kept apart from memsvc/cli/main.py so the (heavy) serving imports load only for these commands;
 `register(app)` adds them to the main `memsvc` command.
 """
 
@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from memsvc.errors import MemsvcError
-from memsvc.memory import Memory
+from memsvc.model.errors import MemsvcError
+from memsvc.sdk.memory import Memory
 
 keys_app = typer.Typer(help="API keys of the server (each maps to a tenant).",
                        no_args_is_help=True)
@@ -34,7 +34,7 @@ def _fail(exc: MemsvcError) -> typer.Exit:
 
 
 def _keys(db: Path | None) -> tuple[Any, Any]:
-    from memsvc.config import Settings
+    from memsvc.model.settings import Settings
     from memsvc.storage.keys import ApiKeyStore
     from memsvc.storage.sqlite_store import SQLiteStore
 
@@ -115,7 +115,7 @@ def serve(
     with memory:
         ui_query = ""
         if demo:
-            from memsvc.demo import DEMO_QUERIES, DEMO_USER, load_demo
+            from memsvc.cli.demo import DEMO_QUERIES, DEMO_USER, load_demo
 
             turns = load_demo(memory)
             _out.print(f"loaded {turns} demo turns for user {DEMO_USER!r}")

@@ -36,9 +36,9 @@ import numpy as np
 
 from memsvc.extractors.base import Candidate
 from memsvc.extractors.triples import normalize_object
-from memsvc.filters import AllOf, Condition
-from memsvc.ids import content_hash, new_id
-from memsvc.models import (
+from memsvc.model.filters import AllOf, Condition
+from memsvc.model.ids import content_hash, new_id
+from memsvc.model.records import (
     HistoryEvent,
     MemoryChange,
     MemoryKind,

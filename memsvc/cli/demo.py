@@ -10,7 +10,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from memsvc.memory import Memory
+from memsvc.sdk.memory import Memory
 
 DEMO_USER = "demo-alice"
 DEMO_QUERIES = (
@@ -23,7 +23,7 @@ DEMO_QUERIES = (
 
 
 def demo_turns() -> list[dict[str, Any]]:
-    text = resources.files("memsvc").joinpath("demo_data/conversation.jsonl").read_text("utf-8")
+    text = resources.files("memsvc.cli").joinpath("demo_data/conversation.jsonl").read_text("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

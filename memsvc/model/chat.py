@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from memsvc.config import DEFAULT_MAX_TEXT_BYTES
-from memsvc.errors import ERRORS_BY_CODE, InvalidInputError, MemsvcError, ScopeRequiredError
-from memsvc.validation import clean_id, clean_limit, clean_text, make_scope
+from memsvc.model.errors import ERRORS_BY_CODE, InvalidInputError, MemsvcError, ScopeRequiredError
+from memsvc.model.settings import DEFAULT_MAX_TEXT_BYTES
+from memsvc.model.validation import clean_id, clean_limit, clean_text, make_scope
 
 if TYPE_CHECKING:
-    from memsvc.memory import Memory
+    from memsvc.sdk.memory import Memory
 
 __all__ = [
     "ChatEngine",

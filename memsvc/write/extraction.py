@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from memsvc.extractors.base import Candidate, Extractor
-from memsvc.manager import snapshot
-from memsvc.models import HistoryEvent, MemoryKind, MemoryRecord, StoredMessage
+from memsvc.model.records import HistoryEvent, MemoryKind, MemoryRecord, StoredMessage
 from memsvc.storage.base import HistoryDraft, WriteBatch
+from memsvc.write.manager import snapshot
 
 log = logging.getLogger(__name__)
 MAX_CANDIDATE_CHARS = 4000

@@ -1,6 +1,6 @@
 """The one call the LLM extractor makes, behind a protocol it can be handed.
 
-`ChatBackend` is shaped like `memsvc.serving.llm_client.LLMClient.chat` (messages in, an
+`ChatBackend` is shaped like `memsvc.llm.client.LLMClient.chat` (messages in, an
 object with ``content`` and ``finish_reason`` out), so the serving layer passes its own client
 in and gets its typed errors, retries and vLLM extras. Extractors may not import serving
 (imports point serving → memsvc → extractors), so for the embedded case this module also

@@ -9,17 +9,20 @@ one direct forward pass of the model elsewhere; repeated queries come from a sma
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from memsvc.errors import InvalidInputError
-from memsvc.query_encoder import LeanBertQueryEncoder, lean_query_encoder
+from memsvc.embedding.query_encoder import LeanBertQueryEncoder, lean_query_encoder
+from memsvc.model.errors import InvalidInputError
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
@@ -33,10 +36,54 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
+# Set only while torch and the model load, then put back: the host process's environment is
+# its own. The hub switches make sure a model folder is never "updated" from the network.
+# libgomp (torch's OpenMP runtime) reads GOMP_SPINCOUNT once, when torch is first imported: by
+# default a finished parallel region's workers spin for 300,000 rounds (milliseconds of a full
+# core), which a search's SQLite channels, run right after the query's forward pass, found
+# still burning; 10,000 rounds still bridge the gaps inside one forward pass. A value the host
+# set wins, and a torch the host already imported keeps its own.
+_LOAD_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GOMP_SPINCOUNT": "10000"}
+
+
+@contextmanager
+def _load_environment() -> Iterator[None]:
+    added = [name for name in _LOAD_ENV if name not in os.environ]
+    for name in added:
+        os.environ[name] = _LOAD_ENV[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def model_dimension(path: str) -> int | None:
+    """The output width of the sentence-transformers model in `path`, read from its config
+    files without loading it (None when they do not say): a store's vector table is created
+    with this width before the first text is ever embedded."""
+    folder = Path(path)
+    try:
+        modules = json.loads((folder / "modules.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    width: int | None = None
+    for module in modules:
+        config = folder / module.get("path", "") / "config.json"
+        kind = str(module.get("type", ""))
+        try:
+            values = json.loads(config.read_text("utf-8")) if module.get("path") else {}
+        except (OSError, ValueError):
+            values = {}
+        if kind.endswith("Pooling"):
+            width = values.get("word_embedding_dimension", width)
+        elif kind.endswith("Dense"):
+            width = values.get("out_features", width)
+    return int(width) if width else None
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model from a local folder; loads lazily on first use."""
-
-    dim = 384
 
     def __init__(
         self, path: str, *, threads: int = 0, cache_size: int = 2048, precision: str = "auto"
@@ -47,6 +94,7 @@ class SentenceTransformerEmbedder:
                 f"not {precision!r}", field="precision",
             )
         self.path = path
+        self._dim = model_dimension(path)
         # The weights texts are encoded with (the vectors are always stored as fp32).
         # bf16 on a CPU with native bf16 kernels (AMX) embeds documents 3.7× faster and
         # queries a little faster than fp32, and its vectors sit within cosine 0.996 of
@@ -72,32 +120,46 @@ class SentenceTransformerEmbedder:
         # one thread after documents were embedded on another took 11 ms instead of 4.5.
         self._torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memsvc-torch")
 
+    @property
+    def dim(self) -> int:
+        """The vector width: from the model's config files, else by loading the model."""
+        if self._dim is None:
+            self._torch_thread.submit(self._load).result()
+        assert self._dim is not None
+        return self._dim
+
     def _load(self) -> Any:
         if self._model is None:
             with self._load_lock:
                 if self._model is None:
-                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                    import torch
-                    import transformers
-                    from sentence_transformers import SentenceTransformer
-
-                    # a progress bar per load would pollute every CLI command's output
-                    transformers.logging.disable_progress_bar()
-
-                    if self._threads:
-                        torch.set_num_threads(self._threads)
-                    model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
-                    model.eval()
-                    self.dim = int(model.get_embedding_dimension() or self.dim)
-                    self.precision = _resolve_precision(self.precision)
-                    self._query_model = _weights_copy(model, self.precision)
-                    self._document_model = (
-                        self._query_model if self.precision == "bf16" else model
-                    )
-                    self._query_encoder = lean_query_encoder(model, self._query_model)
-                    self._model = model
+                    self._model = self._load_model()
         return self._model
+
+    def _load_model(self) -> Any:
+        with _load_environment():
+            import torch
+            import transformers
+            from sentence_transformers import SentenceTransformer
+
+            # a progress bar per load would pollute every CLI command's output
+            transformers.logging.disable_progress_bar()
+
+            if self._threads:
+                torch.set_num_threads(self._threads)
+            model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
+        model.eval()
+        width = int(model.get_embedding_dimension() or 0)
+        if self._dim is not None and width and width != self._dim:
+            raise InvalidInputError(
+                f"the model in {self.path} embeds {width} wide, its config says {self._dim}",
+                field="embedder",
+            )
+        self._dim = width or self._dim
+        self.precision = _resolve_precision(self.precision)
+        self._query_model = _weights_copy(model, self.precision)
+        self._document_model = self._query_model if self.precision == "bf16" else model
+        self._query_encoder = lean_query_encoder(model, self._query_model)
+        return model
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

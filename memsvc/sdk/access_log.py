@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 
-from memsvc.errors import MemsvcError
+from memsvc.model.errors import MemsvcError
 from memsvc.storage.base import MemoryStore
 
 log = logging.getLogger(__name__)

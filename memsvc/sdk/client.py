@@ -20,7 +20,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter
 
-from memsvc.chat import (
+from memsvc.consolidate.consolidator import ConsolidationConfig, ConsolidationReport, Progress
+from memsvc.model.chat import (
     ChatEvent,
     ChatRequest,
     ChatResponse,
@@ -28,9 +29,8 @@ from memsvc.chat import (
     events_from_lines,
     parse_sse_event,
 )
-from memsvc.consolidation import ConsolidationConfig, ConsolidationReport, Progress
-from memsvc.errors import ERRORS_BY_CODE, InvalidInputError, MemsvcError
-from memsvc.models import (
+from memsvc.model.errors import ERRORS_BY_CODE, InvalidInputError, MemsvcError
+from memsvc.model.records import (
     AddResult,
     HistoryEntry,
     MemoryRecord,
@@ -87,7 +87,7 @@ def _messages(messages: MessagesInput) -> Any:
         try:
             return bytes(messages).decode("utf-8")
         except UnicodeDecodeError as exc:
-            from memsvc.errors import EncodingError
+            from memsvc.model.errors import EncodingError
 
             raise EncodingError(f"messages are not valid UTF-8 (offset {exc.start})",
                                 field="messages") from exc

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from memsvc.errors import (
+from memsvc.model.errors import (
     EmptyTextError,
     EncodingError,
     InvalidInputError,
@@ -18,7 +18,7 @@ from memsvc.errors import (
     ScopeRequiredError,
     TextTooLargeError,
 )
-from memsvc.models import Scope
+from memsvc.model.records import Scope
 
 _MAX_ID_LEN = 256
 _ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from memsvc.extractors.chat import ChatBackend
-from memsvc.manager import Decision
-from memsvc.models import HistoryEvent
+from memsvc.llm.backend import ChatBackend
+from memsvc.model.records import HistoryEvent
+from memsvc.write.manager import Decision
 
 PROMPT = """You keep a memory store current. Given a NEW statement and numbered EXISTING
 memories, answer with one decision:

@@ -12,10 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from memsvc.chat import ChatEvent, ChatResponse
-from memsvc.consolidation import ConsolidationConfig, ConsolidationReport, Progress
-from memsvc.memory import Memory, MessagesInput
-from memsvc.models import (
+from memsvc.consolidate.consolidator import ConsolidationConfig, ConsolidationReport, Progress
+from memsvc.model.chat import ChatEvent, ChatResponse
+from memsvc.model.records import (
     AddResult,
     HistoryEntry,
     MemoryRecord,
@@ -26,6 +25,7 @@ from memsvc.models import (
 )
 from memsvc.retrievers.context import ContextBlock
 from memsvc.retrievers.plan import SearchPlan
+from memsvc.sdk.memory import Memory, MessagesInput
 
 Time = datetime | str | float | None
 

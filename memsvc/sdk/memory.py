@@ -13,33 +13,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from memsvc.access_log import AccessLog
-from memsvc.chat import ChatEngine, ChatEvent, ChatRequest, ChatResponse, ChatUnavailableError
-from memsvc.config import Settings, default_embedder_path
-from memsvc.consolidation import (
+from memsvc.consolidate.consolidator import (
     STEPS,
     ConsolidationConfig,
     ConsolidationReport,
     Consolidator,
     Progress,
 )
-from memsvc.embedding import Embedder, SentenceTransformerEmbedder
-from memsvc.errors import InvalidInputError, NotFoundError
-from memsvc.extraction import (
-    ExtractionOutcome,
-    failure_mark,
-    mark_messages,
-    mark_stored_episodes,
-    record_failures,
-    run_extractor,
-)
+from memsvc.embedding.embedder import Embedder, SentenceTransformerEmbedder
 from memsvc.extractors.base import Candidate, Extractor
 from memsvc.extractors.episode import EpisodeExtractor
 from memsvc.extractors.rules import RuleExtractor
-from memsvc.filters import parse_filters
-from memsvc.ids import content_hash, new_id
-from memsvc.manager import WriteManager, snapshot
-from memsvc.models import (
+from memsvc.model.chat import ChatEngine, ChatEvent, ChatRequest, ChatResponse, ChatUnavailableError
+from memsvc.model.errors import InvalidInputError, NotFoundError
+from memsvc.model.filters import parse_filters
+from memsvc.model.ids import content_hash, new_id
+from memsvc.model.records import (
     AddResult,
     HistoryEntry,
     HistoryEvent,
@@ -53,6 +42,15 @@ from memsvc.models import (
     StoredMessage,
     StoreStats,
 )
+from memsvc.model.settings import Settings, default_embedder_path
+from memsvc.model.validation import (
+    clean_id,
+    clean_limit,
+    clean_metadata,
+    clean_text,
+    make_scope,
+    parse_timestamp,
+)
 from memsvc.retrievers.base import Channel, ChannelQuery
 from memsvc.retrievers.bm25 import BM25Channel
 from memsvc.retrievers.context import ContextBlock, pack_context
@@ -61,16 +59,18 @@ from memsvc.retrievers.hybrid import HybridRetriever
 from memsvc.retrievers.plan import RECIPES, SearchPlan
 from memsvc.retrievers.temporal import TemporalChannel
 from memsvc.retrievers.vector import VectorChannel
+from memsvc.sdk.access_log import AccessLog
 from memsvc.storage.base import HistoryDraft, MemoryStore, VisibilityQuery, WriteBatch
 from memsvc.storage.sqlite_store import SQLiteStore
-from memsvc.validation import (
-    clean_id,
-    clean_limit,
-    clean_metadata,
-    clean_text,
-    make_scope,
-    parse_timestamp,
+from memsvc.write.extraction import (
+    ExtractionOutcome,
+    failure_mark,
+    mark_messages,
+    mark_stored_episodes,
+    record_failures,
+    run_extractor,
 )
+from memsvc.write.manager import WriteManager, snapshot
 
 ROLES = frozenset({"user", "assistant", "system", "tool"})
 MessagesInput = str | bytes | dict[str, Any] | Sequence[dict[str, Any] | str]

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Union
 
-from memsvc.errors import InvalidFilterError
-from memsvc.validation import parse_timestamp
+from memsvc.model.errors import InvalidFilterError
+from memsvc.model.validation import parse_timestamp
 
 TIME_FIELDS = frozenset(
     {"valid_from", "valid_to", "created_at", "updated_at", "invalidated_at", "last_accessed_at"}

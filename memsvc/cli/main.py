@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from memsvc.errors import InvalidInputError, MemsvcError
-from memsvc.memory import Memory
-from memsvc.models import MemoryRecord, SearchResponse
+from memsvc.model.errors import InvalidInputError, MemsvcError
+from memsvc.model.records import MemoryRecord, SearchResponse
+from memsvc.sdk.memory import Memory
 
 app = typer.Typer(help="memsvc: long-term memory for AI agents.", no_args_is_help=True)
 eval_app = typer.Typer(help="Retrieval benchmarks (LoCoMo, LongMemEval).", no_args_is_help=True)
@@ -331,7 +331,7 @@ def demo(
     user_id: Annotated[str, typer.Option("--user-id", "-u")] = "demo-alice",
 ) -> None:
     """Load the demo conversation and run a few searches over it."""
-    from memsvc.demo import DEMO_QUERIES, load_demo
+    from memsvc.cli.demo import DEMO_QUERIES, load_demo
 
     with _memory(db) as m:
         turns = load_demo(m, user_id=user_id)
@@ -371,12 +371,12 @@ def eval_longmemeval(
 
 
 # `serve`, `mcp`, `keys create|list|revoke` (serving imports load only when they run).
-from memsvc.cli_server import register as _register_server  # noqa: E402
+from memsvc.cli.server import register as _register_server  # noqa: E402
 
 _register_server(app)
 
 # `llm start|stop|status`: the local vLLM server behind /v1/chat.
-from memsvc.cli_llm import register as _register_llm  # noqa: E402
+from memsvc.cli.llm import register as _register_llm  # noqa: E402
 
 _register_llm(app)
 

@@ -35,7 +35,7 @@ def _launcher(port: int | None, base_url: str | None) -> Any:
 
 
 def _errors() -> tuple[type[BaseException], ...]:
-    from memsvc.serving.llm_client import LLMUnavailableError
+    from memsvc.llm.client import LLMUnavailableError
     from memsvc.serving.vllm_launcher import VLLMError
 
     return (VLLMError, LLMUnavailableError)

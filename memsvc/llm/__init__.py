@@ -1,0 +1,1 @@
+"""The one OpenAI-compatible LLM client (sync and async) used by extraction, deciding and chat."""

@@ -1,0 +1,1 @@
+"""Language tools shared by the write and read paths: time expressions, stopwords."""
