@@ -25,9 +25,9 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from memsvc.retrievers.base import ChannelQuery
-from memsvc.retrievers.bm25 import STOPWORDS
-from memsvc.storage.base import Hit, MemoryStore
-from memsvc.storage.graph_store import GraphData, normalize_entity
+from memsvc.storage.base import GraphReader, Hit
+from memsvc.storage.graph_model import GraphData, normalize_entity
+from memsvc.text.stopwords import STOPWORDS
 
 _TOKEN = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
 _MAX_NGRAM = 4
@@ -174,7 +174,7 @@ class GraphChannel:
 
     name = "graph"
 
-    def __init__(self, store: MemoryStore, *, cache_size: int = 64) -> None:
+    def __init__(self, store: GraphReader, *, cache_size: int = 64) -> None:
         self._store = store
         self._cache: OrderedDict[tuple[str | None, ...], tuple[int, EntityGraph]] = OrderedDict()
         self._cache_size = cache_size

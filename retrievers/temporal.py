@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 
 from memsvc.model.filters import AllOf, AnyOf, Condition, FilterNode
 from memsvc.retrievers.base import ChannelQuery
-from memsvc.retrievers.bm25 import match_expression
 from memsvc.storage.base import Hit, MemoryStore, VisibilityQuery
 from memsvc.text.timeparse import TimeSpan, find_times
 
@@ -96,13 +95,12 @@ class TemporalChannel:
         return []
 
     def _in_windows(self, query: ChannelQuery, spans: list[TimeSpan], k: int) -> list[Hit]:
-        match = match_expression(query.text)
         scores: dict[str, float] = {}
         for span in spans:
             visibility = _narrow(query.visibility, overlaps(span.start, span.end))
             # Words shared with the question rank first; BM25 scores are made positive and
             # squashed below 1 so they order hits without outweighing the window itself.
-            for rank, hit in enumerate(self._store.bm25_search(visibility, match, k)):
+            for rank, hit in enumerate(self._store.lexical_search(visibility, query.text, k)):
                 scores[hit.memory_id] = max(scores.get(hit.memory_id, 0.0), 2.0 - rank / (k + 1))
             if len(scores) < k:
                 items, _ = self._store.list_memories(visibility, limit=k)
@@ -114,7 +112,7 @@ class TemporalChannel:
     def _dated(self, query: ChannelQuery, k: int) -> list[Hit]:
         dated = Condition("time", "ne", None, metadata=True)
         visibility = _narrow(query.visibility, dated)
-        return self._store.bm25_search(visibility, match_expression(query.text), k)
+        return self._store.lexical_search(visibility, query.text, k)
 
 
 def _distance(when: datetime | None, span: TimeSpan) -> float:

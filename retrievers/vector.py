@@ -1,9 +1,9 @@
-"""Vector channel: cosine KNN over sqlite-vec, restricted to the scope inside the query."""
+"""Vector channel: the store's cosine KNN (sqlite-vec on SQLite), restricted to the scope."""
 
 from __future__ import annotations
 
 from memsvc.retrievers.base import ChannelQuery
-from memsvc.storage.base import Hit, MemoryStore
+from memsvc.storage.base import Hit, VectorSearch
 
 
 class VectorChannel:
@@ -11,7 +11,7 @@ class VectorChannel:
     # the retriever embeds the query once, before the channels fan out (see hybrid.py)
     needs_embedding = True
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: VectorSearch) -> None:
         self._store = store
 
     def search(self, query: ChannelQuery, k: int) -> list[Hit]:

@@ -62,7 +62,7 @@ from memsvc.serving.schemas import (
     UpdateRequest,
 )
 from memsvc.serving.tenancy import AuthError, Tenancy
-from memsvc.storage.keys import ApiKeyStore
+from memsvc.storage.base import KeyStore
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -80,7 +80,7 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 def create_app(
     memory: Memory,
     *,
-    keys: ApiKeyStore | None = None,
+    keys: KeyStore | None = None,
     require_keys: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     host: str = "127.0.0.1",

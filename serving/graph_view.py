@@ -11,7 +11,6 @@ from __future__ import annotations
 from memsvc.model.records import MemoryStatus, Scope
 from memsvc.sdk.memory import Memory
 from memsvc.serving.schemas import GraphEdge, GraphNode, MemoryGraph
-from memsvc.storage.sqlite_store import SQLiteStore
 
 
 def memory_graph(memory: Memory, memory_id: str, *, max_memories: int = 25) -> MemoryGraph:
@@ -21,8 +20,6 @@ def memory_graph(memory: Memory, memory_id: str, *, max_memories: int = 25) -> M
                                kind=record.kind.value, status=record.status.value)}
     edges: list[GraphEdge] = []
     store = memory.store
-    if not isinstance(store, SQLiteStore):
-        return MemoryGraph(center=center, nodes=list(nodes.values()), edges=edges)
     data = store.graph_data(Scope(user_id=record.scope.user_id, agent_id=record.scope.agent_id))
     mine = {pk for mid, pk in data.links if mid == record.id}
 

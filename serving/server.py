@@ -18,8 +18,6 @@ from fastapi import FastAPI
 
 from memsvc.sdk.memory import Memory
 from memsvc.serving.app import create_app
-from memsvc.storage.keys import ApiKeyStore
-from memsvc.storage.sqlite_store import SQLiteStore
 
 LOOPBACK = "127.0.0.1"
 
@@ -43,10 +41,7 @@ def plan_bind(requested_host: str, active_keys: int) -> BindPlan:
 
 
 def build_server_app(memory: Memory, requested_host: str = LOOPBACK) -> tuple[FastAPI, BindPlan]:
-    store = memory.store
-    if not isinstance(store, SQLiteStore):
-        raise TypeError("the server needs a SQLiteStore")
-    keys = ApiKeyStore(store.engine)
+    keys = memory.store.key_store()
     plan = plan_bind(requested_host, keys.count_active())
     app = create_app(memory, keys=keys, require_keys=plan.require_keys, host=plan.host)
     return app, plan

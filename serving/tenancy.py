@@ -1,7 +1,7 @@
 """Who is calling, and the `Memory` that caller may see.
 
 A request's API key resolves to a tenant; the tenant gets its own `Memory` whose store is
-`SQLiteStore.for_tenant(tenant)`, so every statement it runs is confined to that tenant in
+`MemoryStore.for_tenant(tenant)`, so every statement it runs is confined to that tenant in
 the storage layer itself: a route cannot forget to filter, because it never holds a store
 that could see another tenant. All tenants share one embedder and one connection pool.
 """
@@ -13,8 +13,7 @@ from collections.abc import Mapping
 
 from memsvc.model.errors import UnauthorizedError
 from memsvc.sdk.memory import Memory
-from memsvc.storage.keys import ApiKeyStore
-from memsvc.storage.sqlite_store import SQLiteStore
+from memsvc.storage.base import KeyStore
 
 AuthError = UnauthorizedError  # the name the serving modules use
 
@@ -22,9 +21,7 @@ AuthError = UnauthorizedError  # the name the serving modules use
 class Tenancy:
     """Maps credentials to tenants and tenants to `Memory` objects (built once, cached)."""
 
-    def __init__(self, base: Memory, keys: ApiKeyStore | None, *, require_keys: bool) -> None:
-        if not isinstance(base.store, SQLiteStore):
-            raise TypeError("the server needs a SQLiteStore (for per-tenant stores)")
+    def __init__(self, base: Memory, keys: KeyStore | None, *, require_keys: bool) -> None:
         self.base = base
         self.keys = keys
         self.require_keys = require_keys
@@ -56,7 +53,6 @@ class Tenancy:
             memory = self._memories.get(tenant)
             if memory is None:
                 store = self.base.store
-                assert isinstance(store, SQLiteStore)
                 memory = Memory(
                     settings=self.base.settings,
                     embedder=self.base.embedder,

@@ -1,6 +1,9 @@
-"""Storage: the repository interface and its SQLite implementation (rows, vec0, FTS5, history)."""
+"""Storage: the backend-neutral store protocols, and `open_store` to get one for a location.
 
-from memsvc.storage.base import MemoryStore, VisibilityQuery
-from memsvc.storage.sqlite_store import SQLiteStore
+Backends live in sub-packages (`storage/sqlite/`) and are imported only by the factory.
+"""
 
-__all__ = ["MemoryStore", "SQLiteStore", "VisibilityQuery"]
+from memsvc.storage.base import KeyStore, MemoryStore, VisibilityQuery
+from memsvc.storage.factory import open_key_store, open_store
+
+__all__ = ["KeyStore", "MemoryStore", "VisibilityQuery", "open_key_store", "open_store"]

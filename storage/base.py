@@ -1,9 +1,15 @@
-"""The repository interface every store implements, and the values it takes.
+"""The repository interface every store backend implements, and the values it takes.
 
 Writes go through one unit of work (`WriteBatch`) applied in one transaction, so the caller
 decides *what* changes and the store guarantees it lands whole or not at all. Reads are
 expressed as a `VisibilityQuery` (scope, kinds, statuses, filters, time) that every read
 method honours the same way.
+
+The interface is a handful of small protocols, one per capability, so a caller can ask for
+only what it uses (the BM25 channel needs `LexicalSearch`, nothing else) and a new backend
+(PostgreSQL) knows exactly what to implement. `MemoryStore` is all of them together: what
+`Memory` and the server hold. Stores are opened by `memsvc.storage.open_store`; nothing
+outside `storage/` imports a backend module.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel
 
 from memsvc.model.filters import FilterNode
 from memsvc.model.records import (
@@ -24,9 +31,7 @@ from memsvc.model.records import (
     StoredMessage,
     StoreStats,
 )
-
-if TYPE_CHECKING:
-    from memsvc.storage.graph_store import GraphData
+from memsvc.storage.graph_model import GraphData
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,27 @@ class Hit:
     score: float
 
 
-class MemoryStore(Protocol):
+class ApiKeyInfo(BaseModel):
+    """What may be shown about an API key after creation: never the key itself."""
+
+    id: str
+    name: str
+    tenant: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """The core: one tenant's memories, messages and history, written only through `apply`.
+
+    Why one write method: the write path (sdk, write manager, consolidation) decides what
+    changes and the backend makes it atomic, so a crash never leaves a row without its
+    vector, index entry or history. `tenant` is fixed per instance: isolation is the store's
+    job, never the caller's (a PostgreSQL store can enforce it with row-level security).
+    """
+
     tenant: str
 
     def apply(self, batch: WriteBatch) -> None: ...
@@ -86,40 +111,167 @@ class MemoryStore(Protocol):
 
     def list_memories(
         self, query: VisibilityQuery, *, limit: int, after_id: str | None = None
-    ) -> tuple[list[MemoryRecord], int]: ...
+    ) -> tuple[list[MemoryRecord], int]:
+        """A page ordered by id (keyset: ids after `after_id`) and the total that match."""
+        ...
 
     def find_by_hash(self, query: VisibilityQuery, content_hash: str) -> MemoryRecord | None: ...
 
-    def vector_search(self, query: VisibilityQuery, embedding: np.ndarray, k: int) -> list[Hit]: ...
-
-    def bm25_search(self, query: VisibilityQuery, match: str, k: int) -> list[Hit]: ...
-
     def history(self, memory_id: str) -> list[HistoryEntry]: ...
 
-    def messages(self, scope: Scope, *, limit: int = 1000) -> list[StoredMessage]: ...
+    def messages(self, scope: Scope, *, limit: int = 1000) -> list[StoredMessage]:
+        """The scope's messages, oldest first (by timestamp, then insertion)."""
+        ...
+
+    def delete_scope(self, scope: Scope, *, hard: bool, at: datetime, actor: str) -> int:
+        """Soft: mark the scope's memories deleted (with history). Hard: erase them, their
+        history, links and the scope's messages. Returns how many memories it touched."""
+        ...
+
+    def reset(self) -> None:
+        """Erase everything this tenant has, from every table and index."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class VectorSearch(Protocol):
+    """Nearest neighbours by cosine, restricted to what the query may see.
+
+    Why separate: the vector channel and the write manager's duplicate check need only this,
+    and each backend has its own index (sqlite-vec vec0, pgvector).
+    """
+
+    def vector_search(self, query: VisibilityQuery, embedding: np.ndarray, k: int) -> list[Hit]:
+        """Best first; `Hit.score` is the cosine similarity (1 − cosine distance)."""
+        ...
+
+    def embeddings(self, memory_ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """The stored vectors (unit length) of those memories that exist; consolidation
+        compares them instead of re-embedding."""
+        ...
+
+
+@runtime_checkable
+class LexicalSearch(Protocol):
+    """Full-text ranking of the user's own words, restricted to what the query may see.
+
+    Why the raw text: turning it into a query language (an FTS5 MATCH string, a PostgreSQL
+    tsquery) and making it safe is the backend's business, so callers never build one.
+    """
+
+    def lexical_search(self, query: VisibilityQuery, text: str, k: int) -> list[Hit]:
+        """Best first, higher score better; [] when `text` has no content word."""
+        ...
+
+
+@runtime_checkable
+class GraphReader(Protocol):
+    """The entity graph's reads, for the graph channel and the graph explorer.
+
+    Why: the graph channel builds an in-memory graph per scope from `graph_data` and keeps
+    it while `graph_version` is unchanged; links are written by `apply` with the memories.
+    """
+
+    def graph_version(self, scope: Scope) -> int:
+        """A number that changes whenever a link of the scope's users changes (any process)."""
+        ...
+
+    def graph_data(self, scope: Scope) -> GraphData:
+        """The entities, memory links and relations of a scope (its user and agent)."""
+        ...
+
+    def visible_ids(self, query: VisibilityQuery, memory_ids: Iterable[str]) -> set[str]:
+        """Which of `memory_ids` the query may see (scope, status, kind, time, filters)."""
+        ...
+
+    def entities_of(self, memory_ids: Iterable[str]) -> dict[str, list[str]]:
+        """memory id -> the display names of the entities it is linked to."""
+        ...
+
+
+@runtime_checkable
+class AccessCounter(Protocol):
+    """Why: searches count their hits (feeding decay) in batches, off the read path."""
 
     def record_access(self, accesses: Mapping[str, tuple[int, datetime]]) -> None:
         """Add `count` to each memory's access_count and set its last_accessed_at."""
         ...
 
-    def delete_scope(self, scope: Scope, *, hard: bool, at: datetime, actor: str) -> int: ...
 
-    def reset(self) -> None: ...
+@runtime_checkable
+class StoreDiagnostics(Protocol):
+    """What a store holds and whether its indexes agree (`memsvc stats`, crash tests)."""
 
-    def stats(self) -> StoreStats: ...
+    def stats(self) -> StoreStats:
+        """This tenant's counts; `path` names the location (never a password)."""
+        ...
 
-    def consistency(self) -> dict[str, Any]: ...
+    def consistency(self) -> dict[str, Any]:
+        """Backend-specific checks; the key "consistent" (bool) sums them up."""
+        ...
 
-    # -- entity graph and consolidation reads (storage/graph_store.py) --------------------
 
-    def graph_version(self, scope: Scope) -> int: ...
+@runtime_checkable
+class KeyStore(Protocol):
+    """The server's API keys, across tenants: each key maps to one tenant.
 
-    def graph_data(self, scope: Scope) -> GraphData: ...
+    Why a protocol: the server resolves every request's key through it, the CLI manages
+    keys through it, and neither should care which database holds them.
+    """
 
-    def visible_ids(self, query: VisibilityQuery, memory_ids: Iterable[str]) -> set[str]: ...
+    def create(self, name: str, tenant: str) -> tuple[ApiKeyInfo, str]:
+        """A new key; returns its info and the plaintext key, shown only now."""
+        ...
 
-    def entities_of(self, memory_ids: Iterable[str]) -> dict[str, list[str]]: ...
+    def revoke(self, key_id: str) -> ApiKeyInfo:
+        """Revoke by id or shown prefix (NotFoundError if none)."""
+        ...
 
-    def embeddings(self, memory_ids: Iterable[str]) -> dict[str, np.ndarray]: ...
+    def count_active(self) -> int: ...
 
-    def close(self) -> None: ...
+    def resolve(self, key: str) -> str | None:
+        """The tenant of an active key, or None (may be cached for a few seconds)."""
+        ...
+
+    def clear_cache(self) -> None: ...
+
+    def close(self) -> None:
+        """Release what this key store opened itself (nothing, if it shares a store's)."""
+        ...
+
+    def list(self, *, include_revoked: bool = False) -> list[ApiKeyInfo]: ...
+
+
+@runtime_checkable
+class TenantViews(Protocol):
+    """Why: the server holds one store and hands each request a view confined to the
+    caller's tenant, sharing the connection pool; closing a view leaves the store open."""
+
+    def for_tenant(self, tenant: str) -> MemoryStore: ...
+
+
+@runtime_checkable
+class KeyStoreSource(Protocol):
+    """Why: the server keeps its API keys in the store's own database and pool."""
+
+    def key_store(self) -> KeyStore:
+        """The keys of every tenant (admin: call it on the server's base store only)."""
+        ...
+
+
+@runtime_checkable
+class MemoryStore(
+    RecordStore,
+    VectorSearch,
+    LexicalSearch,
+    GraphReader,
+    AccessCounter,
+    StoreDiagnostics,
+    TenantViews,
+    KeyStoreSource,
+    Protocol,
+):
+    """Everything a store backend offers: what `Memory`, serving and the evals hold."""
+

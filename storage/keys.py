@@ -1,9 +1,11 @@
-"""API keys of the REST/MCP server, on the `api_keys` table of the store's own file.
+"""API keys of the REST/MCP server, on the `api_keys` table of the store's own database.
 
 A key is shown once, at creation; only its SHA-256 is kept. Keys are 32 random bytes, so a
 fast hash is enough (no password stretching needed: there is nothing to brute-force), and it
 keeps the per-request lookup one indexed equality query. Each key maps to one tenant, and
-the server builds every store it hands a request from that tenant alone.
+the server builds every store it hands a request from that tenant alone. `ApiKeyStore` is
+SQLAlchemy Core on the `api_keys` table only, so it serves any backend whose database has that
+table; it implements `memsvc.storage.base.KeyStore`.
 """
 
 from __future__ import annotations
@@ -14,27 +16,16 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
 from sqlalchemy import Engine, func, insert, select, update
 
 from memsvc.model.errors import InvalidInputError, NotFoundError
 from memsvc.model.ids import new_id
 from memsvc.model.validation import clean_id
+from memsvc.storage.base import ApiKeyInfo
 from memsvc.storage.schema import api_keys
 
 KEY_PREFIX = "msk_"
 CACHE_SECONDS = 5.0
-
-
-class ApiKeyInfo(BaseModel):
-    """What may be shown about a key after creation: never the key itself."""
-
-    id: str
-    name: str
-    tenant: str
-    prefix: str
-    created_at: datetime
-    revoked_at: datetime | None = None
 
 
 def hash_key(key: str) -> str:
@@ -42,10 +33,12 @@ def hash_key(key: str) -> str:
 
 
 class ApiKeyStore:
-    """Create, list, revoke and resolve keys. Shares the engine of a `SQLiteStore`."""
+    """Create, list, revoke and resolve keys, on a store's engine (or its own: `owns_engine`,
+    disposed by `close`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, owns_engine: bool = False) -> None:
         self.engine = engine
+        self._owns_engine = owns_engine
         self._cache: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -136,3 +129,8 @@ class ApiKeyStore:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+    def close(self) -> None:
+        """Dispose the engine if this key store opened it; a store's engine stays open."""
+        if self._owns_engine:
+            self.engine.dispose()

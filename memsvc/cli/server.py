@@ -35,11 +35,10 @@ def _fail(exc: MemsvcError) -> typer.Exit:
 
 def _keys(db: Path | None) -> tuple[Any, Any]:
     from memsvc.model.settings import Settings
-    from memsvc.storage.keys import ApiKeyStore
-    from memsvc.storage.sqlite_store import SQLiteStore
+    from memsvc.storage import open_key_store
 
-    store = SQLiteStore(Settings.from_env(db_path=db).db_path)
-    return store, ApiKeyStore(store.engine)
+    keys = open_key_store(Settings.from_env(db_path=db).db_path)
+    return keys, keys  # (what to close, the key store): the key store owns its connection
 
 
 @keys_app.command("create")

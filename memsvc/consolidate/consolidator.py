@@ -44,8 +44,8 @@ from memsvc.model.records import (
     Scope,
     StoredMessage,
 )
-from memsvc.retrievers.bm25 import STOPWORDS
 from memsvc.storage.base import HistoryDraft, MemoryStore, VisibilityQuery, WriteBatch
+from memsvc.text.stopwords import STOPWORDS
 from memsvc.text.timeparse import format_day
 from memsvc.write.extraction import run_extractor
 from memsvc.write.manager import WriteManager, snapshot

@@ -61,7 +61,7 @@ from memsvc.retrievers.temporal import TemporalChannel
 from memsvc.retrievers.vector import VectorChannel
 from memsvc.sdk.access_log import AccessLog
 from memsvc.storage.base import HistoryDraft, MemoryStore, VisibilityQuery, WriteBatch
-from memsvc.storage.sqlite_store import SQLiteStore
+from memsvc.storage.factory import open_store
 from memsvc.write.extraction import (
     ExtractionOutcome,
     failure_mark,
@@ -101,7 +101,7 @@ class Memory:
             cache_size=self.settings.query_cache_size,
             precision=self.settings.embed_precision,
         )
-        self.store: MemoryStore = store or SQLiteStore(
+        self.store: MemoryStore = store or open_store(
             self.settings.db_path, tenant=self.settings.tenant, embedding_dim=self.embedder.dim
         )
         # runs on add(infer=True); the rule-based extractor unless another is given

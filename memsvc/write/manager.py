@@ -47,7 +47,6 @@ from memsvc.model.records import (
     Provenance,
     Scope,
 )
-from memsvc.retrievers.bm25 import match_expression
 from memsvc.storage.base import HistoryDraft, MemoryStore, VisibilityQuery, WriteBatch
 
 FUNCTIONAL_PREDICATES = frozenset({"lives_in", "works_at", "job_title", "relationship_status"})
@@ -346,7 +345,7 @@ class WriteManager:
             h.memory_id: h.score
             for h in self._store.vector_search(query, embedding, self.neighbours)
         }
-        lexical = self._store.bm25_search(query, match_expression(record.text), self.neighbours)
+        lexical = self._store.lexical_search(query, record.text, self.neighbours)
         records = self._store.get_many(list({*scores, *(h.memory_id for h in lexical)}))
         words = _words(record.text)
         for hit in lexical:

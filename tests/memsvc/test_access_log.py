@@ -15,7 +15,7 @@ from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import MemoryKind, MemoryRecord, Scope
 from memsvc.sdk.access_log import AccessLog
 from memsvc.storage.base import WriteBatch
-from memsvc.storage.sqlite_store import SQLiteStore
+from memsvc.storage.sqlite import SQLiteStore
 
 
 def stored_counts(store: SQLiteStore) -> dict[str, int]:

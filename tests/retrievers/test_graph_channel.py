@@ -16,7 +16,7 @@ from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.graph import EntityGraph, GraphChannel
 from memsvc.storage.base import VisibilityQuery, WriteBatch
-from memsvc.storage.sqlite_store import SQLiteStore
+from memsvc.storage.sqlite import SQLiteStore
 
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
 U1 = Scope(user_id="u1")

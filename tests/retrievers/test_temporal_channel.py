@@ -17,7 +17,7 @@ from memsvc.model.records import MemoryKind, MemoryRecord, Scope
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.temporal import TemporalChannel
 from memsvc.storage.base import VisibilityQuery, WriteBatch
-from memsvc.storage.sqlite_store import SQLiteStore
+from memsvc.storage.sqlite import SQLiteStore
 
 U1 = Scope(user_id="u1")
 

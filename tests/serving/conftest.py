@@ -14,7 +14,6 @@ from memsvc.model.settings import Settings
 from memsvc.serving.app import create_app
 from memsvc.serving.server import BackgroundServer
 from memsvc.storage.keys import ApiKeyStore
-from memsvc.storage.sqlite_store import SQLiteStore
 
 # An address where no LLM listens, so POST /v1/chat fails fast (503) in these tests.
 NO_LLM = "http://127.0.0.1:9"
@@ -43,8 +42,7 @@ def http(server: BackgroundServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def key_store(base_memory: Memory) -> ApiKeyStore:
-    assert isinstance(base_memory.store, SQLiteStore)
-    return ApiKeyStore(base_memory.store.engine)
+    return base_memory.store.key_store()
 
 
 @pytest.fixture

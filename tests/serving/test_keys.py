@@ -12,7 +12,7 @@ from memsvc.cli import app
 from memsvc.model.errors import InvalidInputError, NotFoundError
 from memsvc.serving.server import LOOPBACK, plan_bind
 from memsvc.storage.keys import ApiKeyStore
-from memsvc.storage.sqlite_store import SQLiteStore
+from memsvc.storage.sqlite import SQLiteStore
 
 
 @pytest.fixture

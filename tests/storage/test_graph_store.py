@@ -14,8 +14,8 @@ from memsvc.model.errors import StoreError
 from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import VisibilityQuery, WriteBatch
-from memsvc.storage.graph_store import normalize_entity
-from memsvc.storage.sqlite_store import SQLiteStore
+from memsvc.storage.graph_model import normalize_entity
+from memsvc.storage.sqlite import SQLiteStore
 
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
 U1 = Scope(user_id="u1")
@@ -169,7 +169,7 @@ def test_upgrading_an_older_file_links_the_memories_it_holds(tmp_path: Path) -> 
     from alembic import command
     from alembic.config import Config
 
-    from memsvc.storage import sqlite_store
+    from memsvc.storage.sqlite.engine import MIGRATIONS
 
     path = tmp_path / "old.db"
     s = SQLiteStore(path, embedding_dim=4)
@@ -177,7 +177,7 @@ def test_upgrading_an_older_file_links_the_memories_it_holds(tmp_path: Path) -> 
                object="Paris")
     s.apply(WriteBatch(inserts=[(rec, vec())]))
     cfg = Config()
-    cfg.set_main_option("script_location", str(sqlite_store._MIGRATIONS))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     with s.engine.connect().execution_options(write=True) as conn, conn.begin():
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0002")  # the file as the previous release left it

@@ -18,7 +18,8 @@ from memsvc.model.filters import parse_filters
 from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import VisibilityQuery, WriteBatch
-from memsvc.storage.sqlite_store import _MIGRATIONS, SQLiteStore
+from memsvc.storage.sqlite import SQLiteStore
+from memsvc.storage.sqlite.engine import MIGRATIONS
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 DIM = 8
@@ -162,7 +163,7 @@ def test_the_l2_index_migration_goes_down_and_up_without_losing_a_vector(tmp_pat
     before = store.vector_search(query, unit([0.3, 1.0]), 10)
     with store.engine.connect().execution_options(write=True) as conn, conn.begin():
         cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0003")
         assert "distance_metric=cosine" in conn.exec_driver_sql(

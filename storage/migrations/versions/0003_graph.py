@@ -86,9 +86,9 @@ def upgrade() -> None:
 
 def _backfill() -> None:
     """Link the memories a store already holds, so an upgraded file has its graph too."""
-    from memsvc.storage.graph_store import link_memories
     from memsvc.storage.schema import memories
-    from memsvc.storage.sqlite_store import _record
+    from memsvc.storage.sqlite.graph import link_memories
+    from memsvc.storage.sqlite.rows import record_from_row
 
     conn = op.get_bind()
     last_pk = 0
@@ -103,7 +103,7 @@ def _backfill() -> None:
             return
         by_tenant: dict[str, list] = {}
         for row in rows:
-            by_tenant.setdefault(row.tenant, []).append(_record(row))
+            by_tenant.setdefault(row.tenant, []).append(record_from_row(row))
         for tenant, records in by_tenant.items():
             link_memories(conn, tenant, records, replace=False)
         last_pk = rows[-1].pk

@@ -1,4 +1,4 @@
-"""The entity graph's tables: written inside the memory write, read whole per scope.
+"""The SQLite entity graph's tables: written inside the memory write, read whole per scope.
 
 Every memory that names entities is linked to them in the same transaction that writes the
 memory (`link_memories` is called from `SQLiteStore.apply`), so the graph can never point at
@@ -10,19 +10,16 @@ in-memory graph compares to know that it is stale — also across processes.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from memsvc.model.records import MemoryRecord, Scope
 from memsvc.storage.base import VisibilityQuery
 from memsvc.storage.filter_sql import visibility_clause
+from memsvc.storage.graph_model import MAX_NAME, GraphData, normalize_entity
 from memsvc.storage.schema import (
     entities,
     entity_relations,
@@ -30,34 +27,6 @@ from memsvc.storage.schema import (
     memories,
     memory_entities,
 )
-
-_SPACES = re.compile(r"\s+")
-_EDGE_PUNCT = " \t\n\"'`.,;:!?()[]{}<>"
-_MAX_NAME = 256
-
-
-def normalize_entity(name: str) -> str:
-    """The key an entity is matched by: case-folded, accents kept, possessive and edge
-    punctuation dropped, whitespace collapsed ("Caroline's " → "caroline")."""
-    text = unicodedata.normalize("NFKC", name).casefold().replace("’", "'")
-    text = _SPACES.sub(" ", text).strip(_EDGE_PUNCT)
-    if text.endswith("'s"):
-        text = text[:-2]
-    elif text.endswith("s'"):
-        text = text[:-1]
-    return text.strip(_EDGE_PUNCT)[:_MAX_NAME]
-
-
-@dataclass
-class GraphData:
-    """Everything a scope's graph is built from, as plain values."""
-
-    # entity pk -> (display name, aliases)
-    entities: dict[int, tuple[str, list[str]]] = field(default_factory=dict)
-    # (memory id, entity pk)
-    links: list[tuple[str, int]] = field(default_factory=list)
-    # (subject entity pk, object entity pk, predicate)
-    relations: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 def _aliases_of(record: MemoryRecord) -> dict[str, list[str]]:
@@ -67,7 +36,7 @@ def _aliases_of(record: MemoryRecord) -> dict[str, list[str]]:
     if isinstance(raw, dict):
         for alias, canonical in raw.items():
             if isinstance(alias, str) and isinstance(canonical, str) and alias.strip():
-                out.setdefault(normalize_entity(canonical), []).append(alias.strip()[:_MAX_NAME])
+                out.setdefault(normalize_entity(canonical), []).append(alias.strip()[:MAX_NAME])
     return out
 
 
@@ -78,7 +47,7 @@ def _entity_names(record: MemoryRecord) -> dict[str, str]:
         if isinstance(name, str):
             norm = normalize_entity(name)
             if norm and norm not in names:
-                names[norm] = name.strip()[:_MAX_NAME]
+                names[norm] = name.strip()[:MAX_NAME]
     return names
 
 
@@ -182,7 +151,7 @@ def _relation(rec: MemoryRecord, pks: dict[str, int]) -> dict[str, Any] | None:
     return {
         "src_pk": src,
         "dst_pk": dst,
-        "predicate": (rec.predicate or "related_to")[:_MAX_NAME],
+        "predicate": (rec.predicate or "related_to")[:MAX_NAME],
         "memory_id": rec.id,
     }
 
@@ -191,7 +160,7 @@ def _wanted_relation(rec: MemoryRecord, names: dict[str, str]) -> tuple[str, ...
     if rec.subject and rec.object and names:
         s, o = normalize_entity(rec.subject), normalize_entity(rec.object)
         if s in names and o in names and s != o:
-            return (f"{s}|{(rec.predicate or 'related_to')[:_MAX_NAME]}|{o}",)
+            return (f"{s}|{(rec.predicate or 'related_to')[:MAX_NAME]}|{o}",)
     return ()
 
 
@@ -350,28 +319,5 @@ class GraphStoreMixin:
                     out.setdefault(mid, []).append(name)
         return out
 
-    def embeddings(self, memory_ids: Iterable[str]) -> dict[str, np.ndarray]:
-        """The stored vectors of some memories (consolidation compares them, never re-embeds)."""
-        ids = list(dict.fromkeys(memory_ids))
-        out: dict[str, np.ndarray] = {}
-        with self._read() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for mid, blob in conn.exec_driver_sql(
-                    f"SELECT m.id, v.embedding FROM memories m JOIN memory_vec v "
-                    f"ON v.rowid = m.pk WHERE m.tenant = ? AND m.id IN ({marks})",
-                    (self.tenant, *chunk),
-                ):
-                    out[mid] = np.frombuffer(blob, dtype=np.float32).copy()
-        return out
 
-
-__all__ = [
-    "GraphData",
-    "GraphStoreMixin",
-    "bump_version",
-    "link_memories",
-    "normalize_entity",
-    "purge_orphans",
-]
+__all__ = ["GraphStoreMixin", "bump_version", "link_memories", "purge_orphans"]

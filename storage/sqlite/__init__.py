@@ -1,0 +1,11 @@
+"""The SQLite backend: one file with rows, FTS5 (lexical) and sqlite-vec (vectors).
+
+Only `memsvc.storage.factory` imports this package; everything else reaches it through the
+protocols of `memsvc.storage.base`. Modules: engine (connections, pragmas, migrations), store
+(`SQLiteStore`), rows (row ↔ record), vectors (vec0), lexical (FTS5), graph (entity tables),
+diagnostics (stats, consistency).
+"""
+
+from memsvc.storage.sqlite.store import SQLiteStore, open_sqlite_key_store
+
+__all__ = ["SQLiteStore", "open_sqlite_key_store"]

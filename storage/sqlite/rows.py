@@ -1,0 +1,149 @@
+"""Rows of the SQLite tables ↔ the model's records, in one place.
+
+The store, the graph backfill migration (0003) and every read turn rows into the same
+records, so a column added to the schema is mapped here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from memsvc.model.records import (
+    HistoryEntry,
+    MemoryRecord,
+    Provenance,
+    Scope,
+    StoredMessage,
+)
+from memsvc.storage.base import HistoryDraft
+from memsvc.storage.schema import scope_token
+
+SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
+
+
+def record_from_row(row: Any) -> MemoryRecord:
+    return MemoryRecord(
+        id=row.id,
+        scope=Scope(user_id=row.user_id, agent_id=row.agent_id, session_id=row.session_id),
+        kind=row.kind,
+        text=row.text,
+        subject=row.subject,
+        predicate=row.predicate,
+        object=row.object,
+        entities=row.entities or [],
+        metadata=row.metadata or {},
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        invalidated_at=row.invalidated_at,
+        provenance=Provenance(
+            source_message_ids=row.source_message_ids or [],
+            extractor=row.extractor,
+            extractor_version=row.extractor_version,
+            confidence=row.confidence,
+        ),
+        status=row.status,
+        superseded_by=row.superseded_by,
+        importance=row.importance,
+        access_count=row.access_count,
+        last_accessed_at=row.last_accessed_at,
+        content_hash=row.content_hash,
+        version=row.version,
+    )
+
+
+def memory_row(tenant: str, rec: MemoryRecord) -> dict[str, Any]:
+    return {
+        "id": rec.id,
+        "tenant": tenant,
+        "user_id": rec.scope.user_id,
+        "agent_id": rec.scope.agent_id,
+        "session_id": rec.scope.session_id,
+        "kind": rec.kind.value,
+        "text": rec.text,
+        "subject": rec.subject,
+        "predicate": rec.predicate,
+        "object": rec.object,
+        "entities": rec.entities,
+        "metadata": rec.metadata,
+        "valid_from": rec.valid_from,
+        "valid_to": rec.valid_to,
+        "created_at": rec.created_at,
+        "updated_at": rec.updated_at,
+        "invalidated_at": rec.invalidated_at,
+        "source_message_ids": rec.provenance.source_message_ids,
+        "extractor": rec.provenance.extractor,
+        "extractor_version": rec.provenance.extractor_version,
+        "confidence": rec.provenance.confidence,
+        "status": rec.status.value,
+        "superseded_by": rec.superseded_by,
+        "importance": rec.importance,
+        "access_count": rec.access_count,
+        "last_accessed_at": rec.last_accessed_at,
+        "content_hash": rec.content_hash,
+        "version": rec.version,
+        "fts_scope": scope_token(tenant, rec.scope.user_id),
+    }
+
+
+def message_row(tenant: str, m: StoredMessage) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "tenant": tenant,
+        "user_id": m.scope.user_id,
+        "agent_id": m.scope.agent_id,
+        "session_id": m.scope.session_id,
+        "role": m.role,
+        "name": m.name,
+        "content": m.content,
+        "timestamp": m.timestamp,
+        "created_at": m.created_at,
+        "metadata": m.metadata,
+    }
+
+
+def message_from_row(r: Any) -> StoredMessage:
+    return StoredMessage(
+        id=r.id,
+        scope=Scope(user_id=r.user_id, agent_id=r.agent_id, session_id=r.session_id),
+        role=r.role,
+        name=r.name,
+        content=r.content,
+        timestamp=r.timestamp,
+        created_at=r.created_at,
+        metadata=r.metadata or {},
+    )
+
+
+def history_row(tenant: str, h: HistoryDraft) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "memory_id": h.memory_id,
+        "event": h.event.value,
+        "old": h.old,
+        "new": h.new,
+        "actor": h.actor,
+        "reason": h.reason,
+        "created_at": h.created_at,
+    }
+
+
+def history_from_row(r: Any) -> HistoryEntry:
+    return HistoryEntry(
+        id=r.id,
+        memory_id=r.memory_id,
+        event=r.event,
+        old=r.old,
+        new=r.new,
+        actor=r.actor,
+        reason=r.reason,
+        created_at=r.created_at,
+    )
+
+
+def chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+    """`items` in slices of `size`: SQLite caps the parameters of one statement."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
