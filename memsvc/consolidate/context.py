@@ -1,0 +1,100 @@
+"""What every consolidation step shares: the run's knobs, its report, and one typed context.
+
+A step is a function ``(StepContext, partition) -> None``. The context carries the store,
+the models, the run's clock and the report the step adds to, and reads one partition (one
+exact (user, agent) owner pair) for the step. The config and the report live here, not in
+the runner, so that steps do not import the module that imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from memsvc.embedding.embedder import Embedder
+from memsvc.extractors.base import Extractor
+from memsvc.model.records import MemoryChange, MemoryKind, MemoryRecord, MemoryStatus, Scope
+from memsvc.storage.base import MemoryStore, VisibilityQuery
+from memsvc.write.manager import WriteManager
+
+ACTOR = "consolidate"
+# The memories extracted from turns: what merge folds and decay archives.
+DERIVED_KINDS = (
+    MemoryKind.FACT.value,
+    MemoryKind.PREFERENCE.value,
+    MemoryKind.EVENT.value,
+    MemoryKind.PROCEDURE.value,
+)
+
+
+@dataclass(frozen=True)
+class ConsolidationConfig:
+    """The knobs of a run; the defaults are conservative (merge only near-identical text)."""
+
+    merge_threshold: float = 0.9  # cosine of two memories' vectors (and the word checks below)
+    half_life_days: float = 30.0  # an unused memory of importance 0.5 halves its strength
+    archive_below: float = 0.05  # strength under which an active memory is archived
+    summary_sentences: int = 5
+    profile_lines: int = 30  # per section
+    max_retry_attempts: int = 5
+
+
+class ConsolidationReport(BaseModel):
+    """What one run changed, step by step, and every memory it wrote."""
+
+    steps: list[str] = Field(default_factory=list)
+    scopes: int = 0
+    retried: int = 0
+    retry_failures: int = 0
+    merged: int = 0
+    summaries_added: int = 0
+    summaries_updated: int = 0
+    archived: int = 0
+    restored: int = 0
+    profiles_added: int = 0
+    profiles_updated: int = 0
+    changes: list[MemoryChange] = Field(default_factory=list)
+
+    @property
+    def changed(self) -> int:
+        """How many memories this run wrote (0 on a run that found nothing to do)."""
+        return len(self.changes)
+
+
+@dataclass
+class StepContext:
+    """One run's shared state; `report` is the only part a step changes."""
+
+    store: MemoryStore
+    embedder: Embedder
+    extractor: Extractor | None
+    config: ConsolidationConfig
+    manager: WriteManager
+    now: datetime
+    report: ConsolidationReport
+
+    def load(
+        self, part: Scope, *, kinds: Iterable[str] | None = None,
+        statuses: tuple[str, ...] = (MemoryStatus.ACTIVE.value,),
+    ) -> list[MemoryRecord]:
+        """The memories of exactly this (user, agent) owner pair, across its sessions."""
+        query = VisibilityQuery(
+            scope=part, kinds=tuple(kinds) if kinds else None, statuses=statuses
+        )
+        out: list[MemoryRecord] = []
+        cursor = None
+        while True:
+            items, _ = self.store.list_memories(query, limit=500, after_id=cursor)
+            # A user's partition leaves out the same user's memories under other agents, and
+            # vice versa: one partition is one (user, agent) pair exactly.
+            out.extend(
+                r for r in items
+                if (part.user_id is None or r.scope.user_id == part.user_id)
+                and r.scope.agent_id == part.agent_id
+            )
+            if len(items) < 500:
+                return out
+            cursor = items[-1].id
