@@ -13,7 +13,7 @@ from datetime import datetime
 from memsvc.consolidate.context import ACTOR, DERIVED_KINDS, StepContext
 from memsvc.model.records import HistoryEvent, MemoryChange, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import HistoryDraft, WriteBatch
-from memsvc.write.manager import snapshot
+from memsvc.write.revision import snapshot
 
 
 def strength(record: MemoryRecord, now: datetime, half_life_days: float) -> float:

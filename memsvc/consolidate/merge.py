@@ -18,7 +18,7 @@ from memsvc.consolidate.context import ACTOR, DERIVED_KINDS, StepContext
 from memsvc.consolidate.sentences import content_words
 from memsvc.model.records import HistoryEvent, MemoryChange, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import HistoryDraft, WriteBatch
-from memsvc.write.manager import snapshot
+from memsvc.write.revision import snapshot
 
 _DIGITS = re.compile(r"\d+")
 _NEGATIONS = frozenset(

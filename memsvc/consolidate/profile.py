@@ -22,7 +22,7 @@ from memsvc.model.records import (
     Scope,
 )
 from memsvc.storage.base import HistoryDraft, WriteBatch
-from memsvc.write.manager import snapshot
+from memsvc.write.revision import snapshot
 
 _VAGUE = frozenset("it this that these those they them there here everyone".split())
 _MIN_INFORMATIVE = 3  # "It reminds Melanie why they love it" needs its context: not a profile line

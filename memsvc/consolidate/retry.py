@@ -13,7 +13,7 @@ from memsvc.consolidate.context import ACTOR, StepContext
 from memsvc.model.records import HistoryEvent, MemoryChange, MemoryKind, MemoryRecord, Scope
 from memsvc.storage.base import HistoryDraft, WriteBatch
 from memsvc.write.extraction import run_extractor
-from memsvc.write.manager import snapshot
+from memsvc.write.revision import snapshot
 
 # The metadata key the write path marks a failed extraction with (memsvc.write.extraction).
 FAILED_KEY = "extraction"

@@ -30,7 +30,7 @@ from memsvc.model.records import (
 )
 from memsvc.storage.base import HistoryDraft, WriteBatch
 from memsvc.text.timeparse import format_day
-from memsvc.write.manager import snapshot
+from memsvc.write.revision import snapshot
 
 _MONTHS = [
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
