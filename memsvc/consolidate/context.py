@@ -1,9 +1,11 @@
 """What every consolidation step shares: the run's knobs, its report, and one typed context.
 
-A step is a function ``(StepContext, partition) -> None``. The context carries the store,
-the models, the run's clock and the report the step adds to, and reads one partition (one
-exact (user, agent) owner pair) for the step. The config and the report live here, not in
-the runner, so that steps do not import the module that imports them.
+A step is a function ``(StepContext, partition) -> None``. A partition is one exact
+(user, agent) pair, "none" included, so a step only ever merges, summarises or retries a
+memory beside memories of its own owner. The context carries the store, the models, the
+run's clock and the report the step adds to, and reads the partition for the step. The
+config and the report live here, not in the runner, so that steps do not import the module
+that imports them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from pydantic import BaseModel, Field
 
 from memsvc.embedding.embedder import Embedder
 from memsvc.extractors.base import Extractor
-from memsvc.model.records import MemoryChange, MemoryKind, MemoryRecord, MemoryStatus, Scope
+from memsvc.model.filters import AllOf, Condition, FilterNode
+from memsvc.model.records import (
+    MemoryChange,
+    MemoryKind,
+    MemoryRecord,
+    MemoryStatus,
+    Scope,
+    StoredMessage,
+)
 from memsvc.storage.base import MemoryStore, VisibilityQuery
 from memsvc.write.manager import WriteManager
 
@@ -82,19 +92,37 @@ class StepContext:
     ) -> list[MemoryRecord]:
         """The memories of exactly this (user, agent) owner pair, across its sessions."""
         query = VisibilityQuery(
-            scope=part, kinds=tuple(kinds) if kinds else None, statuses=statuses
+            scope=part, kinds=tuple(kinds) if kinds else None, statuses=statuses,
+            filters=exact_pair(part),
         )
         out: list[MemoryRecord] = []
         cursor = None
         while True:
             items, _ = self.store.list_memories(query, limit=500, after_id=cursor)
-            # A user's partition leaves out the same user's memories under other agents, and
-            # vice versa: one partition is one (user, agent) pair exactly.
-            out.extend(
-                r for r in items
-                if (part.user_id is None or r.scope.user_id == part.user_id)
-                and r.scope.agent_id == part.agent_id
-            )
+            out.extend(items)
             if len(items) < 500:
                 return out
             cursor = items[-1].id
+
+    def messages(self, part: Scope) -> list[StoredMessage]:
+        """The turns of exactly this (user, agent) owner pair, in time order."""
+        return [
+            m for m in self.store.messages(part, limit=1_000_000)
+            if (m.scope.user_id, m.scope.agent_id) == (part.user_id, part.agent_id)
+        ]
+
+
+def exact_pair(part: Scope) -> FilterNode | None:
+    """The filter that makes a read of a partition exact.
+
+    A store reads a scope's missing user or agent as "any": the partition (None, "bot") would
+    see every user of the bot, and ("alice", None) every agent of Alice. A partition is one
+    (user, agent) pair, "none" included, so that no step ever mixes two owners' memories.
+    """
+    missing = tuple(
+        Condition(name, "eq", None)
+        for name in ("user_id", "agent_id") if getattr(part, name) is None
+    )
+    if not missing:
+        return None
+    return missing[0] if len(missing) == 1 else AllOf(missing)

@@ -26,10 +26,7 @@ def retry_failed(ctx: StepContext, part: Scope) -> None:
     failed = [e for e in ctx.load(part, kinds=[MemoryKind.EPISODE.value]) if wants_retry(e)]
     if not failed:
         return
-    messages = {
-        m.id: m for m in ctx.store.messages(part, limit=1_000_000)
-        if m.scope.agent_id == part.agent_id
-    }
+    messages = {m.id: m for m in ctx.messages(part)}
     report = ctx.report
     for episode in failed:
         sources = [messages[i] for i in episode.provenance.source_message_ids if i in messages]

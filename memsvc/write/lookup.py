@@ -4,6 +4,10 @@ Neighbours come from both channels of the same scope (vector KNN and BM25) and f
 current batch is about to write (`Pending`), so two candidates of one call see each other.
 Facts about a person are compared across that person's sessions (the session part of the
 scope is dropped for the lookup).
+
+A memory is only ever compared with memories of its own owner, its user: a write without a
+user (an agent's own note) sees only other user-less memories, never those of the agent's
+users, so it can neither repeat into, nor supersede, nor retire a user's memory.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memsvc.model.filters import AllOf, Condition
+from memsvc.model.filters import AllOf, Condition, FilterNode
 from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.retrievers.bm25 import match_expression
 from memsvc.storage.base import MemoryStore, VisibilityQuery
@@ -29,8 +33,25 @@ class Pending:
 
 
 def lookup_query(scope: Scope) -> VisibilityQuery:
-    """Where the known memories of a write to `scope` are looked for."""
-    return VisibilityQuery(scope=_lookup_scope(scope))
+    """Where the known memories of a write to `scope` are looked for: the same owner's."""
+    return VisibilityQuery(scope=_lookup_scope(scope), filters=owner_filter(scope))
+
+
+def owner_filter(scope: Scope) -> FilterNode | None:
+    """The filter that keeps a read of `scope` to the scope's own user.
+
+    A store reads a scope's missing user as "any user", which is right for search but wrong
+    for a write: a scope without a user owns only the memories without one.
+    """
+    return Condition("user_id", "eq", None) if scope.user_id is None else None
+
+
+def _with(lookup: VisibilityQuery, *conditions: FilterNode) -> FilterNode | None:
+    """The lookup's owner filter and `conditions`, all of them."""
+    parts = (*conditions, *((lookup.filters,) if lookup.filters is not None else ()))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else AllOf(parts)
 
 
 def _lookup_scope(scope: Scope) -> Scope:
@@ -48,11 +69,10 @@ def same_subject(
     predicates = (record.predicate, *RETIRES.get(record.predicate, ()))
     query = VisibilityQuery(
         scope=lookup.scope,
-        filters=AllOf(
-            (
-                Condition("subject", "eq", record.subject),
-                Condition("predicate", "in", predicates),
-            )
+        filters=_with(
+            lookup,
+            Condition("subject", "eq", record.subject),
+            Condition("predicate", "in", predicates),
         ),
     )
     stored, _ = store.list_memories(query, limit=50)
@@ -74,6 +94,7 @@ def neighbours(
     query = VisibilityQuery(
         scope=lookup.scope,
         kinds=tuple(kind.value for kind in MemoryKind if kind is not MemoryKind.EPISODE),
+        filters=lookup.filters,
     )
     scores: dict[str, float] = {
         h.memory_id: h.score
