@@ -28,7 +28,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import memsvc
-from memsvc.consolidate.consolidator import ConsolidationConfig, ConsolidationReport
+from memsvc.consolidate import ConsolidationConfig, ConsolidationReport
 from memsvc.model.errors import InvalidFilterError, InvalidInputError, MemsvcError
 from memsvc.model.records import (
     AddResult,

@@ -41,7 +41,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from memsvc.consolidate.consolidator import ConsolidationReport
+from memsvc.consolidate import ConsolidationReport
 from memsvc.llm.client import (
     ChatChunk,
     LLMClient,

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from memsvc.consolidate.consolidator import ConsolidationConfig, ConsolidationReport, Progress
+from memsvc.consolidate import ConsolidationConfig, ConsolidationReport, Progress
 from memsvc.model.chat import ChatEvent, ChatResponse
 from memsvc.model.records import (
     AddResult,

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter
 
-from memsvc.consolidate.consolidator import ConsolidationConfig, ConsolidationReport, Progress
+from memsvc.consolidate import ConsolidationConfig, ConsolidationReport, Progress
 from memsvc.model.chat import (
     ChatEvent,
     ChatRequest,

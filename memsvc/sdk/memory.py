@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from memsvc.consolidate.consolidator import (
+from memsvc.consolidate import (
     STEPS,
     ConsolidationConfig,
     ConsolidationReport,

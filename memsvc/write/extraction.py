@@ -20,7 +20,7 @@ from typing import Any
 from memsvc.extractors.base import Candidate, Extractor
 from memsvc.model.records import HistoryEvent, MemoryKind, MemoryRecord, StoredMessage
 from memsvc.storage.base import HistoryDraft, WriteBatch
-from memsvc.write.manager import snapshot
+from memsvc.write.revision import snapshot
 
 log = logging.getLogger(__name__)
 MAX_CANDIDATE_CHARS = 4000

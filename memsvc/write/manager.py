@@ -16,167 +16,55 @@ For every candidate the manager picks one of:
 
 Neighbours come from both channels of the same scope (vector KNN and BM25), and facts about
 a person are compared across that person's sessions (the session part of the scope is
-dropped for the lookup). Episodes (verbatim turns) are always added: two people may say the
+dropped for the lookup), never with another owner's: a write without a user sees only
+memories without one, not those of the agent's users. Episodes (verbatim turns) are always added: two people may say the
 same words twice and both times matter. Every decision goes to history with its reason.
 
 With a `Decider` configured (an LLM), the cases the rules leave as a plain ADD while close
 neighbours exist are delegated to it; it sees the neighbours as small integers that are
 mapped back here, so it can never name a memory that was not shown to it.
+
+This module holds the decision itself; beside it are the matching rules (`matching`), the
+lookup of known memories (`lookup`), the delegated decision (`decider`) and the record
+forms a write produces (`revision`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import numpy as np
 
 from memsvc.extractors.base import Candidate
 from memsvc.extractors.triples import normalize_object
-from memsvc.model.filters import AllOf, Condition
-from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import (
     HistoryEvent,
     MemoryChange,
     MemoryKind,
     MemoryRecord,
     MemoryStatus,
-    Provenance,
     Scope,
 )
-from memsvc.storage.base import HistoryDraft, MemoryStore, VisibilityQuery, WriteBatch
-
-FUNCTIONAL_PREDICATES = frozenset({"lives_in", "works_at", "job_title", "relationship_status"})
-FUNCTIONAL_PREFIXES = ("favorite_",)
-# predicate of a new statement → predicates of old statements it retires (matching object)
-RETIRES: dict[str, tuple[str, ...]] = {
-    "dislikes": ("likes",),
-    "likes": ("dislikes",),
-    "cancelled": ("plans",),
-    "left_job": ("works_at",),
-}
-_WORD = re.compile(r"[a-z0-9]+")
-_DIGITS = re.compile(r"\d+")
-_MINOR = frozenset(
-    "a an the my our to of in on at for and or with is are was were be go going trip".split()
+from memsvc.storage.base import HistoryDraft, MemoryStore, WriteBatch
+from memsvc.write.decider import Decider, Decision, delegate
+from memsvc.write.lookup import Pending, lookup_query, same_subject
+from memsvc.write.lookup import neighbours as find_neighbours
+from memsvc.write.matching import RETIRES, is_functional, objects_match, same_meaning_allowed
+from memsvc.write.revision import (
+    record_from_candidate,
+    reinforce_in_place,
+    reinforced,
+    snapshot,
 )
 
-
-def snapshot(record: MemoryRecord) -> dict[str, object]:
-    """The JSON form of a memory as kept in history."""
-    return record.model_dump(mode="json")
-
-
-def record_from_candidate(
-    candidate: Candidate,
-    scope: Scope,
-    *,
-    extractor: str,
-    extractor_version: str,
-    now: datetime,
-) -> MemoryRecord:
-    metadata = dict(candidate.metadata)
-    if candidate.kind is not MemoryKind.EPISODE:
-        metadata.setdefault("extractor", f"{extractor}/{extractor_version}")
-    return MemoryRecord(
-        id=new_id(),
-        scope=scope,
-        kind=candidate.kind,
-        text=candidate.text,
-        subject=candidate.subject,
-        predicate=candidate.predicate,
-        object=candidate.object,
-        entities=candidate.entities,
-        metadata=metadata,
-        valid_from=candidate.valid_from,
-        valid_to=candidate.valid_to,
-        created_at=now,
-        updated_at=now,
-        provenance=Provenance(
-            source_message_ids=candidate.source_message_ids,
-            extractor=extractor,
-            extractor_version=extractor_version,
-            confidence=candidate.confidence,
-        ),
-        importance=candidate.importance,
-        content_hash=content_hash(candidate.kind.value, candidate.text),
-    )
-
-
-def is_functional(predicate: str) -> bool:
-    return predicate in FUNCTIONAL_PREDICATES or predicate.startswith(FUNCTIONAL_PREFIXES)
-
-
-def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def objects_match(a: str, b: str) -> bool:
-    """Whether two objects name the same thing: equal, or sharing a content word
-    ("the Paris trip" / "go on a trip to Paris", "sushi" / "sushi rolls")."""
-    na, nb = normalize_object(a), normalize_object(b)
-    if na == nb:
-        return True
-    wa = {_stem(w) for w in _words(na) - _MINOR}
-    wb = {_stem(w) for w in _words(nb) - _MINOR}
-    return bool(wa & wb)
-
-
-def _time_labels(record: MemoryRecord | Candidate) -> set[str]:
-    return {t.get("label", "") for t in record.metadata.get("time", []) if isinstance(t, dict)}
-
-
-_NEGATION = re.compile(r"\b(?:not|no|never|n't|no\s+longer|cancel\w*|anymore|stopped)\b|n't\b",
-                       re.IGNORECASE)
-
-
-def same_meaning_allowed(candidate: Candidate, other: MemoryRecord) -> bool:
-    """Near-identical sentences about different days or numbers, or one negating the other,
-    are different memories."""
-    if _time_labels(candidate) != _time_labels(other):
-        return False
-    if bool(_NEGATION.search(candidate.text)) != bool(_NEGATION.search(other.text)):
-        return False
-    return set(_DIGITS.findall(candidate.text)) == set(_DIGITS.findall(other.text))
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a `Decider` chose: the event, and the neighbour (by its shown number) it concerns."""
-
-    event: HistoryEvent
-    target: int | None = None
-    reason: str = ""
-
-
-class Decider(Protocol):
-    """Delegated decision (an LLM): candidate text and numbered neighbours in, decision out."""
-
-    name: str
-
-    def decide(self, candidate: str, neighbours: Sequence[tuple[int, str]]) -> Decision: ...
-
-
-@dataclass
-class _Pending:
-    """What this batch is about to write, so later candidates of the same call see it."""
-
-    by_hash: dict[str, MemoryRecord] = field(default_factory=dict)
-    records: list[MemoryRecord] = field(default_factory=list)
-    updates: dict[str, MemoryRecord] = field(default_factory=dict)
+# Decider, Decision and snapshot are imported from here by the SDK and the LLM decider.
+__all__ = ["Decider", "Decision", "WriteManager", "snapshot"]
 
 
 class WriteManager:
+    """Turns extracted candidates into the writes of one batch, one decision each."""
+
     def __init__(
         self,
         store: MemoryStore,
@@ -204,7 +92,7 @@ class WriteManager:
     ) -> list[MemoryChange]:
         """Add the decisions for `candidates` (each with extractor name, version) to `batch`."""
         changes: list[MemoryChange] = []
-        pending = _Pending()
+        pending = Pending()
         for (candidate, extractor, version), embedding in zip(candidates, embeddings, strict=True):
             record = record_from_candidate(
                 candidate, scope, extractor=extractor, extractor_version=version, now=now
@@ -233,10 +121,10 @@ class WriteManager:
         now: datetime,
         actor: str,
         batch: WriteBatch,
-        pending: _Pending,
+        pending: Pending,
     ) -> list[MemoryChange]:
         changes: list[MemoryChange] = []
-        lookup = VisibilityQuery(scope=_lookup_scope(scope))
+        lookup = lookup_query(scope)
         duplicate = pending.by_hash.get(record.content_hash)
         if duplicate is not None and duplicate.status is not MemoryStatus.ACTIVE:
             duplicate = None  # said again after it was superseded: a new fact, not a repeat
@@ -253,7 +141,7 @@ class WriteManager:
         retired: list[tuple[MemoryRecord, str]] = []
         predicate = record.predicate
         if record.subject and predicate:
-            for old in self._same_subject(lookup, record, pending):
+            for old in same_subject(self._store, lookup, record, pending):
                 if old.predicate == record.predicate and objects_match(
                     old.object or "", record.object or ""
                 ) and normalize_object(old.object or "") == normalize_object(record.object or ""):
@@ -282,7 +170,9 @@ class WriteManager:
                     retired.append((old, f"{record.predicate} {record.object!r} retires "
                                          f"{old.predicate} {old.object!r}"))
 
-        neighbours = [] if retired else self._neighbours(lookup, record, embedding, pending)
+        neighbours = [] if retired else find_neighbours(
+            self._store, lookup, record, embedding, pending, self.neighbours
+        )
         if not retired:
             for old, similarity in neighbours:
                 if old.kind is record.kind and similarity >= self.same_meaning and (
@@ -290,7 +180,7 @@ class WriteManager:
                 ):
                     reason = f"same meaning as {old.id} (similarity {similarity:.2f})"
                     return [self._noop(old, record, reason, now, actor, batch, pending)]
-            delegated = self._delegate(record, neighbours)
+            delegated = delegate(self.decider, record, neighbours, self.consult_above)
             if delegated is not None:
                 event, target, reason = delegated
                 if event is HistoryEvent.NOOP and target is not None:
@@ -308,95 +198,6 @@ class WriteManager:
         self._add(record, embedding, reason, now, actor, batch, pending, changes)
         return changes
 
-    def _same_subject(
-        self, lookup: VisibilityQuery, record: MemoryRecord, pending: _Pending
-    ) -> list[MemoryRecord]:
-        """Active memories (stored or pending) with this subject and a related predicate."""
-        assert record.subject and record.predicate
-        predicates = (record.predicate, *RETIRES.get(record.predicate, ()))
-        query = VisibilityQuery(
-            scope=lookup.scope,
-            filters=AllOf(
-                (
-                    Condition("subject", "eq", record.subject),
-                    Condition("predicate", "in", predicates),
-                )
-            ),
-        )
-        stored, _ = self._store.list_memories(query, limit=50)
-        fresh = [
-            r for r in pending.records
-            if r.subject == record.subject and r.predicate in predicates
-            and r.status is MemoryStatus.ACTIVE
-        ]
-        out = {r.id: pending.updates.get(r.id, r) for r in [*stored, *fresh]}
-        return [r for r in out.values() if r.status is MemoryStatus.ACTIVE]
-
-    def _neighbours(
-        self, lookup: VisibilityQuery, record: MemoryRecord, embedding: np.ndarray,
-        pending: _Pending,
-    ) -> list[tuple[MemoryRecord, float]]:
-        """Nearest non-episode memories by vector (cosine) and BM25 (scored by word overlap)."""
-        query = VisibilityQuery(
-            scope=lookup.scope,
-            kinds=tuple(k.value for k in MemoryKind if k is not MemoryKind.EPISODE),
-        )
-        scores: dict[str, float] = {
-            h.memory_id: h.score
-            for h in self._store.vector_search(query, embedding, self.neighbours)
-        }
-        lexical = self._store.lexical_search(query, record.text, self.neighbours)
-        records = self._store.get_many(list({*scores, *(h.memory_id for h in lexical)}))
-        words = _words(record.text)
-        for hit in lexical:
-            other = records.get(hit.memory_id)
-            if other is None:
-                continue
-            theirs = _words(other.text)
-            overlap = len(words & theirs) / max(1, len(words | theirs))
-            scores[hit.memory_id] = max(scores.get(hit.memory_id, 0.0), overlap)
-        for fresh in pending.records:
-            if fresh.kind is not MemoryKind.EPISODE:
-                theirs = _words(fresh.text)
-                overlap = len(words & theirs) / max(1, len(words | theirs))
-                if overlap > 0:
-                    records[fresh.id] = fresh
-                    scores[fresh.id] = max(scores.get(fresh.id, 0.0), overlap)
-        ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
-        return [
-            (pending.updates.get(mid, records[mid]), score)
-            for mid, score in ranked
-            if mid in records
-        ][: self.neighbours]
-
-    def _delegate(
-        self, record: MemoryRecord, neighbours: list[tuple[MemoryRecord, float]]
-    ) -> tuple[HistoryEvent, MemoryRecord | None, str] | None:
-        """Ask the decider about a close call; numbers it answers with map back to records."""
-        if self.decider is None:
-            return None
-        close = [r for r, s in neighbours if s >= self.consult_above]
-        if not close:
-            return None
-        shown = list(enumerate(close, start=1))
-        try:
-            decision = self.decider.decide(record.text, [(i, r.text) for i, r in shown])
-        except Exception as exc:  # a failing decider must not block the write: rules stand
-            record.metadata["decider_error"] = f"{type(exc).__name__}: {exc}"[:300]
-            return None
-        if decision.event is HistoryEvent.ADD:
-            return None
-        target = dict(shown).get(decision.target) if decision.target is not None else None
-        if target is None:  # an id it was not shown, or none at all: ignore, add
-            record.metadata["decider_ignored"] = f"{decision.event.value} {decision.target}"
-            return None
-        reason = f"{self.decider.name}: {decision.reason or decision.event.value}"
-        if decision.event in (HistoryEvent.NOOP, HistoryEvent.UPDATE):
-            return HistoryEvent.NOOP, target, reason
-        if decision.event is HistoryEvent.INVALIDATE:
-            return HistoryEvent.INVALIDATE, target, reason
-        return None
-
     # -- the writes ------------------------------------------------------------------------
 
     @staticmethod
@@ -407,7 +208,7 @@ class WriteManager:
 
     def _add(
         self, record: MemoryRecord, embedding: np.ndarray, reason: str, now: datetime,
-        actor: str, batch: WriteBatch, pending: _Pending, changes: list[MemoryChange],
+        actor: str, batch: WriteBatch, pending: Pending, changes: list[MemoryChange],
     ) -> None:
         batch.inserts.append((record, embedding))
         batch.history.append(
@@ -421,7 +222,7 @@ class WriteManager:
 
     def _noop(
         self, known: MemoryRecord, candidate: MemoryRecord, reason: str, now: datetime,
-        actor: str, batch: WriteBatch, pending: _Pending,
+        actor: str, batch: WriteBatch, pending: Pending,
     ) -> MemoryChange:
         """Record that `candidate` was already known, and reinforce the known memory."""
         sources = candidate.provenance.source_message_ids
@@ -439,7 +240,7 @@ class WriteManager:
 
     def _invalidate(
         self, old: MemoryRecord, new: MemoryRecord, why: str, now: datetime, actor: str,
-        batch: WriteBatch, pending: _Pending,
+        batch: WriteBatch, pending: Pending,
     ) -> MemoryChange:
         end = new.valid_from or now
         if old.valid_from is not None and end <= old.valid_from:
@@ -474,41 +275,3 @@ class WriteManager:
         )
         return MemoryChange(id=old.id, event=HistoryEvent.INVALIDATE, text=old.text,
                             kind=old.kind, reason=reason)
-
-
-def _lookup_scope(scope: Scope) -> Scope:
-    """Facts about a user or agent hold across their sessions: compare without session."""
-    if scope.user_id or scope.agent_id:
-        return Scope(user_id=scope.user_id, agent_id=scope.agent_id)
-    return scope
-
-
-MAX_SOURCES = 50
-
-
-def _merged_sources(provenance: Provenance, sources: Sequence[str]) -> Provenance:
-    """The provenance of a memory said again: the new turns also back it (capped)."""
-    merged = list(provenance.source_message_ids)
-    merged += [s for s in sources if s not in merged]
-    return provenance.model_copy(update={"source_message_ids": merged[:MAX_SOURCES]})
-
-
-def reinforced(record: MemoryRecord, sources: Sequence[str], now: datetime) -> MemoryRecord:
-    """A copy of `record` that remembers being said once more, and by which turns."""
-    metadata = dict(record.metadata)
-    metadata["reinforced"] = int(metadata.get("reinforced", 0)) + 1
-    return record.model_copy(
-        update={
-            "metadata": metadata,
-            "provenance": _merged_sources(record.provenance, sources),
-            "importance": min(1.0, round(record.importance + 0.05, 4)),
-            "updated_at": now,
-        }
-    )
-
-
-def reinforce_in_place(record: MemoryRecord, sources: Sequence[str]) -> None:
-    """Reinforce a memory that is still only a pending insert of this batch."""
-    record.metadata["reinforced"] = int(record.metadata.get("reinforced", 0)) + 1
-    record.provenance = _merged_sources(record.provenance, sources)
-    record.importance = min(1.0, round(record.importance + 0.05, 4))

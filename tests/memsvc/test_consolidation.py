@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from memsvc import InvalidInputError, Memory
-from memsvc.consolidate.consolidator import (
+from memsvc.consolidate import (
     ConsolidationConfig,
     extractive_summary,
     render_profile,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from memsvc import Memory
-from memsvc.consolidate.consolidator import ConsolidationReport
+from memsvc.consolidate import ConsolidationReport
 from memsvc.embedding.embedder import SentenceTransformerEmbedder
 from memsvc.model.errors import (
     EmptyTextError,
