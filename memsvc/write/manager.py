@@ -18,7 +18,8 @@ Neighbours come from both channels of the same scope (vector KNN and BM25), and 
 a person are compared across that person's sessions (the session part of the scope is
 dropped for the lookup), never with another owner's: a write without a user sees only
 memories without one, not those of the agent's users. Episodes (verbatim turns) are always
-added: two people may say the same words twice and both times matter. Every decision goes to history with its reason.
+added: two people may say the same words twice and both times matter. Every decision goes
+to history with its reason.
 
 With a `Decider` configured (an LLM), the cases the rules leave as a plain ADD while close
 neighbours exist are delegated to it; it sees the neighbours as small integers that are
