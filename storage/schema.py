@@ -70,13 +70,6 @@ def scope_token(tenant: str, user_id: str | None) -> str:
     return "s" + digest.hexdigest()[:20]
 
 
-def to_db_time(value: datetime) -> str:
-    """The stored text form of a time, for raw SQL that bypasses the column type."""
-    bound = UTCDateTime().process_bind_param(value, None)  # type: ignore[arg-type]
-    assert bound is not None
-    return bound
-
-
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
