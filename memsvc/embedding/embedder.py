@@ -31,7 +31,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 class Embedder(Protocol):
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int: ...  # read-only: SentenceTransformerEmbedder computes it
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
