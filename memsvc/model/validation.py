@@ -12,6 +12,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from memsvc.model.errors import (
     EmptyTextError,
     EncodingError,
@@ -20,7 +22,7 @@ from memsvc.model.errors import (
     ScopeRequiredError,
     TextTooLargeError,
 )
-from memsvc.model.records import Scope
+from memsvc.model.records import MemoryRecord, Scope
 
 _MAX_ID_LEN = 256
 _ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
@@ -232,3 +234,54 @@ def clean_limit(value: Any, *, field: str = "limit", maximum: int = 1000) -> int
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise InvalidInputError(f"{field} must be an integer from 1 to {maximum}", field=field)
     return value
+
+
+def clean_record(record: MemoryRecord, *, max_bytes: int, field: str = "record") -> MemoryRecord:
+    """An imported memory as it may be stored, or a typed error naming the offending part.
+
+    `import_records` takes whole records (from an export file, or anyone's JSON), so every
+    field needs the checks `add` applies piecemeal: its id and scope, text within
+    `max_bytes`, metadata as `clean_metadata` wants it, times inside years 1..9999 in UTC,
+    and no lone surrogate, NaN or out-of-range integer anywhere (SQLite stores NaN as NULL,
+    which the model then cannot read back).
+    """
+    clean_text(record.text, max_bytes=max_bytes, field=f"{field}.text")
+    scope = Scope(**{name: clean_id(value, field=f"{field}.scope.{name}")
+                     for name, value in record.scope})
+    if scope.is_empty():
+        raise ScopeRequiredError(f"{field} has no scope", field=f"{field}.scope")
+    changes: dict[str, Any] = {
+        "id": clean_id(record.id, field=f"{field}.id"),
+        "superseded_by": clean_id(record.superseded_by, field=f"{field}.superseded_by"),
+        "scope": scope,
+        "metadata": clean_metadata(record.metadata, field=f"{field}.metadata"),
+    }
+    for name, value in record:
+        if isinstance(value, datetime):
+            changes[name] = parse_timestamp(value, field=f"{field}.{name}")
+        elif name not in changes:
+            _check_stored(value, f"{field}.{name}")
+    return record.model_copy(update=changes)
+
+
+def _check_stored(value: Any, path: str) -> None:
+    """Strings, numbers and the lists and models holding them, as SQLite will store them."""
+    if isinstance(value, str):
+        if not is_unicode(value):
+            raise EncodingError(f"{path} holds characters that are not valid Unicode",
+                                field=path)
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidInputError(f"{path} is outside the signed 64-bit integer range",
+                                    field=path)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{path} must be a finite number", field=path)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_stored(item, f"{path}[{i}]")
+    elif isinstance(value, BaseModel):
+        for name, item in value:
+            _check_stored(item, f"{path}.{name}")

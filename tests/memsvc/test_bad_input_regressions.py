@@ -235,3 +235,55 @@ def test_the_largest_filter_allowed_runs_in_sqlite(seeded: Memory) -> None:
     found = seeded.search("Boston", user_id="u1", filters=filters)
     assert [r.memory.metadata["topic"] for r in found.results] == ["life"]
     assert seeded.get_all(user_id="u1", filters=filters).total == 1
+
+
+# -- import: whole records from anyone's JSON get every check `add` applies ---------------
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"metadata": {"k": "\ud800"}}, "[0].metadata.k"),
+        ({"metadata": {"k": float("nan")}}, "[0].metadata.k"),
+        ({"subject": "\ud800"}, "[0].subject"),
+        ({"entities": ["ok", "\udfff"]}, "[0].entities[1]"),
+        ({"id": "\ud800"}, "[0].id"),
+        ({"scope": {"user_id": "u\ud800"}}, "[0].scope.user_id"),
+        ({"scope": {"agent_id": " "}}, "[0].scope.agent_id"),
+        ({"scope": {}}, "[0].scope"),
+        ({"created_at": "0001-01-01T00:00:00+01:00"}, "[0].created_at"),
+        ({"importance": float("nan")}, "[0].importance"),
+        ({"access_count": 2**63}, "[0].access_count"),
+        ({"provenance": {"source_message_ids": ["\udcff"]}},
+         "[0].provenance.source_message_ids[0]"),
+        ({"text": "x" * 40_000}, "[0].text"),
+    ],
+)
+def test_clean_record_refuses_what_import_could_not_read_back(
+    seeded: Memory, change: dict[str, Any], field: str
+) -> None:
+    from memsvc.model.records import MemoryRecord
+    from memsvc.model.validation import clean_record
+
+    exported = next(iter(seeded.export())).model_dump()
+    record = MemoryRecord.model_validate({**exported, **change})
+    with pytest.raises(InvalidInputError) as info:
+        clean_record(record, max_bytes=32_000, field="[0]")
+    assert info.value.field == field
+    info.value.message.encode("utf-8")
+
+
+def test_clean_record_keeps_a_good_record_and_normalises_its_times(seeded: Memory) -> None:
+    from datetime import timedelta, timezone
+
+    from memsvc.model.records import MemoryRecord
+    from memsvc.model.validation import clean_record
+
+    exported = next(iter(seeded.export()))
+    assert clean_record(exported, max_bytes=32_000) == exported
+    local = exported.created_at.astimezone(timezone(timedelta(hours=-5)))
+    shifted = MemoryRecord.model_validate({**exported.model_dump(), "created_at": local,
+                                           "valid_from": datetime(5, 6, 1)})
+    cleaned = clean_record(shifted, max_bytes=32_000)
+    assert cleaned.created_at == exported.created_at and cleaned.created_at.tzinfo is UTC
+    assert cleaned.valid_from == datetime(5, 6, 1, tzinfo=UTC)
