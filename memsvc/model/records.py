@@ -54,15 +54,6 @@ class Scope(BaseModel):
         return not (self.user_id or self.agent_id or self.session_id)
 
 
-class Message(BaseModel):
-    """One chat turn in the OpenAI shape, plus an optional time of its own."""
-
-    role: str
-    content: str
-    name: str | None = None
-    timestamp: datetime | None = None
-
-
 class StoredMessage(BaseModel):
     """A raw message as kept verbatim: the source of truth behind every memory."""
 

@@ -116,7 +116,10 @@ class Memory:
             "graph": GraphChannel(self.store),
             "temporal": TemporalChannel(self.store),
         }
-        self.retriever = HybridRetriever(channels, self.embedder.embed_query)
+        from memsvc.embedding.embedder import query_embedding  # a query cache per tenant
+
+        embed_query = query_embedding(self.embedder, self.store.tenant)
+        self.retriever = HybridRetriever(channels, embed_query)
         # searches' hits are counted here and written in batches, off the read path
         self._access = AccessLog(self.store)
         self.default_plan = dataclasses.replace(

@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 import pytest
 
 from memsvc.model.errors import InvalidFilterError
-from memsvc.model.filters import AllOf, AnyOf, Condition, Negation, parse_filters
+from memsvc.model.filters import (
+    MAX_CONDITIONS,
+    MAX_DEPTH,
+    MAX_IN_VALUES,
+    AllOf,
+    AnyOf,
+    Condition,
+    Negation,
+    parse_filters,
+)
 
 
 def test_plain_keys_are_metadata_and_known_fields_are_columns() -> None:
@@ -54,4 +63,63 @@ def test_depth_is_bounded() -> None:
     for _ in range(12):
         raw = {"NOT": raw}
     with pytest.raises(InvalidFilterError, match="deeper"):
+        parse_filters(raw)
+
+
+def test_conditions_are_counted_across_the_whole_tree() -> None:
+    at_limit = {"OR": [{"a": i} for i in range(MAX_CONDITIONS)]}
+    assert isinstance(parse_filters(at_limit), AnyOf)
+    with pytest.raises(InvalidFilterError, match=f"at most {MAX_CONDITIONS} conditions"):
+        parse_filters({"OR": [{"a": i} for i in range(1500)]})
+    spread = {"AND": [{"OR": [{"a": i}, {"b": {"gt": i, "lt": i + 9}}]}
+                      for i in range(MAX_CONDITIONS // 3 + 1)]}
+    with pytest.raises(InvalidFilterError, match="conditions"):
+        parse_filters(spread)
+
+
+def test_in_lists_are_bounded_in_all() -> None:
+    assert parse_filters({"a": {"in": list(range(MAX_IN_VALUES))}}) is not None
+    with pytest.raises(InvalidFilterError, match=f"at most {MAX_IN_VALUES} values") as info:
+        parse_filters({"a": {"nin": list(range(MAX_IN_VALUES + 1))}})
+    assert info.value.field == "filters.a"
+    half = list(range(MAX_IN_VALUES // 2 + 1))
+    with pytest.raises(InvalidFilterError, match="values in all") as info:
+        parse_filters({"OR": [{"a": {"in": half}}, {"b": {"nin": half}}]})
+    assert info.value.field == "filters.OR[1].b"
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({"a": 2**63}, "filters.a"),
+        ({"a": -(2**63) - 1}, "filters.a"),
+        ({"version": {"gte": 2**64}}, "filters.version"),
+        ({"a": {"in": [1, 10**30]}}, "filters.a"),
+        ({"a": float("nan")}, "filters.a"),
+        ({"confidence": {"lt": float("inf")}}, "filters.confidence"),
+        ({"a": "\ud800"}, "filters.a"),
+        ({"subject": {"in": ["ok", "x\udfff"]}}, "filters.subject"),
+        ({"\ud800": 1}, "filters.\\ud800"),
+        ({"created_at": {"gte": "0001-01-01T00:00:00+01:00"}}, "filters.created_at"),
+        ({"created_at": {"gte": 1e300}}, "filters.created_at"),
+    ],
+)
+def test_operands_sqlite_cannot_bind_are_refused(raw: dict[str, object], where: str) -> None:
+    with pytest.raises(InvalidFilterError) as info:
+        parse_filters(raw)
+    assert info.value.field == where
+    info.value.message.encode("utf-8")  # the error itself can be sent as JSON
+
+
+def test_64_bit_edges_are_accepted() -> None:
+    node = parse_filters({"a": {"in": [2**63 - 1, -(2**63)]}})
+    assert node == Condition("a", "in", (2**63 - 1, -(2**63)), metadata=True)
+
+
+def test_very_deep_filters_stop_at_the_depth_check() -> None:
+    """The check runs on the way down: no depth of input reaches the recursion limit."""
+    raw: dict[str, object] = {"a": 1}
+    for _ in range(100_000):
+        raw = {"NOT": raw}
+    with pytest.raises(InvalidFilterError, match=f"deeper than {MAX_DEPTH}"):
         parse_filters(raw)
