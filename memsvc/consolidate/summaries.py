@@ -51,6 +51,24 @@ class _Tree:
     vectors: dict[str, np.ndarray] = field(default_factory=dict)  # summary text -> its vector
 
 
+
+def _plus(when: datetime, delta: timedelta) -> datetime:
+    """`when + delta`, held at the last representable instant: a turn dated 9999-12-31 is
+    valid input, and its day or month must not end past the calendar's end."""
+    try:
+        return when + delta
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
+def _next_month(start: datetime) -> datetime:
+    """The first instant of the month after `start`'s (the calendar's end after 9999-12)."""
+    if start.month < 12:
+        return start.replace(month=start.month + 1, day=1)
+    if start.year < datetime.max.year:
+        return start.replace(year=start.year + 1, month=1, day=1)
+    return datetime.max.replace(tzinfo=UTC)
+
 def summarise(ctx: StepContext, part: Scope) -> None:
     """Bring the partition's time tree up to date with its episodes and extracted memories."""
     episodes = ctx.load(part, kinds=[MemoryKind.EPISODE.value])
@@ -96,7 +114,7 @@ def summarise(ctx: StepContext, part: Scope) -> None:
         node = _node(
             tree, "session", sid, statements,
             heading=f"Session {sid} ({format_day(start)})",
-            valid=(start, end + timedelta(seconds=1)), session_id=sid,
+            valid=(start, _plus(end, timedelta(seconds=1))), session_id=sid,
         )
         days[start.date().isoformat()].append(node)
     for day, items in loose.items():
@@ -111,12 +129,12 @@ def summarise(ctx: StepContext, part: Scope) -> None:
             continue
         node = _node(
             tree, "day", day, children,
-            heading=f"On {format_day(start)}", valid=(start, start + timedelta(days=1)),
+            heading=f"On {format_day(start)}", valid=(start, _plus(start, timedelta(days=1))),
         )
         months[day[:7]].append(node)
     for month in sorted(months):
         start = datetime.fromisoformat(f"{month}-01").replace(tzinfo=UTC)
-        end = (start + timedelta(days=32)).replace(day=1)
+        end = _next_month(start)
         children = sorted(months[month], key=_when)
         if _only_summary(children) and (("month", month) not in tree.existing):
             continue

@@ -287,3 +287,11 @@ def test_clean_record_keeps_a_good_record_and_normalises_its_times(seeded: Memor
     cleaned = clean_record(shifted, max_bytes=32_000)
     assert cleaned.created_at == exported.created_at and cleaned.created_at.tzinfo is UTC
     assert cleaned.valid_from == datetime(5, 6, 1, tzinfo=UTC)
+
+
+def test_consolidating_a_turn_dated_at_the_calendars_end_works(memory: Memory) -> None:
+    """A day or month summary of 9999-12-31 must not end past the calendar (OverflowError)."""
+    memory.add("I moved to Denver", user_id="u-end", session_id="s1",
+               timestamp="9999-12-31T23:59:59.999999Z", infer=True)
+    memory.consolidate(user_id="u-end")
+    assert memory.get_all(user_id="u-end").items
