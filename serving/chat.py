@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -57,7 +56,7 @@ from memsvc.model.chat import (
     ChatUsage,
 )
 from memsvc.model.records import MemoryKind, MemoryRecord, StoredMessage
-from memsvc.model.settings import Settings
+from memsvc.model.settings import DEFAULT_VLLM_PORT, Settings
 from memsvc.sdk.memory import Memory
 from memsvc.serving.prompt_layout import (
     LayoutOptions,
@@ -68,6 +67,7 @@ from memsvc.serving.prompt_layout import (
     prefix_fingerprint,
     render_profile,
 )
+from memsvc.write.factory import build_llm_client
 
 __all__ = ["SYSTEM_PROMPT", "ChatBody", "ChatService", "chat_router", "sse_event"]
 
@@ -83,15 +83,12 @@ SYSTEM_PROMPT = (
 #: The key under which a user message keeps the memory block it was sent with, so later turns
 #: replay it byte for byte (the prefix cache needs identical bytes).
 META_KEY = "chat"
-DEFAULT_LOCAL_PORT = 8765  # serving/vllm_launcher.py DEFAULT_PORT
+DEFAULT_LOCAL_PORT = DEFAULT_VLLM_PORT
 
 
 def default_llm_url(settings: Settings) -> str:
-    """The configured server, else the local vLLM of ``memsvc llm start``."""
-    if settings.llm_base_url:
-        return settings.llm_base_url
-    port = os.environ.get("MEMSVC_VLLM_PORT") or DEFAULT_LOCAL_PORT
-    return f"http://127.0.0.1:{port}"
+    """The configured server, else the local vLLM of ``memsvc llm start`` (``Settings.llm_url``)."""
+    return settings.llm_url
 
 
 @dataclass
@@ -142,9 +139,7 @@ class ChatService:
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> ChatService:
         """The service for ``MEMSVC_LLM_*`` settings (the local vLLM when none is set)."""
-        client = LLMClient(default_llm_url(settings), model=settings.llm_model,
-                           api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s)
-        return cls(client, **kwargs)
+        return cls(build_llm_client(settings), **kwargs)
 
     def close(self) -> None:
         self.llm.close()
