@@ -132,7 +132,7 @@ class InvalidReplyError(ValueError):
     """The model's reply does not satisfy the schema or names turns it was not shown."""
 
 
-def parse_reply(content: str | Any, turns: int) -> ExtractionReply:
+def parse_reply(content: Any, turns: int) -> ExtractionReply:
     """Validate a reply (raw text, or JSON the client already parsed); turn numbers must be
     among the 1..`turns` shown."""
     try:
