@@ -66,7 +66,7 @@ from memsvc.serving.prompt_layout import (
     build_prewarm_request,
     fit_history,
 )
-from memsvc.serving.vllm_launcher import LocalVLLM, VLLMConfig
+from memsvc.serving.vllm import LocalVLLM, VLLMConfig
 
 SYSTEM_PROMPT = (
     "You are the user's close friend, chatting with them over many weeks. You have a "

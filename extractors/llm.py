@@ -10,6 +10,9 @@ fails too, or the endpoint is down, that batch goes to the fallback extractor (t
 each candidate records why (``metadata.fallback``). A malformed reply therefore never
 reaches the store. Every candidate carries the extractor that produced it
 (``metadata.extractor`` = "llm/<version>:<model>" or "rules/1").
+
+The model is called through memsvc's one client, ``memsvc.llm.client.LLMClient.chat_json``;
+`Memory` builds this extractor when ``MEMSVC_EXTRACTOR=llm`` (``memsvc.write.factory``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from memsvc.extractors.base import Candidate, Extractor
 from memsvc.extractors.rules import RuleExtractor, speaker_name
-from memsvc.llm.backend import ChatBackend
+from memsvc.llm.client import LLMClient
+from memsvc.llm.errors import LLMResponseError
 from memsvc.model.records import MemoryKind, StoredMessage
 from memsvc.text.timeparse import format_day
 
@@ -128,13 +132,16 @@ class InvalidReplyError(ValueError):
     """The model's reply does not satisfy the schema or names turns it was not shown."""
 
 
-def parse_reply(content: str, turns: int) -> ExtractionReply:
-    """Validate a raw reply; turn numbers must be among the 1..`turns` shown."""
-    text = content.strip()
-    if text.startswith("```"):
-        text = text.strip("`").removeprefix("json").strip()
+def parse_reply(content: Any, turns: int) -> ExtractionReply:
+    """Validate a reply (raw text, or JSON the client already parsed); turn numbers must be
+    among the 1..`turns` shown."""
     try:
-        reply = ExtractionReply.model_validate(json.loads(text))
+        if isinstance(content, str):
+            text = content.strip()
+            if text.startswith("```"):
+                text = text.strip("`").removeprefix("json").strip()
+            content = json.loads(text)
+        reply = ExtractionReply.model_validate(content)
     except (ValueError, ValidationError) as exc:
         raise InvalidReplyError(f"reply is not valid extraction JSON: {exc}"[:800]) from exc
     bad = sorted({m.turn for m in reply.memories if not 1 <= m.turn <= turns})
@@ -144,22 +151,26 @@ def parse_reply(content: str, turns: int) -> ExtractionReply:
 
 
 class LLMExtractor:
-    """Extraction by an LLM behind `ChatBackend`, falling back to `fallback` per batch."""
+    """Extraction by an LLM through `LLMClient`, falling back to `fallback` per batch.
+
+    `model` names the model in the extractor's version ("1:<model>"); by default the client's
+    model, or the server's first one, looked up on the first call.
+    """
 
     name = "llm"
 
     def __init__(
         self,
-        backend: ChatBackend,
+        client: LLMClient,
         *,
-        model: str = "unknown",
+        model: str | None = None,
         batch_size: int = 8,
         max_tokens: int = 2048,
         fallback: Extractor | None = None,
     ) -> None:
-        self.backend = backend
-        self.model = model
-        self.version = f"1:{model}"
+        self.client = client
+        self.model = model or client.model or "unknown"
+        self.version = f"1:{self.model}"
         self.batch_size = max(1, batch_size)
         self.max_tokens = max_tokens
         self.fallback: Extractor = fallback or RuleExtractor()
@@ -187,22 +198,24 @@ class LLMExtractor:
                 self.stats["calls"] += 1
                 if attempt:
                     self.stats["retries"] += 1
-                reply = self.backend.chat(
-                    messages, max_tokens=self.max_tokens, temperature=0.0,
-                    response_format={"type": "json_schema", "json_schema": {
-                        "name": "memories", "strict": True, "schema": EXTRACTION_SCHEMA}},
-                )
-                if reply.finish_reason == "length":
-                    raise InvalidReplyError("reply was cut off at max_tokens")
-                parsed = parse_reply(reply.content, len(batch))
+                self._resolve_model()
+                value, _ = self.client.chat_json(messages, EXTRACTION_SCHEMA, name="memories",
+                                                 max_tokens=self.max_tokens, temperature=0.0)
+                parsed = parse_reply(value, len(batch))
                 return self._candidates(parsed, batch)
-            except InvalidReplyError as exc:
+            except (InvalidReplyError, LLMResponseError) as exc:  # cut off, not JSON, bad fields
                 error = str(exc)
                 log.info("llm extraction reply rejected (attempt %d): %s", attempt + 1, error)
             except Exception as exc:  # endpoint down, HTTP error: no point retrying now
                 error = f"{type(exc).__name__}: {exc}"
                 break
         return self._fall_back(batch, error or "unknown error")
+
+    def _resolve_model(self) -> None:
+        """Name the model in the version once the server has told which one it serves."""
+        if self.model == "unknown":
+            self.model = self.client.resolve_model()
+            self.version = f"1:{self.model}"
 
     def _fall_back(self, batch: Sequence[StoredMessage], reason: str) -> list[Candidate]:
         self.stats["fallbacks"] += 1

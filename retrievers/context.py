@@ -6,29 +6,21 @@ stable order — by when the memory was true, then by id — so the same set of 
 byte-identical text across turns, which is what an LLM server's prefix cache needs.
 
 Tokens are estimated, not counted with the target model's tokenizer (which memsvc does not
-know): the estimate takes the larger of chars/4 and words*4/3, which over-counts English and
-code a little so the real block stays under the budget. A caller with the real tokenizer can
-pass `count_tokens`.
+know): memsvc's one estimate, `memsvc.llm.tokens.estimate_tokens` (importable from here too),
+which over-counts English and code a little so the real block stays under the budget. A caller
+with the real tokenizer can pass `count_tokens`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
+from memsvc.llm.tokens import TokenCounter, estimate_tokens
 from memsvc.model.records import ScoredMemory
 
-TokenCounter = Callable[[str], int]
 DEFAULT_HEADER = "Relevant memories (oldest first):"
-
-
-def estimate_tokens(text: str) -> int:
-    """A conservative token estimate for English-like text (see the module doc)."""
-    if not text:
-        return 0
-    return max(math.ceil(len(text) / 4), math.ceil(len(text.split()) * 4 / 3))
 
 
 class ContextBlock(BaseModel):

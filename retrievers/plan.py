@@ -7,7 +7,7 @@ read path. Recipes name the useful trade-offs between speed and recall.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,25 @@ RECIPES: dict[str, SearchPlan] = {
         }
     ),
 }
+
+
+class PlanWeights(Protocol):
+    """What `recipe` reads from settings (`memsvc.model.settings.Settings` has these)."""
+
+    vector_weight: float
+    bm25_weight: float
+    rrf_k: int
+
+
+def recipe(name: str, weights: PlanWeights | None = None) -> SearchPlan:
+    """The recipe `name` with the configured vector/BM25 weights and RRF k applied.
+
+    `Memory` picks every named plan through this (the default "balanced" and a `plan="deep"`
+    alike), so ``MEMSVC_VECTOR_WEIGHT`` and friends mean the same whichever way the plan was
+    chosen. Raises KeyError for an unknown name.
+    """
+    plan = RECIPES[name]
+    if weights is None:
+        return plan
+    return replace(plan.with_weights(vector=weights.vector_weight, bm25=weights.bm25_weight),
+                   rrf_k=weights.rrf_k)

@@ -23,23 +23,17 @@ finds it cached.
 
 Everything is synchronous (the LLM client is, and FastAPI runs sync routes and sync streaming
 generators in its thread pool), so ``Memory.chat`` and the route share one code path.
+The route itself (``POST /v1/chat``, server-sent events) is ``serving/chat_route.py``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Request, Security
-from fastapi.responses import StreamingResponse
-from fastapi.security import APIKeyHeader, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from memsvc.consolidate import ConsolidationReport
 from memsvc.llm.client import (
@@ -57,8 +51,9 @@ from memsvc.model.chat import (
     ChatUsage,
 )
 from memsvc.model.records import MemoryKind, MemoryRecord, StoredMessage
-from memsvc.model.settings import Settings
+from memsvc.model.settings import DEFAULT_VLLM_PORT, Settings
 from memsvc.sdk.memory import Memory
+from memsvc.serving.chat_route import ChatBody, chat_router, sse_event
 from memsvc.serving.prompt_layout import (
     LayoutOptions,
     Turn,
@@ -66,8 +61,9 @@ from memsvc.serving.prompt_layout import (
     build_prewarm_request,
     fit_history,
     prefix_fingerprint,
-    render_profile,
+    profile_block,
 )
+from memsvc.write.factory import build_llm_client
 
 __all__ = ["SYSTEM_PROMPT", "ChatBody", "ChatService", "chat_router", "sse_event"]
 
@@ -83,15 +79,12 @@ SYSTEM_PROMPT = (
 #: The key under which a user message keeps the memory block it was sent with, so later turns
 #: replay it byte for byte (the prefix cache needs identical bytes).
 META_KEY = "chat"
-DEFAULT_LOCAL_PORT = 8765  # serving/vllm_launcher.py DEFAULT_PORT
+DEFAULT_LOCAL_PORT = DEFAULT_VLLM_PORT
 
 
 def default_llm_url(settings: Settings) -> str:
-    """The configured server, else the local vLLM of ``memsvc llm start``."""
-    if settings.llm_base_url:
-        return settings.llm_base_url
-    port = os.environ.get("MEMSVC_VLLM_PORT") or DEFAULT_LOCAL_PORT
-    return f"http://127.0.0.1:{port}"
+    """The configured server, else the local vLLM of ``memsvc llm start`` (``Settings.llm_url``)."""
+    return settings.llm_url
 
 
 @dataclass
@@ -142,9 +135,7 @@ class ChatService:
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> ChatService:
         """The service for ``MEMSVC_LLM_*`` settings (the local vLLM when none is set)."""
-        client = LLMClient(default_llm_url(settings), model=settings.llm_model,
-                           api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s)
-        return cls(client, **kwargs)
+        return cls(build_llm_client(settings), **kwargs)
 
     def close(self) -> None:
         self.llm.close()
@@ -174,7 +165,7 @@ class ChatService:
         request = request.model_copy(update={"session_id": session_id})
         history = self._history(memory, request)
         profile = self._profile(memory, request)
-        profile_text = render_profile(profile.text) if profile is not None else ""
+        profile_text = profile_block(profile.text) if profile is not None else ""
         found = memory.search(request.message, user_id=request.user_id,
                               agent_id=request.agent_id, limit=request.limit)
         retrieved = [r.memory for r in found.results
@@ -319,7 +310,7 @@ class ChatService:
         """
         request = ChatRequest(message="-", user_id=user_id, agent_id=agent_id)
         profile = self._profile(memory, request)
-        profile_text = render_profile(profile.text) if profile is not None else ""
+        profile_text = profile_block(profile.text) if profile is not None else ""
         fingerprint = prefix_fingerprint(self.system_prompt, profile_text, self.options)
         salt = _salt(memory)
         key = (salt, user_id, agent_id)
@@ -376,68 +367,3 @@ def _reason(exc: LLMError, message_id: str, session_id: str) -> str:
         what = f"the LLM refused the request ({exc})"
     return (f"{what}; your message was stored (message id {message_id}, session "
             f"{session_id}) and the turn can be retried")
-
-
-# ------------------------------------------------------------------------------- HTTP
-
-
-class ChatBody(BaseModel):
-    """``POST /v1/chat``. ``stream: true`` answers ``text/event-stream``."""
-
-    model_config = ConfigDict(extra="forbid")
-    message: str = Field(description="The user's new message.")
-    user_id: str | None = Field(default=None, max_length=256)
-    agent_id: str | None = Field(default=None, max_length=256)
-    session_id: str | None = Field(default=None, max_length=256,
-                                   description="Continue this conversation; omitted: a new one "
-                                               "(its id is in the answer).")
-    stream: bool = Field(default=False, description="Server-sent events: `delta` events with "
-                                                    "text, then `done` with the response.")
-    limit: int = Field(default=8, description="Memories to retrieve for the turn (1-50).")
-    max_tokens: int = Field(default=256, description="Longest answer, in tokens.")
-    temperature: float = 0.0
-    infer: bool = Field(default=True, description="Extract memories from the exchange.")
-
-
-def sse_event(event: ChatEvent) -> bytes:
-    """One server-sent event: ``event: <type>`` and the event as JSON."""
-    data = json.dumps(event.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
-    return f"event: {event.type}\ndata: {data}\n\n".encode()
-
-
-_bearer = HTTPBearer(auto_error=False, description="An API key from `memsvc keys create`.")
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
-_ERR: dict[int | str, dict[str, Any]] = {
-    code: {"description": text} for code, text in (
-        (400, "the body is not parseable JSON"), (401, "unknown or missing API key"),
-        (413, "message too large"), (415, "the body is not application/json"),
-        (422, "invalid input"), (503, "the LLM is down, too slow, or sent malformed "
-                                      "output; the message was stored"))}
-
-
-def chat_router(service: ChatService) -> APIRouter:
-    """``POST /v1/chat`` on the caller's tenant (resolved by ``app.state.tenancy``)."""
-    router = APIRouter(tags=["chat"])
-
-    @router.post("/v1/chat", response_model=ChatResponse, responses={
-        **_ERR, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}})
-    def chat(body: ChatBody, request: Request,
-             _b: Annotated[Any, Security(_bearer)] = None,
-             _k: Annotated[Any, Security(_api_key)] = None) -> Any:
-        """Answer with memory: retrieve, lay out for KV reuse, call the LLM, store the
-        exchange. The message is stored before the model is called; 503 if it fails."""
-        memory: Memory = request.app.state.tenancy.memory_for(request.headers)
-        chat_request = ChatRequest.build(
-            body.message, user_id=body.user_id, agent_id=body.agent_id,
-            session_id=body.session_id, limit=body.limit, max_tokens=body.max_tokens,
-            temperature=body.temperature, infer=body.infer,
-            max_text_bytes=memory.settings.max_text_bytes,
-        )
-        if not body.stream:
-            return service.chat(memory, chat_request)
-        events = service.stream(memory, chat_request)  # raises 503 before streaming starts
-        return StreamingResponse((sse_event(e) for e in events), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache",
-                                          "X-Accel-Buffering": "no"})
-
-    return router

@@ -31,18 +31,28 @@ recomputed.
 
 Everything here is a pure function over small dataclasses, dicts or any object with
 ``.text`` / ``.kind`` / ``.valid_from`` attributes: no dependency on memsvc's data model or
-on a tokenizer.
+on a tokenizer. The deterministic rendering of memories (normalizing, dates, the profile
+block) is in ``prompt_render.py``; its names are importable from here too.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
-import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from memsvc.llm.tokens import estimate_tokens
+from memsvc.serving.prompt_render import (
+    KIND_ORDER,
+    MemoryView,
+    dedupe,
+    format_date,
+    kind_rank,
+    normalize_text,
+    profile_block,
+    to_memory_view,
+)
 
 __all__ = [
     "KIND_ORDER",
@@ -59,8 +69,8 @@ __all__ = [
     "format_date",
     "normalize_text",
     "prefix_fingerprint",
+    "profile_block",
     "render_memories",
-    "render_profile",
     "system_content",
     "to_memory_view",
     "user_content",
@@ -71,27 +81,9 @@ LAYOUT_MEMSVC: Literal["memsvc"] = "memsvc"
 LAYOUT_SYSTEM_PROMPT: Literal["system_prompt"] = "system_prompt"
 Role = Literal["user", "assistant"]
 
-#: Fixed order of memory kinds in the profile block. Grouping by kind first means a new fact
-#: lands inside its group rather than reshuffling the whole block.
-KIND_ORDER: tuple[str, ...] = (
-    "profile", "preference", "fact", "event", "procedure", "summary", "episode",
-)
-
-_WS = re.compile(r"[ \t\r\f\v]+")
-_BLANK_LINES = re.compile(r"\n{3,}")
-
 
 # --------------------------------------------------------------------------- data
 
-
-@dataclass(frozen=True)
-class MemoryView:
-    """The three fields of a memory the prompt needs; everything else (ids, scores,
-    created_at, access counts) is left out on purpose because it changes between turns."""
-
-    text: str
-    kind: str = "fact"
-    valid_from: str | None = None  # ISO date "YYYY-MM-DD", or None when unknown
 
 
 @dataclass(frozen=True)
@@ -141,104 +133,6 @@ class PromptBuild:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------- normalizing
-
-
-def normalize_text(text: str) -> str:
-    """Deterministic text: NFC, no trailing spaces, runs of spaces collapsed, at most one
-    blank line in a row. Two renderings of the same memory must be the same bytes."""
-    text = unicodedata.normalize("NFC", str(text)).replace("\r\n", "\n").replace("\r", "\n")
-    lines = [_WS.sub(" ", line).strip() for line in text.split("\n")]
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
-
-
-def _one_line(text: str) -> str:
-    return " ".join(normalize_text(text).split())
-
-
-def format_date(value: Any) -> str | None:
-    """A memory's ``valid_from`` as ``YYYY-MM-DD`` (date only: a time of day would make the
-    block noisier without helping the model, and string forms of datetimes vary)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, _dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, _dt.date):
-        return value.isoformat()
-    s = str(value).strip()
-    m = re.match(r"^(\d{4}-\d{2}-\d{2})", s)
-    return m.group(1) if m else _one_line(s)
-
-
-def _kind_str(kind: Any) -> str:
-    value = getattr(kind, "value", kind)  # enums
-    return str(value or "fact").strip().lower()
-
-
-def to_memory_view(obj: Any) -> MemoryView:
-    """Accept a :class:`MemoryView`, a mapping, any object with ``.text`` (memsvc's memory
-    model, a search hit), or a plain string."""
-    if isinstance(obj, MemoryView):
-        return obj
-    if isinstance(obj, str):
-        return MemoryView(text=_one_line(obj))
-    if isinstance(obj, Mapping):
-        getter: Callable[[str], Any] = obj.get
-    else:
-        def getter(name: str) -> Any:
-            return getattr(obj, name, None)
-    text = getter("text")
-    if text is None and getter("memory") is not None:  # Mem0-style result dicts
-        text = getter("memory")
-    if text is None:
-        raise TypeError(f"memory has no text: {obj!r}")
-    return MemoryView(text=_one_line(text), kind=_kind_str(getter("kind")),
-                      valid_from=format_date(getter("valid_from")))
-
-
-def _kind_rank(kind: str) -> tuple[int, str]:
-    try:
-        return (KIND_ORDER.index(kind), "")
-    except ValueError:
-        return (len(KIND_ORDER), kind)
-
-
-def _dedupe(views: Iterable[MemoryView]) -> list[MemoryView]:
-    """Drop case-insensitive duplicates, keeping the position of the first occurrence (the
-    retriever's rank) but a representative that does not depend on input order."""
-    groups: dict[str, list[MemoryView]] = {}
-    for v in views:
-        if v.text:
-            groups.setdefault(v.text.casefold(), []).append(v)
-    return [min(g, key=lambda v: (v.valid_from or "", v.kind, v.text)) for g in groups.values()]
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def render_profile(profile: str | Mapping[str, Any] | Iterable[Any] | None) -> str:
-    """Render a scope's profile block deterministically.
-
-    - a string (a profile already rendered by consolidation) is only normalized;
-    - a mapping (``{"name": "Caroline", "city": "Boston"}``) becomes ``- key: value`` lines
-      sorted by key;
-    - memory-like objects become ``- text`` lines grouped by kind in :data:`KIND_ORDER`,
-      then oldest ``valid_from`` first (undated first), then text -- so the same set of
-      memories always gives the same bytes, whatever order the store returned them in, and a
-      new memory is appended near the end of its group rather than reshuffling the block.
-    """
-    if profile is None:
-        return ""
-    if isinstance(profile, str):
-        return normalize_text(profile)
-    if isinstance(profile, Mapping):
-        lines = [f"- {_one_line(str(k))}: {_one_line(str(v))}"
-                 for k, v in sorted(profile.items(), key=lambda kv: str(kv[0]))
-                 if v is not None and str(v).strip()]
-        return "\n".join(lines)
-    views = _dedupe(to_memory_view(m) for m in profile)
-    views.sort(key=lambda v: (_kind_rank(v.kind), v.valid_from or "", v.text))
-    return "\n".join(f"- {v.text}" for v in views)
 
 
 def render_memories(memories: Iterable[Any], options: LayoutOptions | None = None) -> str:
@@ -249,10 +143,10 @@ def render_memories(memories: Iterable[Any], options: LayoutOptions | None = Non
     they happened.
     """
     opts = options or LayoutOptions()
-    views = _dedupe(to_memory_view(m) for m in memories)
+    views = dedupe(to_memory_view(m) for m in memories)
     if opts.max_memories is not None:
         views = views[: opts.max_memories]  # keep the retriever's top-k before re-sorting
-    views.sort(key=lambda v: (v.valid_from is None, v.valid_from or "", _kind_rank(v.kind),
+    views.sort(key=lambda v: (v.valid_from is None, v.valid_from or "", kind_rank(v.kind),
                               v.text))
     lines = []
     for v in views:
@@ -266,13 +160,13 @@ def render_memories(memories: Iterable[Any], options: LayoutOptions | None = Non
     return "\n".join(lines)
 
 
-def system_content(system_prompt: str, profile_block: str,
+def system_content(system_prompt: str, profile_text: str,
                    options: LayoutOptions | None = None) -> str:
-    """System prompt followed by the profile block (the part that is pre-warmed)."""
+    """System prompt followed by the rendered profile block (the part that is pre-warmed)."""
     opts = options or LayoutOptions()
     head = normalize_text(system_prompt)
-    if profile_block:
-        return f"{head}\n\n{opts.profile_title}\n{profile_block}"
+    if profile_text:
+        return f"{head}\n\n{opts.profile_title}\n{profile_text}"
     return head
 
 
@@ -289,7 +183,7 @@ def prefix_fingerprint(system_prompt: str, profile: str | Mapping[str, Any] | It
                        options: LayoutOptions | None = None) -> str:
     """SHA-256 of the stable head (system prompt + profile block). Keep the last value per
     scope; when it changes the profile block must be pre-warmed again."""
-    content = system_content(system_prompt, render_profile(profile), options)
+    content = system_content(system_prompt, profile_block(profile), options)
     return hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
@@ -342,13 +236,13 @@ def build_messages(
         user:      new message
     """
     opts = options or LayoutOptions()
-    profile_block = render_profile(profile)
+    block = profile_block(profile)
     memories = list(memories)
     if (opts.layout == LAYOUT_MEMSVC and opts.replay_context and opts.skip_shown_memories
             and history):
         memories = _unseen(memories, history, opts)
     context = render_memories(memories, opts)
-    head = system_content(system_prompt, profile_block, opts)
+    head = system_content(system_prompt, block, opts)
     fingerprint = hashlib.sha256(head.encode("utf-8")).hexdigest()
 
     if opts.layout == LAYOUT_MEMSVC:
@@ -388,7 +282,7 @@ def build_prewarm_request(
     what follows cannot merge with it). Pass the same ``cache_salt`` as the real requests.
     """
     opts = options or LayoutOptions()
-    head = system_content(system_prompt, render_profile(profile), opts)
+    head = system_content(system_prompt, profile_block(profile), opts)
     payload: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "system", "content": head}],
@@ -403,16 +297,15 @@ def build_prewarm_request(
 # --------------------------------------------------------------------------- budget
 
 
-def approx_tokens(text: str) -> int:
-    """Rough token count (4 characters a token) for budgeting without a tokenizer."""
-    return (len(text) + 3) // 4
+#: memsvc's one token estimate (``memsvc.llm.tokens``), under the name this module exported.
+approx_tokens = estimate_tokens
 
 
 def fit_history(
     history: Sequence[Turn],
     budget_tokens: int,
     *,
-    count_tokens: Callable[[str], int] = approx_tokens,
+    count_tokens: Callable[[str], int] = estimate_tokens,
     drop_quantum: int = 8,
     options: LayoutOptions | None = None,
 ) -> list[Turn]:

@@ -1,6 +1,6 @@
 """`memsvc llm start|stop|status`: the local vLLM server that `/v1/chat` talks to.
 
-A thin shell over ``memsvc.serving.vllm_launcher.LocalVLLM`` (the same calls in Python:
+A thin shell over ``memsvc.serving.vllm.LocalVLLM`` (the same calls in Python:
 ``LocalVLLM(VLLMConfig.from_env()).start()``). ``start`` installs vLLM into its own venv and
 prepares the model on first use, then waits for health; with ``MEMSVC_LLM_BASE_URL`` (or
 ``--base-url``) an external OpenAI-compatible server is used instead and only probed.
@@ -29,14 +29,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the status as JS
 
 
 def _launcher(port: int | None, base_url: str | None) -> Any:
-    from memsvc.serving.vllm_launcher import LocalVLLM, VLLMConfig
+    from memsvc.serving.vllm import LocalVLLM, VLLMConfig
 
     return LocalVLLM(VLLMConfig.from_env(port=port, base_url=base_url))
 
 
 def _errors() -> tuple[type[BaseException], ...]:
     from memsvc.llm.client import LLMUnavailableError
-    from memsvc.serving.vllm_launcher import VLLMError
+    from memsvc.serving.vllm import VLLMError
 
     return (VLLMError, LLMUnavailableError)
 

@@ -1,4 +1,4 @@
-"""A small OpenAI-compatible chat client on httpx.
+"""The one OpenAI-compatible chat client of memsvc, blocking and asyncio, on httpx.
 
 Why not the ``openai`` package: memsvc must run embedded with few dependencies, and the
 three things it needs from an LLM server -- chat completions, streamed chat completions
@@ -6,28 +6,42 @@ three things it needs from an LLM server -- chat completions, streamed chat comp
 the service already depends on. Keeping the client here also lets it speak vLLM's extras
 (``cache_salt``, ``usage.prompt_tokens_details.cached_tokens``) without shims.
 
-Every failure surfaces as a typed exception so that callers can keep their promises when the
-model misbehaves: the write pipeline falls back to rules, ``/v1/chat`` answers 503, and
-nothing already stored is touched.
-
-- :class:`LLMUnavailableError` -- the server cannot be reached, refused, or answered 5xx/429.
-  Retryable later.
-- :class:`LLMTimeoutError` (a subclass of the above) -- it was reached but too slow.
-- :class:`LLMBadRequestError` -- the server rejected the request (4xx): prompt too long,
-  unknown model. Retrying the same request will not help.
-- :class:`LLMResponseError` -- the server answered 2xx but the body is not what the
-  protocol promises (not JSON, no choices, content that does not parse against the schema).
+Every user of an LLM goes through it: the LLM extractor (``memsvc.extractors.llm``), the
+write manager's decider (``memsvc.write.llm_decider``), ``/v1/chat`` (``memsvc.serving.chat``)
+and the KV benchmark. Every failure surfaces as a typed exception (``memsvc.llm.errors``) so
+that callers can keep their promises when the model misbehaves; the wire format (results,
+parsing, SSE, JSON schema) lives in ``memsvc.llm.wire``. Both are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from memsvc.llm.errors import (
+    LLMBadRequestError,
+    LLMError,
+    LLMResponseError,
+    LLMTimeoutError,
+    LLMUnavailableError,
+)
+from memsvc.llm.wire import (
+    STREAM_END,
+    ChatChunk,
+    ChatResult,
+    Usage,
+    chat_payload,
+    checked_json,
+    chunk_from_line,
+    completion_from_response,
+    json_schema_format,
+    normalize_base_url,
+    parse_json_content,
+    raise_for_status,
+)
 
 __all__ = [
     "AsyncLLMClient",
@@ -40,257 +54,12 @@ __all__ = [
     "LLMTimeoutError",
     "LLMUnavailableError",
     "Usage",
+    "json_schema_format",
     "normalize_base_url",
+    "parse_json_content",
 ]
 
 Message = Mapping[str, Any]
-
-
-# --------------------------------------------------------------------------- exceptions
-
-
-class LLMError(Exception):
-    """Base class of every error this client raises."""
-
-
-class LLMUnavailableError(LLMError):
-    """The LLM server is down, unreachable, overloaded or failing (connect error, 5xx, 429).
-
-    The caller should degrade (rule-based extraction, HTTP 503) and retry later.
-    """
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class LLMTimeoutError(LLMUnavailableError):
-    """The LLM server accepted the connection but did not answer within the time allowed."""
-
-
-class LLMBadRequestError(LLMError):
-    """The server rejected the request itself (HTTP 4xx other than 429); do not retry as is."""
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class LLMResponseError(LLMError):
-    """The server answered, but with something malformed (bad JSON, missing fields, output
-    that does not satisfy the requested JSON schema)."""
-
-    def __init__(self, message: str, *, body: str | None = None) -> None:
-        super().__init__(message)
-        self.body = body
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token accounting of one request.
-
-    ``cached_tokens`` is vLLM's ``usage.prompt_tokens_details.cached_tokens`` (the prompt
-    tokens served from the prefix cache); ``None`` when the server does not report it (vLLM
-    needs ``--enable-prompt-tokens-details``).
-    """
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    cached_tokens: int | None = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> Usage | None:
-        if not data:
-            return None
-        details = data.get("prompt_tokens_details") or {}
-        cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
-        try:
-            return cls(
-                prompt_tokens=int(data.get("prompt_tokens") or 0),
-                completion_tokens=int(data.get("completion_tokens") or 0),
-                total_tokens=int(data.get("total_tokens") or 0),
-                cached_tokens=int(cached) if cached is not None else None,
-            )
-        except (TypeError, ValueError) as exc:
-            raise LLMResponseError(f"malformed usage block: {data!r}") from exc
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    """A complete (non-streamed) chat completion."""
-
-    content: str
-    finish_reason: str | None
-    model: str
-    usage: Usage | None
-    latency_s: float
-    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ChatChunk:
-    """One piece of a streamed completion.
-
-    ``delta`` is the new text (may be empty on the first, role-only chunk). The last chunk
-    carries ``usage`` when the server supports ``stream_options.include_usage``.
-    ``elapsed_s`` is measured from the moment the request was sent, so the first chunk with a
-    non-empty ``delta`` gives the time to first token.
-    """
-
-    delta: str
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    elapsed_s: float = 0.0
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def normalize_base_url(base_url: str) -> str:
-    """Return the server root (no trailing slash, no ``/v1``).
-
-    Users paste either ``http://host:8000`` or ``http://host:8000/v1`` (the OpenAI SDK
-    convention); both must work, and ``/health`` lives at the root.
-    """
-    url = base_url.strip().rstrip("/")
-    if url.endswith("/v1"):
-        url = url[: -len("/v1")]
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"LLM base URL must start with http:// or https://, got {base_url!r}")
-    return url
-
-
-def _error_message(response: httpx.Response) -> str:
-    """Pull the human-readable reason out of an OpenAI-style error body."""
-    text = response.text
-    try:
-        body = response.json()
-    except ValueError:
-        return text[:500]
-    if isinstance(body, Mapping):
-        err = body.get("error", body)
-        if isinstance(err, Mapping) and err.get("message"):
-            return str(err["message"])[:500]
-        if isinstance(err, str):
-            return err[:500]
-        if body.get("detail"):
-            return str(body["detail"])[:500]
-    return text[:500]
-
-
-def _raise_for_status(response: httpx.Response, url: str) -> None:
-    code = response.status_code
-    if code < 400:
-        return
-    reason = _error_message(response)
-    if code == 429 or code >= 500:
-        raise LLMUnavailableError(f"LLM server at {url} answered {code}: {reason}",
-                                  status_code=code)
-    raise LLMBadRequestError(f"LLM server at {url} rejected the request ({code}): {reason}",
-                             status_code=code)
-
-
-def _parse_completion(body: Any, latency_s: float) -> ChatResult:
-    if not isinstance(body, Mapping):
-        raise LLMResponseError("chat completion body is not a JSON object", body=str(body)[:500])
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-        raise LLMResponseError("chat completion has no choices", body=json.dumps(body)[:500])
-    message = choices[0].get("message")
-    if not isinstance(message, Mapping):
-        raise LLMResponseError("chat completion choice has no message", body=json.dumps(body)[:500])
-    content = message.get("content")
-    if content is None:
-        content = ""
-    if not isinstance(content, str):
-        raise LLMResponseError("chat completion content is not a string",
-                               body=json.dumps(body)[:500])
-    return ChatResult(
-        content=content,
-        finish_reason=choices[0].get("finish_reason"),
-        model=str(body.get("model", "")),
-        usage=Usage.from_json(body.get("usage")),
-        latency_s=latency_s,
-        raw=body,
-    )
-
-
-def _parse_sse_data(data: str, t0: float) -> ChatChunk | None:
-    """Parse one SSE ``data:`` payload; ``None`` for the ``[DONE]`` sentinel."""
-    if data == "[DONE]":
-        return None
-    try:
-        body = json.loads(data)
-    except ValueError as exc:
-        raise LLMResponseError("stream chunk is not JSON", body=data[:500]) from exc
-    if not isinstance(body, Mapping):
-        raise LLMResponseError("stream chunk is not a JSON object", body=data[:500])
-    if "error" in body:
-        err = body["error"]
-        msg = err.get("message") if isinstance(err, Mapping) else str(err)
-        raise LLMUnavailableError(f"LLM server failed mid-stream: {msg}")
-    usage = Usage.from_json(body.get("usage"))
-    choices = body.get("choices") or []
-    delta_text = ""
-    finish = None
-    if choices:
-        choice = choices[0]
-        if not isinstance(choice, Mapping):
-            raise LLMResponseError("stream chunk choice is not an object", body=data[:500])
-        delta = choice.get("delta") or {}
-        delta_text = (delta.get("content") or "") if isinstance(delta, Mapping) else ""
-        finish = choice.get("finish_reason")
-    return ChatChunk(delta=delta_text, finish_reason=finish, usage=usage,
-                     elapsed_s=time.perf_counter() - t0)
-
-
-def parse_json_content(content: str, schema: Mapping[str, Any] | None = None) -> Any:
-    """Parse model output that was constrained to a JSON schema, and check it.
-
-    Guided decoding makes the output *usually* valid, but a server that ignores
-    ``response_format`` (or a truncated answer, ``finish_reason == "length"``) must not let
-    garbage into memory: this raises :class:`LLMResponseError` instead. The schema is checked
-    with ``jsonschema`` when it is installed; otherwise only the JSON itself is checked.
-    """
-    text = content.strip()
-    if text.startswith("```"):  # some servers/models wrap JSON in a fence despite the schema
-        text = text.strip("`")
-        if text.lower().startswith("json"):
-            text = text[4:]
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise LLMResponseError(f"model output is not valid JSON: {exc}",
-                               body=content[:500]) from exc
-    if schema is not None:
-        try:
-            import jsonschema
-        except ImportError:  # optional: validation is a bonus, parsing is the contract
-            return value
-        try:
-            jsonschema.validate(value, dict(schema))
-        except jsonschema.ValidationError as exc:
-            raise LLMResponseError(f"model output does not match the schema: {exc.message}",
-                                   body=content[:500]) from exc
-    return value
-
-
-def json_schema_format(schema: Mapping[str, Any], name: str = "output",
-                       strict: bool = True) -> dict[str, Any]:
-    """The ``response_format`` value for JSON-schema constrained output.
-
-    vLLM 0.32 honours this field; its older ``guided_json`` extra is silently ignored, so
-    this is the only form memsvc sends.
-    """
-    return {"type": "json_schema",
-            "json_schema": {"name": name, "schema": dict(schema), "strict": strict}}
-
-
-# --------------------------------------------------------------------------- clients
 
 
 class _Base:
@@ -350,24 +119,10 @@ class _Base:
         cache_salt: str | None,
         extra: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
-        payload: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
-        if max_tokens is not None:
-            payload["max_tokens"] = max_tokens
-        if temperature is not None:
-            payload["temperature"] = temperature
-        if response_format is not None:
-            payload["response_format"] = dict(response_format)
-        if stop:
-            payload["stop"] = list(stop)
-        if stream:
-            payload["stream"] = True
-            payload["stream_options"] = {"include_usage": True}
         salt = cache_salt if cache_salt is not None else self.cache_salt
-        if salt:
-            payload["cache_salt"] = salt
-        if extra:
-            payload.update(extra)
-        return payload
+        return chat_payload(model, messages, max_tokens=max_tokens, temperature=temperature,
+                            response_format=response_format, stop=stop, stream=stream,
+                            cache_salt=salt, extra=extra)
 
     def _wrap_transport_error(self, exc: httpx.HTTPError, url: str) -> LLMError:
         if isinstance(exc, httpx.ConnectTimeout):
@@ -426,7 +181,7 @@ class LLMClient(_Base):
             r = self._http.get(url)
         except httpx.HTTPError as exc:
             raise self._wrap_transport_error(exc, self.base_url) from exc
-        _raise_for_status(r, self.base_url)
+        raise_for_status(r, self.base_url)
         try:
             body = r.json()
             return [str(m["id"]) for m in body["data"]]
@@ -465,13 +220,7 @@ class LLMClient(_Base):
             r = self._http.post(url, json=payload)
         except httpx.HTTPError as exc:
             raise self._wrap_transport_error(exc, self.base_url) from exc
-        latency = time.perf_counter() - t0
-        _raise_for_status(r, self.base_url)
-        try:
-            body = r.json()
-        except ValueError as exc:
-            raise LLMResponseError("chat completion body is not JSON", body=r.text[:500]) from exc
-        return _parse_completion(body, latency)
+        return completion_from_response(r, self.base_url, time.perf_counter() - t0)
 
     def chat_json(
         self,
@@ -491,10 +240,7 @@ class LLMClient(_Base):
         result = self.chat(messages, max_tokens=max_tokens, temperature=temperature,
                            response_format=json_schema_format(schema, name, strict),
                            cache_salt=cache_salt)
-        if result.finish_reason == "length":
-            raise LLMResponseError(f"JSON output was cut off at max_tokens={max_tokens}",
-                                   body=result.content[:500])
-        return parse_json_content(result.content, schema), result
+        return checked_json(result, schema, max_tokens), result
 
     def stream_chat(
         self,
@@ -523,17 +269,13 @@ class LLMClient(_Base):
             with self._http.stream("POST", url, json=payload) as r:
                 if r.status_code >= 400:
                     r.read()
-                    _raise_for_status(r, self.base_url)
+                    raise_for_status(r, self.base_url)
                 for line in r.iter_lines():
-                    if deadline_s is not None and time.perf_counter() - t0 > deadline_s:
-                        raise LLMTimeoutError(f"LLM stream from {self.base_url} exceeded "
-                                              f"{deadline_s:g} s")
-                    if not line.startswith("data:"):
-                        continue  # blank separators, comments (":"), "event:" lines
-                    chunk = _parse_sse_data(line[5:].strip(), t0)
-                    if chunk is None:
+                    chunk = chunk_from_line(line, t0, deadline_s, self.base_url)
+                    if chunk is STREAM_END:
                         return
-                    yield chunk
+                    if chunk is not None:
+                        yield chunk
         except httpx.HTTPError as exc:
             raise self._wrap_transport_error(exc, self.base_url) from exc
 
@@ -573,7 +315,7 @@ class AsyncLLMClient(_Base):
                 r = await self._http.get(self.base_url + "/v1/models")
             except httpx.HTTPError as exc:
                 raise self._wrap_transport_error(exc, self.base_url) from exc
-            _raise_for_status(r, self.base_url)
+            raise_for_status(r, self.base_url)
             try:
                 body = r.json()
             except ValueError as exc:
@@ -601,13 +343,7 @@ class AsyncLLMClient(_Base):
             r = await self._http.post(self.base_url + "/v1/chat/completions", json=payload)
         except httpx.HTTPError as exc:
             raise self._wrap_transport_error(exc, self.base_url) from exc
-        latency = time.perf_counter() - t0
-        _raise_for_status(r, self.base_url)
-        try:
-            body = r.json()
-        except ValueError as exc:
-            raise LLMResponseError("chat completion body is not JSON", body=r.text[:500]) from exc
-        return _parse_completion(body, latency)
+        return completion_from_response(r, self.base_url, time.perf_counter() - t0)
 
     async def chat_json(
         self,
@@ -624,10 +360,7 @@ class AsyncLLMClient(_Base):
         result = await self.chat(messages, max_tokens=max_tokens, temperature=temperature,
                                  response_format=json_schema_format(schema, name, strict),
                                  cache_salt=cache_salt)
-        if result.finish_reason == "length":
-            raise LLMResponseError(f"JSON output was cut off at max_tokens={max_tokens}",
-                                   body=result.content[:500])
-        return parse_json_content(result.content, schema), result
+        return checked_json(result, schema, max_tokens), result
 
     async def stream_chat(
         self,
@@ -651,16 +384,12 @@ class AsyncLLMClient(_Base):
                                          json=payload) as r:
                 if r.status_code >= 400:
                     await r.aread()
-                    _raise_for_status(r, self.base_url)
+                    raise_for_status(r, self.base_url)
                 async for line in r.aiter_lines():
-                    if deadline_s is not None and time.perf_counter() - t0 > deadline_s:
-                        raise LLMTimeoutError(f"LLM stream from {self.base_url} exceeded "
-                                              f"{deadline_s:g} s")
-                    if not line.startswith("data:"):
-                        continue
-                    chunk = _parse_sse_data(line[5:].strip(), t0)
-                    if chunk is None:
+                    chunk = chunk_from_line(line, t0, deadline_s, self.base_url)
+                    if chunk is STREAM_END:
                         return
-                    yield chunk
+                    if chunk is not None:
+                        yield chunk
         except httpx.HTTPError as exc:
             raise self._wrap_transport_error(exc, self.base_url) from exc

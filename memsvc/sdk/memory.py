@@ -6,7 +6,6 @@ the same names and arguments, so validation and behaviour are defined once, here
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -23,7 +22,6 @@ from memsvc.consolidate import (
 from memsvc.embedding.embedder import Embedder, SentenceTransformerEmbedder
 from memsvc.extractors.base import Candidate, Extractor
 from memsvc.extractors.episode import EpisodeExtractor
-from memsvc.extractors.rules import RuleExtractor
 from memsvc.model.chat import ChatEngine, ChatEvent, ChatRequest, ChatResponse, ChatUnavailableError
 from memsvc.model.errors import InvalidInputError, NotFoundError
 from memsvc.model.filters import parse_filters
@@ -56,7 +54,7 @@ from memsvc.retrievers.bm25 import BM25Channel
 from memsvc.retrievers.context import ContextBlock, pack_context
 from memsvc.retrievers.graph import GraphChannel
 from memsvc.retrievers.hybrid import HybridRetriever
-from memsvc.retrievers.plan import RECIPES, SearchPlan
+from memsvc.retrievers.plan import RECIPES, SearchPlan, recipe
 from memsvc.retrievers.temporal import TemporalChannel
 from memsvc.retrievers.vector import VectorChannel
 from memsvc.sdk.access_log import AccessLog
@@ -70,7 +68,8 @@ from memsvc.write.extraction import (
     record_failures,
     run_extractor,
 )
-from memsvc.write.manager import WriteManager, snapshot
+from memsvc.write.factory import build_decider, build_extractor
+from memsvc.write.manager import Decider, WriteManager, snapshot
 
 ROLES = frozenset({"user", "assistant", "system", "tool"})
 MessagesInput = str | bytes | dict[str, Any] | Sequence[dict[str, Any] | str]
@@ -93,6 +92,7 @@ class Memory:
         store: MemoryStore | None = None,
         extractor: Extractor | None = None,
         chat_engine: ChatEngine | None = None,
+        decider: Decider | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env(db_path=db_path, tenant=tenant)
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(
@@ -104,12 +104,15 @@ class Memory:
         self.store: MemoryStore = store or open_store(
             self.settings.db_path, tenant=self.settings.tenant, embedding_dim=self.embedder.dim
         )
-        # runs on add(infer=True); the rule-based extractor unless another is given
-        self.extractor: Extractor | None = extractor if extractor is not None else RuleExtractor()
+        # runs on add(infer=True); unless given, settings.extractor's (rules, or llm)
+        self.extractor: Extractor | None = (
+            extractor if extractor is not None else build_extractor(self.settings))
         # answers `chat` (memsvc.serving.chat.ChatService); None: no LLM, chat is refused
         self.chat_engine = chat_engine
         self._episodes = EpisodeExtractor()
-        self._manager = WriteManager(self.store)
+        self._manager = WriteManager(
+            self.store, decider=decider if decider is not None else build_decider(self.settings),
+            consult_above=self.settings.decider_consult_above)
         channels: dict[str, Channel] = {
             "vector": VectorChannel(self.store),
             "bm25": BM25Channel(self.store),
@@ -122,12 +125,7 @@ class Memory:
         self.retriever = HybridRetriever(channels, embed_query)
         # searches' hits are counted here and written in batches, off the read path
         self._access = AccessLog(self.store)
-        self.default_plan = dataclasses.replace(
-            RECIPES["balanced"].with_weights(
-                vector=self.settings.vector_weight, bm25=self.settings.bm25_weight
-            ),
-            rrf_k=self.settings.rrf_k,
-        )
+        self.default_plan = recipe("balanced", self.settings)
 
     def __enter__(self) -> Memory:
         return self
@@ -531,7 +529,7 @@ class Memory:
             if plan not in RECIPES:
                 raise InvalidInputError(f"unknown plan {plan!r}; use one of {sorted(RECIPES)}",
                                         field="plan")
-            return RECIPES[plan]
+            return recipe(plan, self.settings)
         if isinstance(plan, SearchPlan):
             unknown = set(plan.channels) - set(self.retriever.channels)
             if unknown or not plan.channels:

@@ -6,17 +6,18 @@ add — can be put to a model: "here is the new statement, here are memories 1..
 already known, or does it replace one?" The model sees small integers, never memory ids, and
 its answer is validated (pydantic, JSON schema); the manager maps the integer back and
 ignores one it did not show. Any failure raises, and the manager keeps the rules' decision.
+The model is called through memsvc's one client (``LLMClient.chat_json``); `Memory` builds
+this decider when ``MEMSVC_DECIDER=llm`` (``memsvc.write.factory``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from memsvc.llm.backend import ChatBackend
+from memsvc.llm.client import LLMClient
 from memsvc.model.records import HistoryEvent
 from memsvc.write.manager import Decision
 
@@ -49,17 +50,15 @@ class _Reply(BaseModel):
 class LLMDecider:
     name = "llm-decider"
 
-    def __init__(self, backend: ChatBackend) -> None:
-        self.backend = backend
+    def __init__(self, client: LLMClient) -> None:
+        self.client = client
 
     def decide(self, candidate: str, neighbours: Sequence[tuple[int, str]]) -> Decision:
         listing = "\n".join(f"{i}. {text}" for i, text in neighbours)
-        reply = self.backend.chat(
+        value, _ = self.client.chat_json(
             [{"role": "system", "content": PROMPT},
              {"role": "user", "content": f"NEW: {candidate}\nEXISTING:\n{listing}"}],
-            max_tokens=200, temperature=0.0,
-            response_format={"type": "json_schema", "json_schema": {
-                "name": "decision", "strict": True, "schema": DECISION_SCHEMA}},
+            DECISION_SCHEMA, name="decision", max_tokens=200, temperature=0.0,
         )
-        parsed = _Reply.model_validate(json.loads(reply.content))  # raises on garbage
+        parsed = _Reply.model_validate(value)  # raises on garbage
         return Decision(HistoryEvent(parsed.event), parsed.target, parsed.reason)

@@ -3,6 +3,7 @@
 The replies are chat-completion bodies in the OpenAI wire format, kept as JSON files under
 `recordings/` (hand-written in that format: no model can be run in CI). Each POST to
 `/v1/chat/completions` gets the next reply in order; a reply may instead be an HTTP status.
+`GET /v1/models` lists one model, "recorded", for clients that discover it.
 Requests are kept so tests can check what the extractor sent (schema, batching, retry).
 """
 
@@ -42,6 +43,15 @@ class FakeOpenAI:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # model discovery: one model, "recorded"
+                known = self.path.rstrip("/") in ("/v1/models", "/health")
+                data = json.dumps({"object": "list", "data": [{"id": "recorded"}]}).encode()
+                self.send_response(200 if known else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 fake.requests.append(json.loads(body))

@@ -16,7 +16,7 @@ from fake_openai import FakeOpenAI, completion, recording
 
 from memsvc import Memory
 from memsvc.extractors.llm import LLMExtractor
-from memsvc.llm.backend import SimpleChatClient
+from memsvc.llm.client import LLMClient
 from memsvc.model.records import MemoryKind, Scope, StoredMessage
 from memsvc.model.settings import Settings
 
@@ -37,8 +37,7 @@ def messages() -> list[StoredMessage]:
 
 
 def extractor(url: str, batch_size: int = 8) -> LLMExtractor:
-    return LLMExtractor(SimpleChatClient(url, "recorded"), model="recorded",
-                        batch_size=batch_size)
+    return LLMExtractor(LLMClient(url, model="recorded"), batch_size=batch_size)
 
 
 def test_valid_reply_becomes_candidates_and_request_is_schema_constrained():
@@ -100,7 +99,8 @@ def test_server_down_falls_back_without_retrying():
     ex = extractor(f"http://127.0.0.1:{_free_port()}")
     out = ex.extract(messages())
     assert ex.stats == {"calls": 1, "retries": 0, "fallbacks": 1}
-    assert out and all(c.metadata["fallback"]["reason"].startswith("ChatError") for c in out)
+    assert out and all(c.metadata["fallback"]["reason"].startswith("LLMUnavailableError")
+                       for c in out)
 
 
 def test_http_500_falls_back(tmp_path):
@@ -143,15 +143,23 @@ def test_llm_memories_record_extractor_name_and_version(tmp_path, embedder):
     }
 
 
-def test_the_serving_llm_client_plugs_in_as_the_backend():
-    from memsvc.llm.client import LLMClient
-
+def test_model_name_is_discovered_from_the_server_when_not_configured():
     with FakeOpenAI(recording("extraction_ok.json")).running() as fake:
-        client = LLMClient(fake.url, model="recorded")
-        out = LLMExtractor(client, model="recorded").extract(messages())
-        client.close()
-    assert len(out) == 3 and fake.requests[0]["model"] == "recorded"
+        ex = LLMExtractor(LLMClient(fake.url))  # no model given: /v1/models names it
+        assert ex.version == "1:unknown"
+        out = ex.extract(messages())
+    assert ex.version == "1:recorded" and fake.requests[0]["model"] == "recorded"
+    assert len(out) == 3 and all(c.metadata["extractor"] == "llm/1:recorded" for c in out)
     assert fake.requests[0]["response_format"]["json_schema"]["name"] == "memories"
+
+
+def test_reply_cut_off_at_max_tokens_is_retried_then_falls_back():
+    cut = completion('{"memories": [{"turn": 1, "kind": "fact", "text": "Caro', "length")
+    with FakeOpenAI([cut, cut]).running() as fake:
+        ex = extractor(fake.url)
+        out = ex.extract(messages())
+    assert len(fake.requests) == 2 and ex.stats["fallbacks"] == 1
+    assert all("cut off" in c.metadata["fallback"]["reason"] for c in out)
 
 
 def test_llm_outage_is_marked_and_a_later_consolidation_retries_with_the_llm(tmp_path, embedder):
@@ -165,7 +173,7 @@ def test_llm_outage_is_marked_and_a_later_consolidation_retries_with_the_llm(tmp
         (episode,) = m.get_all(user_id="u", kinds=["episode"]).items
         mark = episode.metadata["extraction"]
         assert mark["status"] == "fallback" and mark["retry"] is True
-        assert "ChatError" in mark["error"]
+        assert "LLMUnavailableError" in mark["error"]
         assert "degraded" in (m.history(episode.id)[-1].reason or "")
 
         reply = completion(

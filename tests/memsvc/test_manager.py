@@ -26,6 +26,13 @@ def mem(tmp_path: Path, embedder) -> Iterator[Memory]:
         yield m
 
 
+def with_decider(tmp_path: Path, embedder, decider) -> Memory:
+    """A store whose manager consults `decider` on close calls (public constructor argument;
+    the threshold is lowered through the settings so these paraphrases count as close)."""
+    return Memory(settings=Settings(db_path=tmp_path / "dec.db", decider_consult_above=0.3),
+                  embedder=embedder, decider=decider)
+
+
 def say(mem: Memory, text: str, when: str = "2023-05-08T10:00:00Z", name: str = "Alice"):
     return mem.add([{"role": "user", "name": name, "content": text, "timestamp": when}],
                    user_id="alice", infer=True)
@@ -121,42 +128,40 @@ class ScriptedDecider:
         return self.decision
 
 
-def test_decider_sees_small_integers_and_its_choice_maps_back(mem: Memory):
-    [old] = extracted(say(mem, "Alice's team meets every Monday at 9 for planning."))
+def test_decider_sees_small_integers_and_its_choice_maps_back(tmp_path: Path, embedder):
     decider = ScriptedDecider(Decision(HistoryEvent.INVALIDATE, 1, "meeting moved"))
-    mem._manager.decider = decider
-    mem._manager.consult_above = 0.3
-    result = say(mem, "Alice's team now meets every Tuesday at 10 for planning.")
-    assert decider.shown and decider.shown[0][0][0] == 1
-    assert all(isinstance(i, int) and i <= 8 for i, _ in decider.shown[0])
-    assert mem.get(old.id).status is MemoryStatus.SUPERSEDED
-    assert any(c.event is HistoryEvent.INVALIDATE and "scripted: meeting moved" in (c.reason or "")
-               for c in result.results)
+    with with_decider(tmp_path, embedder, decider) as mem:
+        [old] = extracted(say(mem, "Alice's team meets every Monday at 9 for planning."))
+        result = say(mem, "Alice's team now meets every Tuesday at 10 for planning.")
+        assert decider.shown and decider.shown[0][0][0] == 1
+        assert all(isinstance(i, int) and i <= 8 for i, _ in decider.shown[0])
+        assert mem.get(old.id).status is MemoryStatus.SUPERSEDED
+        assert any(c.event is HistoryEvent.INVALIDATE
+                   and "scripted: meeting moved" in (c.reason or "") for c in result.results)
 
 
-def test_decider_naming_an_unshown_id_is_ignored(mem: Memory):
-    [old] = extracted(say(mem, "Alice's team meets every Monday at 9 for planning."))
-    mem._manager.decider = ScriptedDecider(Decision(HistoryEvent.INVALIDATE, 99, "made up"))
-    mem._manager.consult_above = 0.3
-    [c] = extracted(say(mem, "Alice's team now meets every Tuesday at 10 for planning."))
-    assert c.event is HistoryEvent.ADD
-    assert mem.get(old.id).status is MemoryStatus.ACTIVE
-    assert mem.get(c.id).metadata["decider_ignored"] == "INVALIDATE 99"
+def test_decider_naming_an_unshown_id_is_ignored(tmp_path: Path, embedder):
+    decider = ScriptedDecider(Decision(HistoryEvent.INVALIDATE, 99, "made up"))
+    with with_decider(tmp_path, embedder, decider) as mem:
+        [old] = extracted(say(mem, "Alice's team meets every Monday at 9 for planning."))
+        [c] = extracted(say(mem, "Alice's team now meets every Tuesday at 10 for planning."))
+        assert c.event is HistoryEvent.ADD
+        assert mem.get(old.id).status is MemoryStatus.ACTIVE
+        assert mem.get(c.id).metadata["decider_ignored"] == "INVALIDATE 99"
 
 
-def test_failing_decider_leaves_the_rules_decision(mem: Memory):
+def test_failing_decider_leaves_the_rules_decision(tmp_path: Path, embedder):
     class Broken:
         name = "broken"
 
         def decide(self, candidate: str, neighbours: Sequence[tuple[int, str]]) -> Decision:
             raise TimeoutError("llm down")
 
-    say(mem, "Alice's team meets every Monday at 9 for planning.")
-    mem._manager.decider = Broken()
-    mem._manager.consult_above = 0.3
-    [c] = extracted(say(mem, "Alice's team now meets every Tuesday at 10 for planning."))
-    assert c.event is HistoryEvent.ADD
-    assert "llm down" in mem.get(c.id).metadata["decider_error"]
+    with with_decider(tmp_path, embedder, Broken()) as mem:
+        say(mem, "Alice's team meets every Monday at 9 for planning.")
+        [c] = extracted(say(mem, "Alice's team now meets every Tuesday at 10 for planning."))
+        assert c.event is HistoryEvent.ADD
+        assert "llm down" in mem.get(c.id).metadata["decider_error"]
 
 
 # -- extractors that fail or return garbage ------------------------------------------------

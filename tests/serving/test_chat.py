@@ -382,13 +382,11 @@ def test_failure_after_the_first_token_ends_the_stream_with_an_error_event(
 def test_llm_extractor_falls_back_to_rules_when_the_llm_is_down(
     tmp_path: Path, embedder: SentenceTransformerEmbedder
 ) -> None:
-    from memsvc.extractors.llm import LLMExtractor
-    from memsvc.llm.backend import SimpleChatClient
-
     dead = _dead_url()
-    extractor = LLMExtractor(SimpleChatClient(dead, "m", timeout_s=2.0), model="m")
-    with Memory(settings=Settings(db_path=tmp_path / "x.db"), embedder=embedder,
-                extractor=extractor, chat_engine=_service(dead, timeout_s=1.0)) as m:
+    settings = Settings(db_path=tmp_path / "x.db", extractor="llm", llm_base_url=dead,
+                        llm_model="m", llm_timeout_s=2.0)
+    with Memory(settings=settings, embedder=embedder,
+                chat_engine=_service(dead, timeout_s=1.0)) as m:
         with pytest.raises(ChatUnavailableError, match="your message was stored"):
             m.chat("My sister Maya lives in Lisbon.", user_id="u", session_id="s")
         assert [x.content for x in m.messages(user_id="u")] == ["My sister Maya lives in Lisbon."]

@@ -28,7 +28,8 @@ from memsvc.llm.client import (
     LLMUnavailableError,
     normalize_base_url,
 )
-from memsvc.serving.vllm_launcher import (
+from memsvc.model.settings import Settings
+from memsvc.serving.vllm import (
     INSTALL_MARKER,
     MODEL_MARKER,
     VLLM_VERSION,
@@ -207,6 +208,24 @@ async def test_async_client_errors_and_chat() -> None:
 
 
 # ----------------------------------------------------------------------------- launcher
+
+
+def test_launcher_config_comes_from_the_settings(tmp_path: Path, monkeypatch) -> None:
+    settings = Settings.from_env({"MEMSVC_CACHE_DIR": str(tmp_path), "MEMSVC_VLLM_PORT": "9123",
+                                  "MEMSVC_VLLM_DEVICE": "cpu",
+                                  "MEMSVC_VLLM_VENV": str(tmp_path / "v")})
+    cfg = VLLMConfig.from_settings(settings, port=None)
+    assert (cfg.cache_dir, cfg.port, cfg.device) == (tmp_path, 9123, "cpu")
+    assert cfg.venv_dir == tmp_path / "v"
+    assert cfg.model_dir == tmp_path / "models" / "SmolLM2-135M-Instruct"
+    launcher = LocalVLLM(cfg)
+    assert launcher.base_url == "http://127.0.0.1:9123" and not launcher.external
+    assert VLLMConfig.from_settings(settings, port=9200).port == 9200  # --port wins
+    assert LocalVLLM(VLLMConfig.from_settings(Settings(llm_base_url="http://x:1/v1"))).external
+    monkeypatch.setenv("MEMSVC_VLLM_PORT", "9124")
+    monkeypatch.setenv("MEMSVC_CACHE_DIR", str(tmp_path / "c"))
+    from_env = VLLMConfig.from_env()
+    assert (from_env.port, from_env.cache_dir) == (9124, tmp_path / "c")
 
 
 def test_launcher_external_down_server_gives_a_clear_error(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from memsvc.serving.prompt_layout import (
     format_date,
     normalize_text,
     prefix_fingerprint,
+    profile_block,
     render_memories,
-    render_profile,
     to_memory_view,
 )
 
@@ -108,11 +108,11 @@ def test_system_prompt_layout_puts_memories_in_system_and_changes_every_turn() -
 
 
 def test_profile_rendering_is_order_independent_and_stable() -> None:
-    expected = render_profile(PROFILE)
+    expected = profile_block(PROFILE)
     for seed in range(5):
         shuffled = PROFILE[:]
         random.Random(seed).shuffle(shuffled)
-        assert render_profile(shuffled) == expected
+        assert profile_block(shuffled) == expected
     # grouped by kind in the fixed order: preference before fact before event
     lines = expected.splitlines()
     assert lines == ["- Caroline prefers tea over coffee.", "- Caroline lives in Boston.",
@@ -131,14 +131,14 @@ def test_profile_has_no_ids_scores_or_timestamps_that_change() -> None:
 
     a = [Mem("Likes   hiking\n", "preference", None, "01HX1", 0.9, dt.datetime.now())]
     b = [Mem("Likes hiking", "preference", None, "01HX2", 0.1, dt.datetime(2020, 1, 1))]
-    assert render_profile(a) == render_profile(b) == "- Likes hiking"
+    assert profile_block(a) == profile_block(b) == "- Likes hiking"
 
 
 def test_profile_mapping_sorted_by_key_and_string_normalized() -> None:
-    assert render_profile({"name": "Caroline", "city": "Boston", "pet": None}) == \
+    assert profile_block({"name": "Caroline", "city": "Boston", "pet": None}) == \
         "- city: Boston\n- name: Caroline"
-    assert render_profile("  Caroline  \r\n\r\n\r\nlikes tea  ") == "Caroline\n\nlikes tea"
-    assert render_profile(None) == ""
+    assert profile_block("  Caroline  \r\n\r\n\r\nlikes tea  ") == "Caroline\n\nlikes tea"
+    assert profile_block(None) == ""
 
 
 def test_memories_chronological_deduplicated_undated_last() -> None:

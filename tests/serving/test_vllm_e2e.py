@@ -32,7 +32,7 @@ from memsvc.serving.prompt_layout import (
     build_prewarm_request,
 )
 from memsvc.serving.server import BackgroundServer
-from memsvc.serving.vllm_launcher import LocalVLLM, VLLMConfig
+from memsvc.serving.vllm import LocalVLLM, VLLMConfig
 
 pytestmark = pytest.mark.skipif(os.environ.get("MEMSVC_SKIP_VLLM") == "1",
                                 reason="MEMSVC_SKIP_VLLM=1")
