@@ -1,4 +1,4 @@
-"""Refuse oversized bodies (413) and non-JSON bodies (415) before any route runs.
+"""Refuse oversized bodies (413) and non-JSON requests (415) before any route runs.
 
 A pure ASGI middleware, so a body is counted while it streams in (a chunked upload with no
 Content-Length is cut off at the limit too) and a refused request never reaches the store.
@@ -55,7 +55,10 @@ class BodyGuard:
             chunks.append(chunk)
         body = b"".join(chunks)
         path: str = scope["path"]
-        if body and path.startswith(self.json_prefixes):
+        # JSON only, even for an empty body: a browser sends `application/json` cross-site
+        # only after a CORS preflight this server never grants, so no other site can make a
+        # visitor's browser post here (a bodiless POST would otherwise reach the route).
+        if path.startswith(self.json_prefixes):
             media = headers.get("content-type", "").split(";")[0].strip().lower()
             if media != "application/json" and not media.endswith("+json"):
                 await _reply(send, 415, "unsupported_media_type",

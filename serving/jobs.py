@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from memsvc.model.errors import MemsvcError, NotFoundError
 from memsvc.model.ids import new_id
 from memsvc.model.records import AddResult
+from memsvc.serving.errors import report_internal
 from memsvc.serving.schemas import JobInfo
 
 _MAX_JOBS = 10_000
@@ -48,9 +49,9 @@ class JobRunner:
         except MemsvcError as exc:
             self._set(tenant, job_id, status="failed", error=exc.to_dict())
             return
-        except Exception as exc:  # a job must report, not vanish
+        except Exception as exc:  # a job must report, not vanish (its text only to the log)
             self._set(tenant, job_id, status="failed",
-                      error={"code": "internal", "message": str(exc), "field": None})
+                      error=report_internal(exc, f"background job {job_id}"))
             return
         result = AddResult(message_ids=first.message_ids, results=first.results + later.results)
         self._set(tenant, job_id, status="done", result=result)
@@ -68,10 +69,6 @@ class JobRunner:
         if job is None:
             raise NotFoundError(f"no job with id {job_id!r}", field="job_id")
         return job
-
-    def wait_idle(self, timeout: float = 30.0) -> None:
-        """For tests and shutdown: block until the queue is empty."""
-        self._pool.submit(lambda: None).result(timeout=timeout)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)

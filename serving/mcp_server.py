@@ -14,10 +14,12 @@ from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from memsvc.model.errors import MemsvcError
 from memsvc.sdk.memory import Memory
+from memsvc.sdk.operations import Surface, operation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +31,30 @@ INSTRUCTIONS = (
     "(facts about them, preferences, plans, lessons), call add_memory with their words. "
     "Memories are scoped: always pass the same user_id (and agent_id / session_id if used)."
 )
+
+# The operation each tool runs, and where the tool knowingly offers less than the SDK (an
+# agent gets a small surface); tests/memsvc/test_sdk_spec.py checks these against the spec.
+TOOLS: dict[str, Surface] = {
+    "add_memory": Surface("add", renamed={"text": "messages"}, omitted=frozenset({"infer"}),
+                          defaults={"messages": None}),  # text or messages, one of them
+    "search_memory": Surface("search", omitted=frozenset({"as_of", "plan", "now",
+                                                           "include_archived"})),
+    "get_context": Surface("context", omitted=frozenset({
+        "filters", "kinds", "limit", "as_of", "plan", "now", "include_archived"})),
+    "list_memories": Surface("get_all", omitted=frozenset({
+        "filters", "kinds", "include_inactive", "include_archived"}), defaults={"limit": 50}),
+    "update_memory": Surface("update"),
+    "delete_memory": Surface("delete", omitted=frozenset({"hard"})),
+}
+
+
+def tool_annotations(tool: str) -> ToolAnnotations:
+    """What the tool's operation declares about itself (sdk/operations.py), for clients
+    that ask before running a tool that changes or erases data."""
+    op = operation(TOOLS[tool].operation)
+    return ToolAnnotations(read_only_hint=op.read_only, destructive_hint=op.destructive,
+                           idempotent_hint=op.idempotent, open_world_hint=False)
+
 
 UserId = Annotated[str | None, Field(description="Whose memories (the end user's stable id).")]
 AgentId = Annotated[str | None, Field(description="Optional: the agent the memories belong to.")]
@@ -68,6 +94,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
     server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, log_level="WARNING")
 
     @server.tool(
+        annotations=tool_annotations("add_memory"),
         description="Store something the user said (or a list of chat turns) as long-term "
         "memory. Returns the ids of the stored messages and the memories created."
     )
@@ -96,6 +123,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         return result.model_dump(mode="json")
 
     @server.tool(
+        annotations=tool_annotations("search_memory"),
         description="Find the user's memories most relevant to a question (hybrid vector + "
         "keyword search). Returns memories with ids, kinds, validity times and scores."
     )
@@ -127,6 +155,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         }
 
     @server.tool(
+        annotations=tool_annotations("get_context"),
         description="Get a ready-to-paste prompt block of the memories relevant to a question, "
         "within a token budget. Use it before answering the user."
     )
@@ -148,6 +177,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         return block.model_dump(mode="json")
 
     @server.tool(
+        annotations=tool_annotations("list_memories"),
         description="List the user's stored memories, oldest first, one page at a time. "
         "Pass next_cursor from the previous page to continue."
     )
@@ -171,6 +201,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         }
 
     @server.tool(
+        annotations=tool_annotations("update_memory"),
         description="Correct a memory: give its id and the new text (and/or metadata, "
         "importance 0..1). The previous version stays in the memory's history."
     )
@@ -186,6 +217,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         return _brief(record)
 
     @server.tool(
+        annotations=tool_annotations("delete_memory"),
         description="Forget a memory by id (soft delete: it stops being returned; its history "
         "is kept)."
     )

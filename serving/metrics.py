@@ -58,7 +58,6 @@ class Metrics:
     ) -> Response:
         """Count and time every request under its route template (`/v1/memories/{memory_id}`),
         never the raw path, so ids do not explode the label set."""
-        route = _route_template(request)
         started = time.perf_counter()
         status = 500
         try:
@@ -66,11 +65,15 @@ class Metrics:
             status = response.status_code
             return response
         finally:
+            route = _route_template(request)
             self.latency.labels(route, request.method).observe(time.perf_counter() - started)
             self.requests.labels(route, request.method, str(status)).inc()
 
 
 def _route_template(request: Request) -> str:
+    matched = request.scope.get("route")  # set by routing, also inside included routers
+    if matched is not None:
+        return str(getattr(matched, "path", "unmatched"))
     for route in request.app.router.routes:
         match, _ = route.matches(request.scope)
         if match is Match.FULL:

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from memsvc.model.records import AddResult, MemoryKind
+from memsvc.retrievers.plan import ChannelSpec, SearchPlan
 
 PlanName = Literal["fast", "balanced", "deep"]
 Timestamp = str | float | None
@@ -58,6 +66,29 @@ class AddRequest(ScopeFields):
         ]
 
 
+class PlanChannel(_Body):
+    weight: float = Field(default=1.0, description="Weight of this channel in the fusion.")
+    k: int = Field(default=50, ge=1, le=1000,
+                   description="Candidates this channel contributes before fusion.")
+
+
+class PlanBody(_Body):
+    """A `SearchPlan` as a value (memsvc.retrievers.plan): which channels, their weights."""
+
+    channels: dict[str, PlanChannel] = Field(
+        description="Channel name (vector, bm25, graph, temporal) → its weight and depth."
+    )
+    limit: int = Field(default=10, ge=1, le=1000)
+    rrf_k: int = Field(default=10, ge=1, le=1000, description="Reciprocal-rank fusion's k.")
+    track_access: bool = Field(default=True, description="Count hits towards decay.")
+
+    def to_plan(self) -> SearchPlan:
+        return SearchPlan(
+            channels={n: ChannelSpec(weight=c.weight, k=c.k) for n, c in self.channels.items()},
+            limit=self.limit, rrf_k=self.rrf_k, track_access=self.track_access,
+        )
+
+
 class SearchRequest(ScopeFields):
     query: str
     filters: dict[str, Any] | None = Field(
@@ -70,11 +101,31 @@ class SearchRequest(ScopeFields):
     )
     limit: int = Field(default=10, ge=1, le=1000)
     as_of: Timestamp = None
-    plan: PlanName | None = None
+    plan: PlanName | PlanBody | None = Field(
+        default=None, description="A recipe name, or a plan object (channels, weights)."
+    )
     now: Timestamp = Field(
         default=None, description="The question's own date, for relative times in the query."
     )
     include_archived: bool = False
+
+    @field_validator("plan", mode="wrap")
+    @classmethod
+    def _one_plan_error(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """One error at `plan`, not one per member of the union (a name, or an object)."""
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if not isinstance(value, dict):
+                raise ValueError("plan must be one of fast, balanced, deep, or a plan "
+                                 "object") from None
+            first = next((e for e in exc.errors() if e["loc"][:1] == ("PlanBody",)),
+                         exc.errors()[0])
+            where = ".".join(str(p) for p in first["loc"][1:])
+            raise ValueError(f"plan object: {where}: {first['msg']}") from None
+
+    def search_plan(self) -> SearchPlan | str | None:
+        return self.plan.to_plan() if isinstance(self.plan, PlanBody) else self.plan
 
 
 class ContextRequest(SearchRequest):
@@ -105,6 +156,24 @@ class ConsolidateRequest(_Body):
     )
 
 
+class InferRequest(ScopeFields):
+    message_ids: list[str] = Field(description="Messages stored earlier by an add.")
+
+
+class ImportRequest(_Body):
+    records: list[Any] = Field(description="Memories as `GET /v1/export` writes them.")
+
+
+class ImportResult(BaseModel):
+    imported: int
+    skipped: int
+
+
+class ResetRequest(_Body):
+    """Required, though empty: a destructive call needs a JSON body, which a cross-site form
+    or a bare `fetch` cannot send without the server's consent (a CORS preflight)."""
+
+
 class JobInfo(BaseModel):
     """A background write: the raw messages are stored before this is returned."""
 
@@ -119,6 +188,8 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     field: str | None = None
+    id: str | None = Field(default=None, description="Of an internal error: the server log "
+                           "has the details under this id.")
 
 
 class ErrorResponse(BaseModel):

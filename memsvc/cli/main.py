@@ -21,10 +21,9 @@ from rich.table import Table
 from memsvc.model.errors import InvalidInputError, MemsvcError
 from memsvc.model.records import MemoryRecord, SearchResponse
 from memsvc.sdk.memory import Memory
+from memsvc.sdk.operations import Surface
 
 app = typer.Typer(help="memsvc: long-term memory for AI agents.", no_args_is_help=True)
-eval_app = typer.Typer(help="Retrieval benchmarks (LoCoMo, LongMemEval).", no_args_is_help=True)
-app.add_typer(eval_app, name="eval")
 console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 T = TypeVar("T")
@@ -36,6 +35,31 @@ UserOption = Annotated[str | None, typer.Option("--user-id", "-u")]
 AgentOption = Annotated[str | None, typer.Option("--agent-id", "-a")]
 SessionOption = Annotated[str | None, typer.Option("--session-id", "-s")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+KindsOption = Annotated[list[str] | None, typer.Option("--kind", help="Repeat for several")]
+ArchivedOption = Annotated[bool, typer.Option(help="Also memories archived as faded")]
+
+# The operation each command runs, and where it knowingly differs from the SDK;
+# tests/memsvc/test_sdk_spec.py checks them against memsvc/sdk/operations.py. `--db` and
+# `--json` are the commands' own.
+_OWN = frozenset({"db", "as_json"})
+COMMANDS: dict[str, Surface] = {
+    "add": Surface("add", renamed={"text": "messages"}, extra=_OWN | {"name", "role"},
+                   defaults={"infer": True}),  # on the command line, extraction is the point
+    "search": Surface("search", extra=_OWN),
+    "get": Surface("get", extra=_OWN),
+    "list": Surface("get_all", extra=_OWN),
+    "delete": Surface("delete", extra=_OWN),
+    "history": Surface("history", extra=_OWN),
+    "stats": Surface("stats", extra=_OWN),
+    "export": Surface("export", extra=_OWN | {"output"}),
+    "import": Surface("import_records", renamed={"source": "records"},
+                      extra=_OWN | {"batch_size"}),
+    "consolidate": Surface("consolidate", renamed={"step": "steps"}, extra=_OWN,
+                           omitted=frozenset({"config", "progress"})),
+}
+# Operations with no command (reached through the SDK, REST or MCP).
+NOT_IN_CLI = frozenset({"infer", "update", "delete_all", "reset", "context", "chat",
+                        "messages"})
 
 
 @contextmanager
@@ -135,9 +159,12 @@ def search(
     session_id: SessionOption = None,
     limit: Annotated[int, typer.Option("--limit", "-k")] = 10,
     filters: Annotated[str | None, typer.Option(help="JSON filter object")] = None,
-    kinds: Annotated[list[str] | None, typer.Option("--kind", help="Repeat for several")] = None,
+    kinds: KindsOption = None,
     as_of: Annotated[str | None, typer.Option(help="What was valid at this ISO time")] = None,
     plan: Annotated[str | None, typer.Option(help="Recipe: fast, balanced, deep")] = None,
+    now: Annotated[str | None, typer.Option(help="The question's date, ISO-8601 (for "
+                                            "'last May' in the query)")] = None,
+    include_archived: ArchivedOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -147,7 +174,7 @@ def search(
             lambda: m.search(
                 query, user_id=user_id, agent_id=agent_id, session_id=session_id,
                 filters=_parse_json(filters, "filters"), kinds=kinds, limit=limit, as_of=as_of,
-                plan=plan,
+                plan=plan, now=now, include_archived=include_archived,
             )
         )
         if as_json:
@@ -171,7 +198,9 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", "-k")] = 100,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page")] = None,
     filters: Annotated[str | None, typer.Option(help="JSON filter object")] = None,
+    kinds: KindsOption = None,
     include_inactive: Annotated[bool, typer.Option("--all")] = False,
+    include_archived: ArchivedOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -180,8 +209,9 @@ def list_(
         page = _run(
             lambda: m.get_all(
                 user_id=user_id, agent_id=agent_id, session_id=session_id,
-                filters=_parse_json(filters, "filters"), limit=limit, cursor=cursor,
-                include_inactive=include_inactive,
+                filters=_parse_json(filters, "filters"), kinds=kinds, limit=limit,
+                cursor=cursor, include_inactive=include_inactive,
+                include_archived=include_archived,
             )
         )
         if as_json:
@@ -230,6 +260,8 @@ def export_(
     user_id: UserOption = None,
     agent_id: AgentOption = None,
     session_id: SessionOption = None,
+    include_inactive: Annotated[bool, typer.Option(
+        "--include-inactive/--active-only", help="Also deleted and superseded memories")] = True,
     db: DbOption = None,
 ) -> None:
     """Write memories as JSON lines (all of the tenant when no scope is given)."""
@@ -241,7 +273,8 @@ def export_(
                 task = progress.add_task("exporting", total=None)
                 for record in _run(
                     lambda: list(
-                        m.export(user_id=user_id, agent_id=agent_id, session_id=session_id)
+                        m.export(user_id=user_id, agent_id=agent_id, session_id=session_id,
+                                 include_inactive=include_inactive)
                     )
                 ):
                     out.write(record.model_dump_json() + "\n")
@@ -342,33 +375,10 @@ def demo(
             print_search(m.search(query, user_id=user_id, limit=3))
 
 
-@eval_app.command("locomo")
-def eval_locomo(
-    path: Annotated[Path, typer.Argument(help="A LoCoMo JSON file or a folder of them")],
-    mode: Annotated[str, typer.Option(help="raw (infer=False) or infer (infer=True)")] = "raw",
-    out_dir: Annotated[Path, typer.Option(help="Where results are written")] = Path(
-        "evals/results"
-    ),
-) -> None:
-    """Evidence recall@k of LoCoMo questions; writes evals/results/locomo-<mode>.json."""
-    from memsvc.evals import locomo
+# `eval locomo|longmemeval`: the retrieval benchmarks.
+from memsvc.cli.evals import register as _register_evals  # noqa: E402
 
-    raise typer.Exit(locomo.main([str(path), "--mode", mode, "--out", str(out_dir)]))
-
-
-@eval_app.command("longmemeval")
-def eval_longmemeval(
-    path: Annotated[Path, typer.Argument(help="A LongMemEval JSON file")],
-    mode: Annotated[str, typer.Option(help="raw (infer=False) or infer (infer=True)")] = "raw",
-    out_dir: Annotated[Path, typer.Option(help="Where results are written")] = Path(
-        "evals/results"
-    ),
-) -> None:
-    """Session- and turn-level recall@k on LongMemEval-format data."""
-    from memsvc.evals import longmemeval
-
-    raise typer.Exit(longmemeval.main([str(path), "--mode", mode, "--out", str(out_dir)]))
-
+_register_evals(app)
 
 # `serve`, `mcp`, `keys create|list|revoke` (serving imports load only when they run).
 from memsvc.cli.server import register as _register_server  # noqa: E402

@@ -2,7 +2,7 @@
 
 Why a seam: the chat turn needs an LLM client and the KV-reuse prompt layout, both of which
 live in ``memsvc.serving``, and imports point serving → memsvc, never back. So ``Memory.chat``
-only validates and delegates to a :class:`ChatEngine` it was given
+only validates and delegates to a ``ChatEngine`` (``memsvc.sdk.chat_engine``) it was given
 (``Memory(chat_engine=...)``); ``memsvc.serving.chat.ChatService`` is the implementation, and
 the REST route calls the same service with the caller's tenant's ``Memory``. The embedded
 default has no engine, so ``Memory.chat`` raises :class:`ChatUnavailableError` instead of
@@ -15,7 +15,7 @@ Everything here is plain data shared by ``Memory.chat``, ``POST /v1/chat`` and
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -23,11 +23,7 @@ from memsvc.model.errors import ERRORS_BY_CODE, InvalidInputError, MemsvcError, 
 from memsvc.model.settings import DEFAULT_MAX_TEXT_BYTES
 from memsvc.model.validation import clean_id, clean_limit, clean_text, make_scope
 
-if TYPE_CHECKING:
-    from memsvc.sdk.memory import Memory
-
 __all__ = [
-    "ChatEngine",
     "ChatEvent",
     "ChatRequest",
     "ChatResponse",
@@ -145,19 +141,6 @@ class ChatEvent(BaseModel):
     response: ChatResponse | None = None
     message: str | None = None
     code: str | None = None
-
-
-class ChatEngine(Protocol):
-    """What `Memory.chat` delegates to (``memsvc.serving.chat.ChatService``)."""
-
-    def chat(self, memory: Memory, request: ChatRequest) -> ChatResponse:
-        """Answer one turn; raises :class:`ChatUnavailableError` when the model fails."""
-        ...
-
-    def stream(self, memory: Memory, request: ChatRequest) -> Iterator[ChatEvent]:
-        """Answer one turn as events; a failure before the first token raises
-        :class:`ChatUnavailableError`, a later one ends the stream with an ``error`` event."""
-        ...
 
 
 def chat_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:

@@ -64,6 +64,25 @@ def test_export_then_import_into_a_new_store(db: Path, tmp_path: Path) -> None:
     assert json.loads(out)["results"][0]["memory"]["text"] == "user: I like jazz"
 
 
+def test_options_follow_the_sdk(db: Path, tmp_path: Path) -> None:
+    for text in ("I live in Boston", "I like jazz"):
+        assert run("add", text, "--user-id", "u1", "--no-infer", "--db", str(db))[0] == 0
+    code, out = run("list", "--user-id", "u1", "--kind", "fact", "--db", str(db), "--json")
+    assert code == 0 and json.loads(out)["total"] == 0
+    code, out = run("list", "--user-id", "u1", "--kind", "episode", "--include-archived",
+                    "--db", str(db), "--json")
+    assert json.loads(out)["total"] == 2
+    jazz = next(i for i in json.loads(out)["items"] if "jazz" in i["text"])
+    code, out = run("search", "jazz", "--user-id", "u1", "--now", "2024-05-01",
+                    "--include-archived", "--db", str(db), "--json")
+    assert code == 0 and json.loads(out)["results"][0]["memory"]["id"] == jazz["id"]
+    assert run("delete", jazz["id"], "--db", str(db))[0] == 0
+    dump = tmp_path / "active.jsonl"
+    assert run("export", str(dump), "--active-only", "--db", str(db))[0] == 0
+    assert [json.loads(line)["text"] for line in dump.read_text().splitlines()] == [
+        "user: I live in Boston"]
+
+
 def test_stats_reports_consistent_indexes(db: Path) -> None:
     run("add", "hello there", "--user-id", "u1", "--no-infer", "--db", str(db))
     code, out = run("stats", "--db", str(db))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 
 import httpx
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from memsvc import Memory
 from memsvc.model.errors import (
     InvalidFilterError,
+    InvalidInputError,
     NotFoundError,
     TextTooLargeError,
     UnauthorizedError,
@@ -20,25 +22,66 @@ from memsvc.serving.app import create_app
 from memsvc.serving.server import BackgroundServer
 from memsvc.storage.keys import ApiKeyStore
 
-# Methods that only make sense next to the file (bulk import/export, wiping a tenant, the
-# internal second half of a background add). Anything else `Memory` grows must be remote too.
-LOCAL_ONLY = {"close", "export", "import_records", "reset", "infer"}
+NDJSON = "application/x-ndjson"
+
+def test_every_memory_method_is_remote_with_the_same_signature() -> None:
+    """The full check against the spec is tests/memsvc/test_sdk_spec.py; this is the
+    promise users read: nothing of `Memory` is local-only any more."""
+    public = {n for n in dir(Memory) if not n.startswith("_") and callable(getattr(Memory, n))}
+    for client_cls in (MemoryClient, AsyncMemoryClient):
+        for name in public:
+            local = inspect.signature(getattr(Memory, name)).parameters
+            remote = inspect.signature(getattr(client_cls, name)).parameters
+            assert [(p.name, p.kind, p.default) for p in local.values()] == [
+                (p.name, p.kind, p.default) for p in remote.values()
+            ], (client_cls.__name__, name)
 
 
-def _public(cls: type) -> set[str]:
-    return {n for n, v in vars(cls).items() if callable(v) and not n.startswith("_")}
+def test_what_cannot_cross_the_network_is_refused_before_sending() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"nothing should be sent: {request.url}")
+
+    with MemoryClient("http://memsvc.invalid", transport=httpx.MockTransport(refuse)) as client:
+        with pytest.raises(InvalidInputError) as info:
+            client.consolidate(user_id="u", progress=lambda step, done, total: None)
+        assert info.value.field == "progress"
+        with pytest.raises(InvalidInputError) as info:
+            client.consolidate(user_id="u", config={"merge_threshold": 0.5})  # type: ignore
+        assert info.value.field == "config"
+        with pytest.raises(InvalidInputError) as info:
+            client.search("q", user_id="u", plan=42)  # type: ignore[arg-type]
+        assert info.value.field == "plan"
+        with pytest.raises(InvalidInputError) as info:
+            client.get("   ")
+        assert info.value.field == "id"
+        with pytest.raises(TypeError):
+            client.search("q", user="u")  # type: ignore[call-arg]
 
 
-@pytest.mark.parametrize("client_cls", [MemoryClient, AsyncMemoryClient])
-def test_same_method_names_and_arguments_as_memory(client_cls: type) -> None:
-    shared = _public(Memory) - LOCAL_ONLY
-    assert shared <= _public(client_cls), shared - _public(client_cls)
-    for name in shared:
-        local = inspect.signature(getattr(Memory, name)).parameters
-        remote = inspect.signature(getattr(client_cls, name)).parameters
-        assert [(p.name, p.kind, p.default) for p in local.values()] == [
-            (p.name, p.kind, p.default) for p in remote.values()
-        ], name
+def test_requests_follow_the_spec_mapping() -> None:
+    """Path, query and body as sdk/operations.py places them (seen by a fake transport)."""
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.path == "/v1/memories" and request.method == "DELETE":
+            return httpx.Response(200, json={"deleted": 4})
+        if request.url.path == "/v1/export":
+            return httpx.Response(200, content=b"", headers={"content-type": NDJSON})
+        return httpx.Response(204)
+
+    with MemoryClient("http://memsvc.test", transport=httpx.MockTransport(answer)) as client:
+        assert client.delete_all(user_id="u", hard=True) == 4
+        assert client.delete("a/b", hard=True) is None
+        assert client.reset() is None
+        assert list(client.export(agent_id="x", include_inactive=False)) == []
+    assert [(r.method, r.url.raw_path.decode().split("?")[0]) for r in sent] == [
+        ("DELETE", "/v1/memories"), ("DELETE", "/v1/memories/a%2Fb"), ("POST", "/v1/reset"),
+        ("GET", "/v1/export")]
+    assert dict(sent[0].url.params) == {"user_id": "u", "hard": "true"}
+    assert json.loads(sent[2].content) == {}  # a JSON body, as destructive routes require
+    assert sent[2].headers["content-type"] == "application/json"
+    assert dict(sent[3].url.params) == {"agent_id": "x", "include_inactive": "false"}
 
 
 async def test_async_client_round_trip(memory: Memory) -> None:

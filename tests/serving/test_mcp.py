@@ -40,6 +40,10 @@ async def _exercise(session: ClientSession, user: str) -> None:
         assert tools[name].input_schema["type"] == "object"
     assert "query" in tools["search_memory"].input_schema["required"]
     assert "user_id" in tools["add_memory"].input_schema["properties"]
+    # what each tool does to the data, from the operation's flags (sdk/operations.py)
+    assert tools["delete_memory"].annotations.destructive_hint is True
+    assert tools["search_memory"].annotations.read_only_hint is True
+    assert tools["add_memory"].annotations.read_only_hint is False
 
     added = _data(await session.call_tool(
         "add_memory", {"text": "My favourite climbing spot is Fontainebleau", "user_id": user}))

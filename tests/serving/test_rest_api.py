@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from typing import Any
 
@@ -197,7 +199,7 @@ def test_healthz_and_docs(http: httpx.Client) -> None:
     schema = http.get("/openapi.json").json()
     for path in ("/v1/memories", "/v1/memories/{memory_id}", "/v1/memories/{memory_id}/history",
                  "/v1/search", "/v1/context", "/v1/consolidate", "/v1/users/{user_id}",
-                 "/healthz", "/metrics"):
+                 "/v1/export", "/v1/import", "/v1/reset", "/v1/infer", "/healthz", "/metrics"):
         assert path in schema["paths"], path
     assert http.get("/docs").status_code == 200
 
@@ -258,3 +260,94 @@ def test_graph_around_a_memory(http: httpx.Client) -> None:
     ids = set(nodes)
     assert all(e["source"] in ids and e["target"] in ids for e in graph["edges"])
     assert http.get("/v1/memories/01NOTANID000000000000000/graph").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({}, 415),  # what a cross-site `fetch(url, {method: "POST"})` sends
+        ({"content": b"{}", "headers": {"content-type": "text/plain"}}, 415),  # a "simple" one
+        ({"content": b"x=1", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+         415),  # a cross-site <form>
+        ({"content": b"", "headers": {"content-type": "application/json"}}, 422),  # no body
+    ],
+)
+def test_reset_needs_a_json_body(http: httpx.Client, kwargs: dict[str, Any], status: int) -> None:
+    _add(http, "Survives every refused reset")
+    before = _counts(http)
+    r = http.post("/v1/reset", **kwargs)
+    assert r.status_code == status, r.text
+    assert _counts(http) == before
+    assert http.post("/v1/reset", json={}).status_code == 204
+    assert _counts(http) == dict.fromkeys(before, 0)
+
+
+def test_export_streams_ndjson_that_import_takes_back(http: httpx.Client) -> None:
+    ids = {_add(http, text, user="io")["results"][0]["id"] for text in ("I like jazz", "I swim")}
+    r = http.get("/v1/export", params={"user_id": "io"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    records = [json.loads(line) for line in r.text.splitlines()]
+    assert {rec["id"] for rec in records} == ids
+    assert http.post("/v1/import", json={"records": records}).json() == {
+        "imported": 0, "skipped": 2}
+    before = _counts(http)
+    broken = [records[0] | {"id": "01BRANDNEWMEMORY000000000"}, {**records[1], "scope": {}}]
+    refused = http.post("/v1/import", json={"records": broken})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "[1].scope"
+    assert _counts(http) == before  # the valid first record was not written either
+    assert http.delete("/v1/users/io").status_code == 200
+    assert http.post("/v1/import", json={"records": records}).json() == {
+        "imported": 2, "skipped": 0}
+    assert http.get("/v1/export", params={"user_id": "nobody"}).text == ""
+
+
+def test_search_takes_a_plan_object_or_a_name(http: httpx.Client) -> None:
+    _add(http, "The spare key is under the blue flowerpot")
+    plan = {"channels": {"bm25": {"weight": 2.0, "k": 7}}, "rrf_k": 4}
+    r = http.post("/v1/search", json={"query": "spare key", "user_id": "u1", "plan": plan})
+    assert r.status_code == 200, r.text
+    assert r.json()["plan"]["channels"] == {"bm25": {"weight": 2.0, "k": 7}}
+    assert r.json()["plan"]["rrf_k"] == 4
+    named = http.post("/v1/context", json={"query": "key", "user_id": "u1", "plan": "deep"})
+    assert named.status_code == 200
+    for bad in ({"channels": {"bm25": {"k": 0}}}, {"channels": {"psychic": {}}}, "fastest"):
+        r = http.post("/v1/search", json={"query": "q", "user_id": "u1", "plan": bad})
+        assert r.status_code == 422 and r.json()["error"]["field"] == "plan", r.text
+
+
+def test_infer_extracts_from_stored_messages(http: httpx.Client) -> None:
+    added = _add(http, "I moved to Denver last month", user="inf")
+    r = http.post("/v1/infer", json={"message_ids": added["message_ids"], "user_id": "inf"})
+    assert r.status_code == 200, r.text
+    assert r.json()["message_ids"] == added["message_ids"]
+    assert any(c["kind"] != "episode" for c in r.json()["results"])
+
+
+def test_an_internal_error_names_an_id_and_hides_the_exception(
+    http: httpx.Client, base_memory: Memory, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no such column: secret_col in SELECT secret_col FROM memories")
+
+    monkeypatch.setattr(base_memory, "stats", broken)
+    with caplog.at_level(logging.ERROR, logger="memsvc.serving"):
+        r = http.get("/v1/stats")
+    assert r.status_code == 500
+    error = r.json()["error"]
+    assert error["code"] == "internal" and error["id"] and error["id"] in error["message"]
+    assert "secret_col" not in r.text and "RuntimeError" not in r.text
+    logged = [rec for rec in caplog.records if error["id"] in rec.getMessage()]
+    assert logged and logged[0].exc_info and "secret_col" in str(logged[0].exc_info[1])
+    assert http.get("/healthz").status_code == 200  # the same keep-alive connection works
+
+    monkeypatch.setattr(base_memory, "infer", broken)
+    job = http.post("/v1/memories", json={"messages": "I moved to Oslo", "user_id": "bg",
+                                          "infer": True, "background": True}).json()
+    for _ in range(200):
+        job = http.get(f"/v1/jobs/{job['id']}").json()
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(0.05)
+    assert job["status"] == "failed" and job["error"]["code"] == "internal"
+    assert "secret_col" not in json.dumps(job)

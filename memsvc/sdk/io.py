@@ -1,0 +1,78 @@
+"""Moving memories in and out: `export` and `import_records` (one part of `Memory`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from memsvc.model.errors import InvalidInputError
+from memsvc.model.records import HistoryEvent, MemoryRecord, MemoryStatus
+from memsvc.model.validation import clean_text, make_scope
+from memsvc.sdk.parts import MemoryParts, _now
+from memsvc.storage.base import HistoryDraft, VisibilityQuery, WriteBatch
+from memsvc.write.manager import snapshot
+
+
+class ImportExport(MemoryParts):
+    def export(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        include_inactive: bool = True,
+    ) -> Iterator[MemoryRecord]:
+        """Every memory of a scope (or of the whole tenant when no scope is named).
+
+        The arguments are checked at the call, not at the first record, so a refused export
+        raises where every other method does (and a server can answer with an error status
+        before it starts streaming); the records are then read 500 at a time.
+        """
+        scope = make_scope(user_id, agent_id, session_id, required=False)
+        visibility = VisibilityQuery(
+            scope=scope, statuses=() if include_inactive else (MemoryStatus.ACTIVE.value,)
+        )
+        self._access.flush()
+        return self._pages(visibility)
+
+    def _pages(self, visibility: VisibilityQuery) -> Iterator[MemoryRecord]:
+        cursor = None
+        while True:
+            items, _ = self.store.list_memories(visibility, limit=500, after_id=cursor)
+            yield from items
+            if len(items) < 500:
+                return
+            cursor = items[-1].id
+
+    def import_records(self, records: Iterable[dict[str, Any] | MemoryRecord]) -> dict[str, int]:
+        """Load exported memories; ids already present are skipped, vectors are recomputed."""
+        parsed: list[MemoryRecord] = []
+        for i, raw in enumerate(records):
+            try:
+                record = raw if isinstance(raw, MemoryRecord) else MemoryRecord.model_validate(raw)
+            except ValueError as exc:
+                raise InvalidInputError(
+                    f"record {i} is not a memory: {exc}", field=f"[{i}]"
+                ) from exc
+            if record.scope.is_empty():
+                raise InvalidInputError(f"record {i} has no scope", field=f"[{i}].scope")
+            clean_text(record.text, max_bytes=self.settings.max_text_bytes, field=f"[{i}].text")
+            parsed.append(record)
+        existing = self.store.get_many([r.id for r in parsed])
+        fresh = [r for r in parsed if r.id not in existing]
+        fresh = list({r.id: r for r in fresh}.values())
+        embeddings = self.embedder.embed_documents([r.text for r in fresh])
+        now = _now()
+        self.store.apply(
+            WriteBatch(
+                inserts=list(zip(fresh, embeddings, strict=True)),
+                history=[
+                    HistoryDraft(r.id, HistoryEvent.ADD, None, snapshot(r), "import",
+                                 "imported", now)
+                    for r in fresh
+                ],
+            )
+        )
+        return {"imported": len(fresh), "skipped": len(parsed) - len(fresh)}
+
+

@@ -1,0 +1,242 @@
+"""Reading a store: `search`, `context` and the listings (one part of `Memory`).
+
+Every read goes through `_visibility`, the one place that turns scope, kinds, filters, time
+and status flags into the query the storage layer runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from memsvc.model.errors import InvalidInputError, NotFoundError
+from memsvc.model.filters import parse_filters
+from memsvc.model.records import (
+    HistoryEntry,
+    MemoryKind,
+    MemoryRecord,
+    MemoryStatus,
+    Page,
+    ScoredMemory,
+    SearchResponse,
+    StoredMessage,
+    StoreStats,
+)
+from memsvc.model.validation import clean_id, clean_limit, clean_text, make_scope, parse_timestamp
+from memsvc.retrievers.base import ChannelQuery
+from memsvc.retrievers.context import ContextBlock, pack_context
+from memsvc.retrievers.plan import RECIPES, SearchPlan, recipe
+from memsvc.sdk.parts import MemoryParts, _now
+from memsvc.storage.base import VisibilityQuery
+
+
+class Reads(MemoryParts):
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        filters: dict[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        limit: int = 10,
+        as_of: datetime | str | float | None = None,
+        plan: SearchPlan | str | None = None,
+        now: datetime | str | float | None = None,
+        include_archived: bool = False,
+    ) -> SearchResponse:
+        """The few memories of a scope that best answer `query`, with per-channel scores.
+
+        `now` is the question's own date, against which "last May" or "yesterday" in the
+        query are resolved (default: `as_of`, else the current time); `include_archived`
+        also searches memories that consolidation archived as faded.
+        """
+        started = time.perf_counter()
+        text = clean_text(query, max_bytes=self.settings.max_text_bytes, field="query")
+        visibility = self._visibility(
+            user_id, agent_id, session_id, filters, kinds, as_of,
+            include_archived=include_archived,
+        )
+        reference = parse_timestamp(now, field="now") or visibility.as_of
+        search_plan = self._resolve_plan(plan).with_limit(clean_limit(limit))
+        retrieval = self.retriever.retrieve(
+            ChannelQuery(text, visibility, now=reference), search_plan
+        )
+        fetch_started = time.perf_counter()
+        top = retrieval.hits[: search_plan.limit]
+        top_ids = [h.memory_id for h in top]
+        records = self.store.get_many(top_ids)
+        results = [
+            ScoredMemory(
+                memory=records[h.memory_id],
+                score=h.score,
+                channel_scores=h.channel_scores,
+                channel_ranks=h.channel_ranks,
+            )
+            for h in top
+            if h.memory_id in records
+        ]
+        if search_plan.track_access and results:
+            self._access.record([r.memory.id for r in results], _now())
+        timing = dict(retrieval.timing_ms)
+        timing["fetch"] = (time.perf_counter() - fetch_started) * 1000
+        timing["total"] = (time.perf_counter() - started) * 1000
+        return SearchResponse(
+            query=text, results=results, plan=search_plan.describe(), timing_ms=timing
+        )
+
+    def context(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        filters: dict[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        limit: int = 50,
+        max_tokens: int = 1000,
+        as_of: datetime | str | float | None = None,
+        plan: SearchPlan | str | None = None,
+        now: datetime | str | float | None = None,
+        include_archived: bool = False,
+    ) -> ContextBlock:
+        """`search`, then the best hits packed into one prompt block of at most `max_tokens`."""
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not (
+            16 <= max_tokens <= 100_000
+        ):
+            raise InvalidInputError("max_tokens must be an integer from 16 to 100000",
+                                    field="max_tokens")
+        response = self.search(
+            query, user_id=user_id, agent_id=agent_id, session_id=session_id, filters=filters,
+            kinds=kinds, limit=limit, as_of=as_of, plan=plan, now=now,
+            include_archived=include_archived,
+        )
+        return pack_context(response.results, max_tokens=max_tokens)
+
+    def _resolve_plan(self, plan: SearchPlan | str | None) -> SearchPlan:
+        if plan is None:
+            return self.default_plan
+        if isinstance(plan, str):
+            if plan not in RECIPES:
+                raise InvalidInputError(f"unknown plan {plan!r}; use one of {sorted(RECIPES)}",
+                                        field="plan")
+            return recipe(plan, self.settings)
+        if isinstance(plan, SearchPlan):
+            unknown = set(plan.channels) - set(self.retriever.channels)
+            if unknown or not plan.channels:
+                raise InvalidInputError(
+                    f"plan channels must be among {sorted(self.retriever.channels)}", field="plan"
+                )
+            return plan
+        raise InvalidInputError("plan must be a SearchPlan or a recipe name", field="plan")
+
+    def _visibility(
+        self,
+        user_id: str | None,
+        agent_id: str | None,
+        session_id: str | None,
+        filters: dict[str, Any] | None,
+        kinds: Sequence[str] | None,
+        as_of: datetime | str | float | None,
+        include_inactive: bool = False,
+        *,
+        include_archived: bool = False,
+    ) -> VisibilityQuery:
+        scope = make_scope(user_id, agent_id, session_id)
+        when = parse_timestamp(as_of, field="as_of")
+        if include_inactive:
+            statuses: tuple[str, ...] = ()
+        elif when is not None:
+            statuses = (MemoryStatus.ACTIVE.value, MemoryStatus.SUPERSEDED.value)
+        else:
+            statuses = (MemoryStatus.ACTIVE.value,)
+        if not isinstance(include_archived, bool):
+            raise InvalidInputError("include_archived must be true or false",
+                                    field="include_archived")
+        if include_archived and statuses:
+            statuses = (*statuses, MemoryStatus.ARCHIVED.value)
+        return VisibilityQuery(
+            scope=scope,
+            kinds=self._clean_kinds(kinds),
+            statuses=statuses,
+            filters=parse_filters(filters),
+            as_of=when,
+        )
+
+    @staticmethod
+    def _clean_kinds(kinds: Sequence[str] | None) -> tuple[str, ...] | None:
+        if kinds is None:
+            return None
+        if isinstance(kinds, str):
+            kinds = [kinds]
+        allowed = {k.value for k in MemoryKind}
+        bad = [k for k in kinds if k not in allowed]
+        if bad or not kinds:
+            raise InvalidInputError(f"kinds must be among {sorted(allowed)}", field="kinds")
+        return tuple(kinds)
+
+    def get(self, memory_id: str) -> MemoryRecord:
+        """One memory by id, whatever its status (raises `NotFoundError`)."""
+        if not isinstance(memory_id, str) or not memory_id.strip():
+            raise InvalidInputError("memory id must be a non-empty string", field="id")
+        self._access.flush()
+        record = self.store.get(memory_id.strip())
+        if record is None:
+            raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
+        return record
+
+    def get_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        filters: dict[str, Any] | None = None,
+        kinds: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        include_inactive: bool = False,
+        include_archived: bool = False,
+    ) -> Page:
+        """One page of a scope's memories, oldest first; pass `next_cursor` for the next."""
+        visibility = self._visibility(
+            user_id, agent_id, session_id, filters, kinds, None, include_inactive,
+            include_archived=include_archived,
+        )
+        self._access.flush()
+        items, total = self.store.list_memories(
+            visibility, limit=clean_limit(limit), after_id=clean_id(cursor, field="cursor")
+        )
+        next_cursor = items[-1].id if len(items) == limit else None
+        return Page(items=items, next_cursor=next_cursor, total=total)
+
+    def history(self, memory_id: str) -> list[HistoryEntry]:
+        """Every change of a memory, oldest first."""
+        if not isinstance(memory_id, str) or not memory_id.strip():
+            raise InvalidInputError("memory id must be a non-empty string", field="id")
+        entries = self.store.history(memory_id.strip())
+        if not entries and self.store.get(memory_id.strip()) is None:
+            raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
+        return entries
+
+    def messages(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[StoredMessage]:
+        """The raw messages of a scope, in time order (the source of truth)."""
+        return self.store.messages(
+            make_scope(user_id, agent_id, session_id), limit=clean_limit(limit, maximum=100_000)
+        )
+
+    def stats(self) -> StoreStats:
+        """Counts by kind and status, index sizes, and the store's file and size."""
+        return self.store.stats()
+

@@ -1,0 +1,269 @@
+"""Writing to a store: `add`, `infer`, `update`, the deletes and `reset` (one part of `Memory`).
+
+Everything is validated before anything is written, and each call is one `WriteBatch`, so a
+refused call leaves no trace and an accepted one lands whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from memsvc.extractors.base import Candidate
+from memsvc.model.errors import InvalidInputError
+from memsvc.model.ids import content_hash, new_id
+from memsvc.model.records import (
+    AddResult,
+    HistoryEvent,
+    MemoryKind,
+    MemoryRecord,
+    MemoryStatus,
+    Scope,
+    StoredMessage,
+)
+from memsvc.model.validation import (
+    clean_id,
+    clean_metadata,
+    clean_text,
+    make_scope,
+    parse_timestamp,
+)
+from memsvc.sdk.operations import MessagesInput
+from memsvc.sdk.parts import _now
+from memsvc.sdk.search import Reads
+from memsvc.storage.base import HistoryDraft, VisibilityQuery, WriteBatch
+from memsvc.write.extraction import (
+    ExtractionOutcome,
+    failure_mark,
+    mark_messages,
+    mark_stored_episodes,
+    record_failures,
+    run_extractor,
+)
+from memsvc.write.manager import snapshot
+
+ROLES = frozenset({"user", "assistant", "system", "tool"})
+
+
+class Writes(Reads):
+    def add(
+        self,
+        messages: MessagesInput,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        timestamp: datetime | str | float | None = None,
+        infer: bool = False,
+    ) -> AddResult:
+        """Store the messages verbatim, each as an episode; with `infer`, extract more.
+
+        Everything is validated before anything is written, and the whole call is one
+        transaction: messages, memories, vectors, FTS entries and history land together.
+        """
+        scope = make_scope(user_id, agent_id, session_id)
+        meta = clean_metadata(metadata)
+        default_time = parse_timestamp(timestamp) or _now()
+        now = _now()
+        stored = [
+            StoredMessage(
+                id=new_id(),
+                scope=scope,
+                role=m["role"],
+                name=m["name"],
+                content=m["content"],
+                timestamp=m["timestamp"] or default_time,
+                created_at=now,
+                metadata=meta,
+            )
+            for m in self._clean_messages(messages)
+        ]
+        extracted = ExtractionOutcome()
+        if infer and self.extractor is not None:
+            # a failing extractor never costs the message: it is kept as an episode, marked
+            extracted = run_extractor(self.extractor, stored)
+            mark_messages(stored, extracted, self.extractor.name)
+        candidates: list[tuple[Candidate, str, str]] = [
+            (c, self._episodes.name, self._episodes.version)
+            for c in self._episodes.extract(stored)
+        ]
+        candidates += extracted.candidates
+        embeddings = self.embedder.embed_documents([c.text for c, _, _ in candidates])
+        batch = WriteBatch(messages=stored)
+        changes = self._manager.plan(
+            candidates, embeddings, scope, now=now, actor="add", batch=batch
+        )
+        if self.extractor is not None:
+            record_failures(batch, extracted, self.extractor.name, "add", now)
+        self.store.apply(batch)
+        return AddResult(message_ids=[m.id for m in stored], results=changes)
+
+    def infer(
+        self,
+        message_ids: Sequence[str],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> AddResult:
+        """Run the extractor over messages already stored by `add(infer=False)`.
+
+        The second half of a background write (REST `background: true`): the raw messages
+        are durable first, extraction follows; a crash in between loses no message.
+        """
+        scope = make_scope(user_id, agent_id, session_id)
+        wanted = {clean_id(m, field="message_ids") for m in message_ids}
+        stored = [m for m in self.store.messages(scope, limit=100_000) if m.id in wanted]
+        if self.extractor is None or not stored:
+            return AddResult(message_ids=[m.id for m in stored])
+        extracted = run_extractor(self.extractor, stored)
+        embeddings = self.embedder.embed_documents([c.text for c, _, _ in extracted.candidates])
+        batch = WriteBatch()
+        now = _now()
+        changes = self._manager.plan(
+            extracted.candidates, embeddings, scope, now=now, actor="add", batch=batch
+        )
+        # what failed is marked on the episodes, for consolidation's retry step, as add() does
+        troubled = [m for m in stored if failure_mark(m.id, extracted, self.extractor.name)]
+        mark_stored_episodes(
+            batch, self._episodes_of(scope, troubled), extracted, self.extractor.name, "add", now
+        )
+        self.store.apply(batch)
+        return AddResult(message_ids=[m.id for m in stored], results=changes)
+
+    def _episodes_of(
+        self, scope: Scope, messages: Sequence[StoredMessage]
+    ) -> dict[str, MemoryRecord]:
+        """The stored episode of each message (found by its content hash), by message id."""
+        found: dict[str, MemoryRecord] = {}
+        visibility = VisibilityQuery(scope=scope, kinds=(MemoryKind.EPISODE.value,))
+        for message, candidate in zip(messages, self._episodes.extract(messages), strict=True):
+            episode = self.store.find_by_hash(
+                visibility, content_hash(candidate.kind.value, candidate.text)
+            )
+            if episode is not None:
+                found[message.id] = episode
+        return found
+
+    def _clean_messages(self, messages: MessagesInput) -> list[dict[str, Any]]:
+        if isinstance(messages, str | bytes | bytearray):
+            messages = [{"role": "user", "content": messages}]
+        elif isinstance(messages, dict):
+            messages = [messages]
+        if not isinstance(messages, Sequence) or not messages:
+            raise InvalidInputError("messages must be text or a non-empty list of messages",
+                                    field="messages")
+        out = []
+        for i, raw in enumerate(messages):
+            where = f"messages[{i}]"
+            if isinstance(raw, str | bytes):
+                raw = {"role": "user", "content": raw}
+            if not isinstance(raw, dict):
+                raise InvalidInputError(f"{where} must be an object", field=where)
+            unknown = set(raw) - {"role", "content", "name", "timestamp"}
+            if unknown:
+                raise InvalidInputError(
+                    f"{where} has unknown fields {sorted(unknown)}", field=where
+                )
+            role = raw.get("role", "user")
+            if role not in ROLES:
+                raise InvalidInputError(
+                    f"{where}.role must be one of {sorted(ROLES)}", field=f"{where}.role"
+                )
+            out.append(
+                {
+                    "role": role,
+                    "content": clean_text(
+                        raw.get("content"), max_bytes=self.settings.max_text_bytes,
+                        field=f"{where}.content",
+                    ),
+                    "name": clean_id(raw.get("name"), field=f"{where}.name"),
+                    "timestamp": parse_timestamp(raw.get("timestamp"), field=f"{where}.timestamp"),
+                }
+            )
+        return out
+
+    def update(
+        self,
+        memory_id: str,
+        text: str | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+    ) -> MemoryRecord:
+        """Write a new version of a memory; the old one is kept in its history."""
+        old = self.get(memory_id)
+        if old.status is MemoryStatus.DELETED:
+            raise InvalidInputError(f"memory {memory_id} is deleted", field="id")
+        if text is None and metadata is None and importance is None:
+            raise InvalidInputError("nothing to update: give text, metadata or importance")
+        changes: dict[str, Any] = {"updated_at": _now(), "version": old.version + 1}
+        embedding = None
+        if text is not None:
+            changes["text"] = clean_text(text, max_bytes=self.settings.max_text_bytes)
+            changes["content_hash"] = content_hash(old.kind.value, changes["text"])
+            embedding = self.embedder.embed_documents([changes["text"]])[0]
+        if metadata is not None:
+            changes["metadata"] = clean_metadata(metadata)
+        if importance is not None:
+            if isinstance(importance, bool) or not isinstance(importance, int | float) or not (
+                0.0 <= importance <= 1.0
+            ):
+                raise InvalidInputError("importance must be a number from 0 to 1",
+                                        field="importance")
+            changes["importance"] = float(importance)
+        new = old.model_copy(update=changes)
+        self.store.apply(
+            WriteBatch(
+                updates=[(new, embedding)],
+                history=[
+                    HistoryDraft(memory_id, HistoryEvent.UPDATE, snapshot(old), snapshot(new),
+                                 "update", "updated by caller", new.updated_at)
+                ],
+            )
+        )
+        return new
+
+    def delete(self, memory_id: str, *, hard: bool = False) -> None:
+        """Soft delete (status `deleted`, kept in history) or, with `hard`, erase everywhere."""
+        old = self.get(memory_id)
+        now = _now()
+        if hard:
+            self.store.apply(
+                WriteBatch(
+                    hard_deletes=[memory_id],
+                    history=[HistoryDraft(memory_id, HistoryEvent.DELETE, None, None, "delete",
+                                          "hard delete: content erased", now)],
+                )
+            )
+            return
+        if old.status is MemoryStatus.DELETED:
+            return
+        new = old.model_copy(
+            update={"status": MemoryStatus.DELETED, "invalidated_at": now, "updated_at": now}
+        )
+        self.store.apply(
+            WriteBatch(
+                updates=[(new, None)],
+                history=[HistoryDraft(memory_id, HistoryEvent.DELETE, snapshot(old),
+                                      snapshot(new), "delete", "soft delete", now)],
+            )
+        )
+
+    def delete_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        hard: bool = False,
+    ) -> int:
+        """Delete every memory of a scope; returns how many. `hard` also erases messages."""
+        scope = make_scope(user_id, agent_id, session_id)
+        return self.store.delete_scope(scope, hard=hard, at=_now(), actor="delete_all")
+
+    def reset(self) -> None:
+        """Erase everything this tenant has stored."""
+        self.store.reset()

@@ -1,0 +1,61 @@
+"""`/v1/consolidate`, `/v1/stats`, `/v1/import`, and erasing: a user, or the whole tenant."""
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from memsvc.consolidate import ConsolidationConfig, ConsolidationReport
+from memsvc.model.errors import InvalidInputError
+from memsvc.model.records import StoreStats
+from memsvc.serving.routers.deps import ERRORS, AppChat, Caller
+from memsvc.serving.schemas import (
+    ConsolidateRequest,
+    DeleteResult,
+    ImportRequest,
+    ImportResult,
+    ResetRequest,
+)
+
+router = APIRouter(tags=["manage"])
+
+
+@router.post("/v1/consolidate", response_model=ConsolidationReport, responses=ERRORS)
+def consolidate(m: Caller, chat: AppChat,
+                body: ConsolidateRequest | None = None) -> ConsolidationReport:
+    """Offline upkeep of a scope (the whole tenant when none is named): retry failed
+    extractions, merge near-duplicates, summaries, decay/archive, profiles. Idempotent."""
+    body = body or ConsolidateRequest()
+    try:
+        config = ConsolidationConfig(**body.config) if body.config is not None else None
+    except TypeError as exc:
+        raise InvalidInputError(f"config: {exc}", field="config") from exc
+    report = m.consolidate(user_id=body.user_id, agent_id=body.agent_id, now=body.now,
+                           steps=body.steps, config=config)
+    chat.after_consolidate(m, report)  # pre-warm rewritten profiles
+    return report
+
+
+@router.delete("/v1/users/{user_id}", response_model=DeleteResult, responses=ERRORS)
+def delete_user(user_id: str, m: Caller) -> DeleteResult:
+    """Erase everything of a user (memories, vectors, FTS rows, history, messages) in one
+    transaction."""
+    return DeleteResult(deleted=m.delete_all(user_id=user_id, hard=True))
+
+
+@router.post("/v1/reset", status_code=204, responses=ERRORS)
+def reset(body: ResetRequest, m: Caller) -> Response:
+    """Erase everything the caller's tenant has stored. The body must be a JSON object
+    (`{}`), so no cross-site form or bodiless request can trigger it."""
+    m.reset()
+    return Response(status_code=204)
+
+
+@router.post("/v1/import", response_model=ImportResult, responses=ERRORS)
+def import_records(body: ImportRequest, m: Caller) -> ImportResult:
+    """Load memories as `GET /v1/export` writes them: every record is checked before any is
+    written; ids already present are skipped, vectors are recomputed."""
+    return ImportResult(**m.import_records(body.records))
+
+
+@router.get("/v1/stats", response_model=StoreStats, responses=ERRORS)
+def stats(m: Caller) -> StoreStats:
+    return m.stats()
