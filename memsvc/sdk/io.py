@@ -6,8 +6,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from memsvc.model.errors import InvalidInputError
+from memsvc.model.ids import content_hash
 from memsvc.model.records import HistoryEvent, MemoryRecord, MemoryStatus
-from memsvc.model.validation import clean_text, make_scope
+from memsvc.model.validation import clean_record, make_scope
 from memsvc.sdk.parts import MemoryParts, _now
 from memsvc.storage.base import HistoryDraft, VisibilityQuery, WriteBatch
 from memsvc.write.manager import snapshot
@@ -54,10 +55,11 @@ class ImportExport(MemoryParts):
                 raise InvalidInputError(
                     f"record {i} is not a memory: {exc}", field=f"[{i}]"
                 ) from exc
-            if record.scope.is_empty():
-                raise InvalidInputError(f"record {i} has no scope", field=f"[{i}].scope")
-            clean_text(record.text, max_bytes=self.settings.max_text_bytes, field=f"[{i}].text")
-            parsed.append(record)
+            record = clean_record(record, max_bytes=self.settings.max_text_bytes, field=f"[{i}]")
+            # the dedupe key is derived here, never taken from the file: a forged hash would
+            # let an imported memory shadow or dodge a real one
+            parsed.append(record.model_copy(
+                update={"content_hash": content_hash(record.kind.value, record.text)}))
         existing = self.store.get_many([r.id for r in parsed])
         fresh = [r for r in parsed if r.id not in existing]
         fresh = list({r.id: r for r in fresh}.values())

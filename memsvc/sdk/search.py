@@ -181,10 +181,9 @@ class Reads(MemoryParts):
 
     def get(self, memory_id: str) -> MemoryRecord:
         """One memory by id, whatever its status (raises `NotFoundError`)."""
-        if not isinstance(memory_id, str) or not memory_id.strip():
-            raise InvalidInputError("memory id must be a non-empty string", field="id")
+        ident = _memory_id(memory_id)
         self._access.flush()
-        record = self.store.get(memory_id.strip())
+        record = self.store.get(ident)
         if record is None:
             raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
         return record
@@ -216,10 +215,9 @@ class Reads(MemoryParts):
 
     def history(self, memory_id: str) -> list[HistoryEntry]:
         """Every change of a memory, oldest first."""
-        if not isinstance(memory_id, str) or not memory_id.strip():
-            raise InvalidInputError("memory id must be a non-empty string", field="id")
-        entries = self.store.history(memory_id.strip())
-        if not entries and self.store.get(memory_id.strip()) is None:
+        ident = _memory_id(memory_id)
+        entries = self.store.history(ident)
+        if not entries and self.store.get(ident) is None:
             raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
         return entries
 
@@ -240,3 +238,12 @@ class Reads(MemoryParts):
         """Counts by kind and status, index sizes, and the store's file and size."""
         return self.store.stats()
 
+
+def _memory_id(memory_id: object) -> str:
+    """A memory id as the store may be asked for it: a non-empty, valid-Unicode string
+    without control characters (a lone surrogate used to reach the driver and become a 500)."""
+    if not isinstance(memory_id, str) or not memory_id.strip():
+        raise InvalidInputError("memory id must be a non-empty string", field="id")
+    ident = clean_id(memory_id.strip(), field="id")
+    assert ident is not None
+    return ident

@@ -14,6 +14,7 @@ import pytest
 
 from memsvc import InvalidFilterError, InvalidInputError, InvalidTimestampError, Memory
 from memsvc.model.errors import MemsvcError
+from memsvc.model.ids import content_hash
 from memsvc.model.filters import MAX_CONDITIONS, MAX_DEPTH, MAX_IN_VALUES
 
 
@@ -295,3 +296,30 @@ def test_consolidating_a_turn_dated_at_the_calendars_end_works(memory: Memory) -
                timestamp="9999-12-31T23:59:59.999999Z", infer=True)
     memory.consolidate(user_id="u-end")
     assert memory.get_all(user_id="u-end").items
+
+
+@pytest.mark.parametrize("op", ["get", "history", "update", "delete"])
+def test_a_surrogate_memory_id_is_a_typed_error(seeded: Memory, op: str) -> None:
+    before = [r.model_dump() for r in seeded.export()]
+    call: dict[str, Callable[[], Any]] = {
+        "get": lambda: seeded.get("mem\ud800"),
+        "history": lambda: seeded.history("mem\ud800"),
+        "update": lambda: seeded.update("mem\ud800", "new text"),
+        "delete": lambda: seeded.delete("mem\ud800"),
+    }
+    with pytest.raises(InvalidInputError):
+        call[op]()
+    assert [r.model_dump() for r in seeded.export()] == before
+
+
+def test_import_checks_every_field_and_recomputes_the_content_hash(seeded: Memory) -> None:
+    record = next(seeded.export()).model_dump(mode="json")
+    bad = {**record, "id": "imported-1", "metadata": {"k": "\ud800"}}
+    with pytest.raises(InvalidInputError):
+        seeded.import_records([bad])
+    with pytest.raises(InvalidInputError):
+        seeded.import_records([{**record, "id": "x" * 100_000}])
+    forged = {**record, "id": "imported-2", "text": "I live in Paris", "content_hash": "forged"}
+    assert seeded.import_records([forged]) == {"imported": 1, "skipped": 0}
+    stored = seeded.get("imported-2")
+    assert stored.content_hash == content_hash(stored.kind.value, "I live in Paris")
