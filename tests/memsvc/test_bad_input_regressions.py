@@ -14,8 +14,8 @@ import pytest
 
 from memsvc import InvalidFilterError, InvalidInputError, InvalidTimestampError, Memory
 from memsvc.model.errors import MemsvcError
-from memsvc.model.ids import content_hash
 from memsvc.model.filters import MAX_CONDITIONS, MAX_DEPTH, MAX_IN_VALUES
+from memsvc.model.ids import content_hash
 
 
 def _observable(memory: Memory) -> list[dict[str, Any]]:
