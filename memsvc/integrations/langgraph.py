@@ -18,7 +18,9 @@ How LangGraph's model maps onto memsvc's (README "Agent frameworks" repeats it):
   query, items come in insertion order (as in InMemoryStore) with no score.
 - **Namespaces.** memsvc lists by scope, and a namespace prefix need not name a user, so
   every namespace holding items is registered as a memory of the scope
-  `agent_id=registry_agent`; `list_namespaces` and a cross-user `search` read it.
+  `agent_id=registry_agent`; `list_namespaces` and a `search` whose prefix does not name
+  the user read it (one more memsvc call). With a non-negative `user_index` inside the
+  prefix — `user_index=1` for `("memories", user_id)` — a search is one memsvc call.
 - **TTL** is not supported (`supports_ttl = False`): a `ttl` raises `NotImplementedError`,
   as `BaseStore.put` does for such stores. `index=False` stores the key alone as text.
 """
@@ -187,8 +189,12 @@ class MemsvcStore(BaseStore):
         prefix = [{f"metadata.lg_ns{i}": label} for i, label in enumerate(op.namespace_prefix)]
         conditions = prefix + sql
         filters = {"AND": conditions} if conditions else None
-        namespaces = yield from self._registered(prefix)
-        users = sorted({self._user(ns) for ns in namespaces if _has_user(ns, self.user_index)})
+        if 0 <= self.user_index < len(op.namespace_prefix):  # the prefix names the user
+            users = [op.namespace_prefix[self.user_index]]
+        else:  # it does not (or user_index counts from the end): ask the registry
+            namespaces = yield from self._registered(prefix)
+            users = sorted({self._user(ns) for ns in namespaces
+                            if _has_user(ns, self.user_index)})
         want = _PAGE if in_python else max(1, min(_PAGE, op.offset + op.limit))
         found: list[tuple[float | None, MemoryRecord]] = []
         for user in users:
@@ -284,16 +290,17 @@ def _json_value(value: Any) -> dict[str, Any]:
 
 
 def _leaves(value: Any, key: str = "") -> Iterable[str]:
-    """`key: value` for each scalar in a JSON value, depth first."""
+    """Each string of a JSON value as it is, other scalars as `key: value`, depth first."""
     if isinstance(value, dict):
         for k, v in value.items():
             yield from _leaves(v, k)
     elif isinstance(value, list):
         for v in value:
             yield from _leaves(v, key)
+    elif isinstance(value, str):
+        yield value
     elif value is not None:
-        text = value if isinstance(value, str) else json.dumps(value)
-        yield f"{key}: {text}" if key else text
+        yield f"{key}: {json.dumps(value)}" if key else json.dumps(value)
 
 
 def _translate_filter(raw: dict[str, Any], path: tuple[str, ...] = (),

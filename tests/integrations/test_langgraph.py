@@ -30,6 +30,8 @@ from memsvc.integrations.langchain import MemsvcRetriever, memory_tools
 from memsvc.integrations.langgraph import MemsvcStore
 
 ALICE = ("memories", "alice")
+# create_react_agent moved to langchain.agents (not a dependency); it is what users run today
+pytestmark = pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
 
 
 class ScriptedChat(GenericFakeChatModel):
@@ -129,7 +131,9 @@ def test_user_index_maps_the_other_namespace_shape(raw: Memory) -> None:
     store.put(("carol", "memories"), "k", {"content": "Carol runs marathons"})
     [record] = raw.get_all(user_id="carol").items
     assert (record.scope.user_id, record.scope.agent_id) == ("carol", "planner")
-    assert store.search(("carol",), query="running")[0].key == "k"
+    assert store.search(("carol",), query="running")[0].key == "k"  # the prefix names carol
+    assert store.search((), query="running")[0].key == "k"  # it does not: via the registry
+    assert store.list_namespaces() == [("carol", "memories")]
 
 
 async def test_async_store(async_sdk: Any) -> None:
@@ -261,9 +265,10 @@ BAD_PUTS: list[tuple[tuple[Any, ...], Any, type[Exception], str]] = [
 
 @pytest.mark.parametrize(("namespace", "value", "error", "message"), BAD_PUTS)
 def test_bad_puts_are_refused_and_change_nothing(
-        sdk: Any, counts: Callable[[], tuple[int, int, int]], namespace: tuple[Any, ...],
+        raw: Memory, counts: Callable[[], tuple[int, int, int]], namespace: tuple[Any, ...],
         value: Any, error: type[Exception], message: str) -> None:
-    store = MemsvcStore(sdk)
+    # checked before any SDK call, so the embedded store stands for every backend
+    store = MemsvcStore(raw)
     store.put(ALICE, "good", {"content": "kept"})
     before = counts()
     with pytest.raises(error, match=message):
