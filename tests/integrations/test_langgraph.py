@@ -304,3 +304,23 @@ def test_tools_without_a_user_report_memsvcs_error(
                              "type": "tool_call"}, {"configurable": {"user_id": "alice"}})
     assert empty.status == "error" and "empty" in empty.content
     assert counts() == before
+
+
+async def test_async_bad_input_is_refused_and_changes_nothing(
+        async_sdk: Any, counts: Callable[[], tuple[int, int, int]]) -> None:
+    store = MemsvcStore(async_sdk)
+    before = counts()
+    with pytest.raises(InvalidNamespaceError):
+        await store.aput(("memories", "a.b"), "k", {"a": 1})
+    with pytest.raises(ValueError, match="not JSON"):
+        await store.abatch([PutOp(ALICE, "ok", {"a": 1}), PutOp(ALICE, "k", {"a": {1}})])
+    remember, _, _ = memory_tools(async_sdk)
+    out = await remember.ainvoke({"name": "remember", "args": {"text": "x"}, "id": "c1",
+                                  "type": "tool_call"})
+    assert out.status == "error" and "scope_required" in out.content
+    assert counts() == before
+
+
+def test_retriever_without_a_user_raises_memsvcs_error(sdk: Any) -> None:
+    with pytest.raises(ValueError, match="user_id"):
+        MemsvcRetriever(memory=sdk).invoke("anything")
