@@ -144,9 +144,10 @@ def error_text(exc: BaseException) -> str:
 
 
 def remember_plan(text: str, scope: dict[str, str], infer: bool) -> Plan[list[str]]:
-    """Store `text` as a user message of the scope; returns the ids of what was written."""
+    """Store `text` as a user message of the scope; returns the ids of the memories added
+    (none when, with `infer`, everything was already known)."""
     result = yield call("add", text, infer=infer, **scope)
-    return [c.id for c in result.results if c.event.value in ("ADD", "UPDATE", "INVALIDATE")]
+    return [c.id for c in result.results if c.event.value == "ADD"]
 
 
 def recall_plan(query: str, scope: dict[str, str], limit: int) -> Plan[list[dict[str, Any]]]:
