@@ -4,7 +4,8 @@ How LangGraph's model maps onto memsvc's (README "Agent frameworks" repeats it):
 
 - **Scope.** An item's memsvc `user_id` is one label of its namespace, `namespace[user_index]`
   (default -1, the last: LangMem's `("memories", "{user_id}")`; pass `user_index=0` for
-  `(user_id, "memories")`). The store's own `agent_id`, if given, is added to every scope.
+  `(user_id, "memories")`). The store's `agent_id` (default "langgraph") is added to every
+  scope, which is what lets one search span users (a namespace prefix need not name one).
   The whole namespace is kept too, so two namespaces that share a user never mix.
 - **Item.** One `episode` memory per item. Its metadata holds `lg_namespace` (the labels
   joined with "." — LangGraph forbids "." in a label, so the join is exact), `lg_key`, one
@@ -16,11 +17,11 @@ How LangGraph's model maps onto memsvc's (README "Agent frameworks" repeats it):
   (`put(..., None)`) a soft delete (also kept in history).
 - **Search** returns memsvc's ranking and fused scores (`SearchItem.score`); without a
   query, items come in insertion order (as in InMemoryStore) with no score.
-- **Namespaces.** memsvc lists by scope, and a namespace prefix need not name a user, so
-  every namespace holding items is registered as a memory of the scope
-  `agent_id=registry_agent`; `list_namespaces` and a `search` whose prefix does not name
-  the user read it (one more memsvc call). With a non-negative `user_index` inside the
-  prefix — `user_index=1` for `("memories", user_id)` — a search is one memsvc call.
+- **Namespaces.** memsvc lists by scope, so every namespace holding items is registered as
+  a memory of the scope `agent_id=registry_agent`, which `list_namespaces` reads. A search
+  is one memsvc call: scoped to the user when the prefix names it (a non-negative
+  `user_index` inside the prefix), else to the store's `agent_id` (with `agent_id=None`,
+  one call per user the registry lists under the prefix).
 - **TTL** is not supported (`supports_ttl = False`): a `ttl` raises `NotImplementedError`,
   as `BaseStore.put` does for such stores. `index=False` stores the key alone as text.
 """
@@ -64,7 +65,7 @@ class MemsvcStore(BaseStore):
 
     supports_ttl = False
 
-    def __init__(self, memory: Any, *, user_index: int = -1, agent_id: str | None = None,
+    def __init__(self, memory: Any, *, user_index: int = -1, agent_id: str | None = "langgraph",
                  index_fields: list[str] | None = None,
                  registry_agent: str = REGISTRY_AGENT) -> None:
         self.backend = Backend(memory)
@@ -189,16 +190,18 @@ class MemsvcStore(BaseStore):
         prefix = [{f"metadata.lg_ns{i}": label} for i, label in enumerate(op.namespace_prefix)]
         conditions = prefix + sql
         filters = {"AND": conditions} if conditions else None
+        scopes: list[dict[str, str]]
         if 0 <= self.user_index < len(op.namespace_prefix):  # the prefix names the user
-            users = [op.namespace_prefix[self.user_index]]
-        else:  # it does not (or user_index counts from the end): ask the registry
+            scopes = [scope_kwargs(op.namespace_prefix[self.user_index], self.agent_id, None)]
+        elif self.agent_id:  # every item of this store carries its agent_id: one call
+            scopes = [scope_kwargs(None, self.agent_id, None)]
+        else:  # no agent_id: one call per user the registry knows under the prefix
             namespaces = yield from self._registered(prefix)
-            users = sorted({self._user(ns) for ns in namespaces
-                            if _has_user(ns, self.user_index)})
+            scopes = [scope_kwargs(u, None, None) for u in sorted(
+                {self._user(ns) for ns in namespaces if _has_user(ns, self.user_index)})]
         want = _PAGE if in_python else max(1, min(_PAGE, op.offset + op.limit))
         found: list[tuple[float | None, MemoryRecord]] = []
-        for user in users:
-            scope = scope_kwargs(user, self.agent_id, None)
+        for scope in scopes:
             if op.query:
                 response = yield call("search", op.query, filters=filters, kinds=_EPISODE,
                                       limit=want, **scope)

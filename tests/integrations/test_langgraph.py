@@ -136,6 +136,16 @@ def test_user_index_maps_the_other_namespace_shape(raw: Memory) -> None:
     assert store.list_namespaces() == [("carol", "memories")]
 
 
+def test_without_an_agent_id_a_cross_user_search_asks_the_registry(raw: Memory) -> None:
+    store = MemsvcStore(raw, agent_id=None)
+    store.put(ALICE, "k", {"content": "Alice grows tomatoes"})
+    store.put(("memories", "bob"), "k", {"content": "Bob grows chillies"})
+    assert {r.scope.agent_id for r in raw.get_all(user_id="bob").items} == {None}
+    hits = store.search(("memories",), query="vegetable garden")
+    assert {h.namespace for h in hits} == {ALICE, ("memories", "bob")}
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
 async def test_async_store(async_sdk: Any) -> None:
     store = MemsvcStore(async_sdk)
     await store.aput(ALICE, "k", {"content": "Alice sails on Sundays"})
