@@ -1,0 +1,1 @@
+"""Drop-in facades of other memory libraries' APIs over memsvc (`memsvc.compat.mem0`)."""
