@@ -46,7 +46,7 @@ class SQLiteStore(GraphStoreMixin):
         path: str | Path,
         *,
         tenant: str = "default",
-        embedding_dim: int = 384,
+        embedding_dim: int,
         _engine: Engine | None = None,
     ) -> None:
         self.path = Path(path)

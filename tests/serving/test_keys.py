@@ -17,7 +17,7 @@ from memsvc.storage.sqlite import SQLiteStore
 
 @pytest.fixture
 def keys(tmp_path: Path) -> ApiKeyStore:
-    return ApiKeyStore(SQLiteStore(tmp_path / "keys.db").engine)
+    return ApiKeyStore(SQLiteStore(tmp_path / "keys.db", embedding_dim=384).engine)
 
 
 def test_only_the_hash_is_stored(keys: ApiKeyStore) -> None:
@@ -73,7 +73,7 @@ def test_cli_create_list_revoke(tmp_path: Path) -> None:
     assert key.startswith("msk_")
     listed = runner.invoke(app, ["keys", "list", "--db", db])
     assert "laptop" in listed.stdout and "acme" in listed.stdout and key not in listed.stdout
-    store = SQLiteStore(tmp_path / "cli.db")
+    store = SQLiteStore(tmp_path / "cli.db", embedding_dim=384)
     assert ApiKeyStore(store.engine).resolve(key) == "acme"
     revoked = runner.invoke(app, ["keys", "revoke", key[:12], "--db", db])
     assert revoked.exit_code == 0, revoked.output
