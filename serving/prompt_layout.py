@@ -20,9 +20,9 @@ part that is never cached -- carries only what is new, and prompts grow more slo
 ``replay_context=False`` earlier user turns are replayed without their memory blocks (shorter
 prompts; the cache then stops at the previous user turn).
 
-Measured on SmolLM2-135M / vLLM CPU with ``evals/bench_kv.py`` (LoCoMo chats, 20 turns):
-replay + skip-shown cached ~91 % of prompt tokens, replay without skipping ~81 %, no replay
-~70 %, memories in the system prompt ~24 %.
+``evals/bench_kv.py`` measures each option on a real vLLM (results in
+``evals/results/bench_kv.md``): replay + skip-shown caches the largest share of prompt tokens,
+memories in the system prompt by far the smallest.
 
 The common alternative, ``layout="system_prompt"``, puts the retrieved memories inside the
 system prompt. It is kept here so the benchmark (``evals/bench_kv.py``) can measure the

@@ -121,12 +121,11 @@ class SentenceTransformerEmbedder:
         self.path = path
         self._dim = model_dimension(path)
         # The weights texts are encoded with (the vectors are always stored as fp32).
-        # bf16 on a CPU with native bf16 kernels (AMX) embeds documents 3.7× faster and
-        # queries a little faster than fp32, and its vectors sit within cosine 0.996 of
-        # fp32's: LoCoMo dev R@10 raw 0.649 and infer 0.752 either way, ingest 118 → 213
-        # turns/s (evals/results/locomo-*.md). int8 applies to queries only (documents stay
-        # fp32): faster queries still, but it moves vectors much more (R@10 −0.011), so it
-        # is only ever asked for.
+        # bf16 on a CPU with native bf16 kernels (AMX) embeds several times faster than fp32
+        # and its vectors sit within cosine 0.996 of fp32's, with LoCoMo recall unchanged
+        # (evals/results/locomo-*.md). int8 applies to queries only (documents stay fp32):
+        # faster queries still, but it moves vectors enough to cost recall, so it is only
+        # ever asked for.
         self.precision = precision
         self._document_model: Any = None
         self._query_model: Any = None
@@ -141,8 +140,8 @@ class SentenceTransformerEmbedder:
         # All torch work (loading, documents, queries) runs on this one thread. OpenMP gives
         # every thread that calls torch its own team of workers; once the teams hold more
         # threads than there are cores, libgomp stops spinning between parallel regions and
-        # puts workers to sleep at each of a forward pass's ~60 barriers. A query embedded on
-        # one thread after documents were embedded on another took 11 ms instead of 4.5.
+        # puts workers to sleep at each of a forward pass's ~60 barriers: a query embedded on
+        # one thread after documents were embedded on another took more than twice as long.
         self._torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memsvc-torch")
 
     @property

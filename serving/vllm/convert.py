@@ -52,7 +52,7 @@ class ModelPreparer(Installer):
             (self.model_dir / "config.json").exists()
 
     def prepare_model(self, *, force: bool = False) -> Path:
-        """Convert the shipped GGUF into a Hugging Face folder vLLM can serve (once, 20-45 s).
+        """Convert the shipped GGUF into a Hugging Face folder vLLM can serve (once; reused).
 
         Written to a temporary folder and renamed at the end, so an interrupted conversion
         never leaves a half-written model behind that a later start would trust.

@@ -185,8 +185,8 @@ class Installer:
     def install(self, *, force: bool = False) -> list[InstallStep]:
         """Create the private venv and install vLLM into it; no-op when installed.
 
-        Measured on 2 CPU cores: about 70 s on an idle machine, 5 min on a busy one (mostly
-        downloading and unpacking ~3.5 GB), then ~15 s for the import check.
+        Slow the first time (minutes: it downloads and unpacks several GB), then an import
+        check; later calls find the venv and return at once.
         """
         if self.external:
             return []
