@@ -1,0 +1,379 @@
+"""The PostgreSQL implementation of `MemoryStore`: one row per memory, vector and text included.
+
+A memory's row (with its vector and generated full-text vector), its graph links and its
+history are written in one transaction. Every transaction first scopes itself to the store's
+tenant (`set_config('memsvc.tenant', ..., true)`), which the row-level security policies
+check, and the store works as an unprivileged role (storage/postgres/engine.py): a query that
+forgets its tenant filter still sees only its tenant's rows.
+
+KNN: small scopes (the common case: one user's memories) are searched exactly, scope rows
+first, so a selective scope can never starve the result; larger ones walk the HNSW index
+with pgvector 0.8's iterative scan (`relaxed_order`), the scope applied inside the scan, and
+the candidates re-sorted by exact distance. Lexical search: storage/postgres/lexical.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from memsvc.model.errors import NotFoundError, StoreError
+from memsvc.model.records import (
+    HistoryEntry,
+    HistoryEvent,
+    MemoryRecord,
+    MemoryStatus,
+    Scope,
+    StoredMessage,
+    StoreStats,
+)
+from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
+from memsvc.storage.postgres import lexical
+from memsvc.storage.postgres.engine import APP_ROLE, open_engine, set_tenant
+from memsvc.storage.postgres.filters import visibility_clause
+from memsvc.storage.postgres.graph import PostgresGraphReads, link_memories, purge_orphans
+from memsvc.storage.postgres.tables import RECORD_COLUMNS, to_record, to_row, unit
+from memsvc.storage.postgres.tables import pg_memories as memories
+from memsvc.storage.schema import UTCDateTime, history, messages
+
+_SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
+# Scopes up to this many visible rows are searched exactly (every distance computed: about
+# a millisecond per thousand 384-d vectors); larger ones through the HNSW index.
+EXACT_SEARCH_BELOW = 5000
+_EF_SEARCH = 100
+
+
+class PostgresStore(PostgresGraphReads):
+    """One PostgreSQL database; each instance sees exactly one tenant's rows."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        tenant: str = "default",
+        embedding_dim: int = 384,
+        app_role: str = APP_ROLE,
+        exact_search_below: int = EXACT_SEARCH_BELOW,
+        _engine: Engine | None = None,
+    ) -> None:
+        self.url = url
+        self.tenant = tenant
+        self.embedding_dim = embedding_dim
+        self.exact_search_below = exact_search_below
+        self.engine = _engine or open_engine(url, embedding_dim, app_role=app_role)
+
+    def for_tenant(self, tenant: str) -> PostgresStore:
+        """The same database seen by another tenant (shares the connection pool)."""
+        return PostgresStore(self.url, tenant=tenant, embedding_dim=self.embedding_dim,
+                             exact_search_below=self.exact_search_below, _engine=self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                set_tenant(conn, self.tenant)
+                yield conn
+        except DBAPIError as exc:
+            raise StoreError(f"write failed and was rolled back: {exc.orig}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            set_tenant(conn, self.tenant)
+            yield conn
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def apply(self, batch: WriteBatch) -> None:
+        if batch.is_empty():
+            return
+        with self._write() as conn:
+            if batch.messages:
+                conn.execute(insert(messages), [self._message_row(m) for m in batch.messages])
+            if batch.inserts:
+                conn.execute(insert(memories), [
+                    {**to_row(self.tenant, rec), "embedding": unit(emb)}
+                    for rec, emb in batch.inserts
+                ])
+                link_memories(conn, self.tenant, [r for r, _ in batch.inserts], replace=False)
+            for rec, embedding in batch.updates:
+                self._update_memory(conn, rec, embedding)
+            if batch.updates:
+                link_memories(conn, self.tenant, [r for r, _ in batch.updates], replace=True)
+            for memory_id in batch.hard_deletes:
+                self._hard_delete(conn, memory_id)
+            if batch.history:
+                conn.execute(insert(history), [
+                    {"tenant": self.tenant, "memory_id": h.memory_id, "event": h.event.value,
+                     "old": h.old, "new": h.new, "actor": h.actor, "reason": h.reason,
+                     "created_at": h.created_at}
+                    for h in batch.history
+                ])
+
+    def _message_row(self, m: StoredMessage) -> dict[str, Any]:
+        return {
+            "id": m.id, "tenant": self.tenant, "user_id": m.scope.user_id,
+            "agent_id": m.scope.agent_id, "session_id": m.scope.session_id, "role": m.role,
+            "name": m.name, "content": m.content, "timestamp": m.timestamp,
+            "created_at": m.created_at, "metadata": m.metadata,
+        }
+
+    def _update_memory(
+        self, conn: Connection, rec: MemoryRecord, embedding: np.ndarray | None
+    ) -> None:
+        values = to_row(self.tenant, rec)
+        for fixed in ("id", "tenant", "created_at"):
+            values.pop(fixed)
+        if embedding is not None:
+            values["embedding"] = unit(embedding)
+        found = conn.execute(
+            update(memories)
+            .where(memories.c.tenant == self.tenant, memories.c.id == rec.id)
+            .values(**values)
+            .returning(memories.c.pk)
+        ).scalar_one_or_none()
+        if found is None:
+            raise NotFoundError(f"no memory with id {rec.id!r}", field="id")
+
+    def _hard_delete(self, conn: Connection, memory_id: str) -> None:
+        found = conn.execute(
+            delete(memories)
+            .where(memories.c.tenant == self.tenant, memories.c.id == memory_id)
+            .returning(memories.c.pk)
+        ).scalar_one_or_none()
+        if found is None:
+            raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
+        conn.execute(
+            delete(history).where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
+        )
+
+    def record_access(self, accesses: Mapping[str, tuple[int, datetime]]) -> None:
+        if not accesses:
+            return
+        with self._write() as conn:
+            conn.execute(
+                update(memories)
+                .where(memories.c.tenant == self.tenant, memories.c.id == bindparam("memory_id"))
+                .values(
+                    access_count=memories.c.access_count + bindparam("count"),
+                    last_accessed_at=bindparam("at", type_=UTCDateTime()),
+                ),
+                [{"memory_id": memory_id, "count": count, "at": at}
+                 for memory_id, (count, at) in sorted(accesses.items())],
+            )
+
+    def delete_scope(self, scope: Scope, *, hard: bool, at: datetime, actor: str) -> int:
+        """Delete every memory of a scope: soft marks them deleted, hard erases all traces."""
+        where = visibility_clause(self.tenant, VisibilityQuery(scope=scope, statuses=()))
+        with self._write() as conn:
+            rows = conn.execute(select(memories.c.id, memories.c.status).where(where)).all()
+            ids = [r.id for r in rows]
+            if hard:
+                if ids:
+                    conn.execute(delete(memories).where(where))
+                    purge_orphans(conn, self.tenant, scope)  # links went with the rows
+                    conn.execute(delete(history).where(
+                        history.c.tenant == self.tenant, history.c.memory_id.in_(ids)))
+                conn.execute(delete(messages).where(*self._message_scope(scope)))
+                return len(ids)
+            if not ids:
+                return 0
+            active = [r.id for r in rows if r.status != MemoryStatus.DELETED.value]
+            conn.execute(
+                update(memories)
+                .where(where)
+                .values(status=MemoryStatus.DELETED.value, invalidated_at=at, updated_at=at)
+            )
+            if active:
+                conn.execute(insert(history), [
+                    {"tenant": self.tenant, "memory_id": mid, "event": HistoryEvent.DELETE.value,
+                     "old": None, "new": {"status": MemoryStatus.DELETED.value},
+                     "actor": actor, "reason": "delete_all", "created_at": at}
+                    for mid in active
+                ])
+            return len(ids)
+
+    def _message_scope(self, scope: Scope) -> list[Any]:
+        parts: list[Any] = [messages.c.tenant == self.tenant]
+        for name in _SCOPE_FIELDS:
+            value = getattr(scope, name)
+            if value is not None:
+                parts.append(messages.c[name] == value)
+        return parts
+
+    def reset(self) -> None:
+        """Erase everything this tenant has, from every table."""
+        with self._write() as conn:
+            for tbl in (memories, messages, history):
+                conn.execute(delete(tbl).where(tbl.c.tenant == self.tenant))
+            purge_orphans(conn, self.tenant, None)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        return self.get_many([memory_id]).get(memory_id)
+
+    def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRecord]:
+        if not memory_ids:
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(select(*RECORD_COLUMNS).where(
+                memories.c.tenant == self.tenant, memories.c.id.in_(list(memory_ids)))).all()
+        return {row.id: to_record(row) for row in rows}
+
+    def list_memories(
+        self, query: VisibilityQuery, *, limit: int, after_id: str | None = None
+    ) -> tuple[list[MemoryRecord], int]:
+        where = visibility_clause(self.tenant, query)
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(memories).where(where))
+            n = int(total.scalar_one())
+            stmt = select(*RECORD_COLUMNS).where(where)
+            if after_id is not None:
+                stmt = stmt.where(memories.c.id > after_id)
+            rows = conn.execute(stmt.order_by(memories.c.id).limit(limit)).all()
+        return [to_record(r) for r in rows], n
+
+    def find_by_hash(self, query: VisibilityQuery, content_hash: str) -> MemoryRecord | None:
+        where = visibility_clause(self.tenant, query)
+        with self._read() as conn:
+            row = conn.execute(select(*RECORD_COLUMNS).where(
+                where, memories.c.content_hash == content_hash).limit(1)).first()
+        return to_record(row) if row is not None else None
+
+    def vector_search(self, query: VisibilityQuery, embedding: np.ndarray, k: int) -> list[Hit]:
+        """The k nearest visible memories by cosine, the scope applied inside the search."""
+        if k <= 0:
+            return []
+        where = visibility_clause(self.tenant, query)
+        distance = memories.c.embedding.l2_distance(unit(embedding))
+        nearest = select(memories.c.id, distance.label("d")).where(where)
+        with self._read() as conn:
+            size = conn.execute(select(func.count()).select_from(
+                select(memories.c.pk).where(where).limit(self.exact_search_below).subquery()
+            )).scalar_one()
+            if size < self.exact_search_below:
+                # scope rows first (MATERIALIZED keeps the planner off the HNSW index), then
+                # every distance: exact, and only the scope's rows are ever read
+                scoped = (select(memories.c.id, memories.c.embedding).where(where)
+                          .cte("scoped").prefix_with("MATERIALIZED"))
+                d = scoped.c.embedding.l2_distance(unit(embedding)).label("d")
+                rows = conn.execute(select(scoped.c.id, d).order_by(d, scoped.c.id)
+                                    .limit(k)).all()
+            else:
+                rows = self._index_search(conn, nearest.order_by(distance).limit(k))
+                if len(rows) < min(k, size):  # the scan gave up early: be exact instead
+                    rows = conn.execute(nearest.order_by(distance + 0).limit(k)).all()
+        # L2 between unit vectors → cosine similarity: cos = 1 − d² / 2
+        return [Hit(r.id, 1.0 - float(r.d) ** 2 / 2) for r in rows]
+
+    def _index_search(self, conn: Connection, stmt: Any) -> list[Any]:
+        """HNSW with pgvector's iterative scan: the filter is applied while walking the
+        graph, which continues until k rows pass; relaxed order, so re-sort exactly."""
+        conn.execute(text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                          "set_config('hnsw.ef_search', :ef, true)"),
+                     {"ef": str(_EF_SEARCH)})
+        candidates = stmt.cte("candidates").prefix_with("MATERIALIZED")
+        return list(conn.execute(select(candidates).order_by(candidates.c.d, candidates.c.id)))
+
+    def bm25_search(self, query: VisibilityQuery, match: str, k: int) -> list[Hit]:
+        """BM25 over the scope; `match` is an FTS5 expression of quoted words ORed (only its
+        words are used: the ranking is the same OR of terms)."""
+        return self._bm25(query, lexical.words_of_match(match), k)
+
+    def lexical_search(self, query: VisibilityQuery, text: str, k: int) -> list[Hit]:
+        """BM25 over the scope for a user's raw query text."""
+        return self._bm25(query, lexical.words_of_text(text), k)
+
+    def _bm25(self, query: VisibilityQuery, words: list[str], k: int) -> list[Hit]:
+        if not words or k <= 0:
+            return []
+        stmt, params = lexical.ranked(words, self.tenant, query.scope.user_id,
+                                      visibility_clause(self.tenant, query), k)
+        with self._read() as conn:
+            rows = conn.execute(stmt, params).all()
+        return [Hit(r.id, float(r.score)) for r in rows]
+
+    def history(self, memory_id: str) -> list[HistoryEntry]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(history)
+                .where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
+                .order_by(history.c.id)
+            ).all()
+        return [
+            HistoryEntry(id=r.id, memory_id=r.memory_id, event=r.event, old=r.old, new=r.new,
+                         actor=r.actor, reason=r.reason, created_at=r.created_at)
+            for r in rows
+        ]
+
+    def messages(self, scope: Scope, *, limit: int = 1000) -> list[StoredMessage]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(messages)
+                .where(*self._message_scope(scope))
+                .order_by(messages.c.timestamp, messages.c.pk)
+                .limit(limit)
+            ).all()
+        return [
+            StoredMessage(
+                id=r.id,
+                scope=Scope(user_id=r.user_id, agent_id=r.agent_id, session_id=r.session_id),
+                role=r.role, name=r.name, content=r.content, timestamp=r.timestamp,
+                created_at=r.created_at, metadata=r.metadata or {},
+            )
+            for r in rows
+        ]
+
+    def stats(self) -> StoreStats:
+        mine = memories.c.tenant == self.tenant
+        with self._read() as conn:
+            by_kind: dict[str, int] = {k: int(n) for k, n in conn.execute(
+                select(memories.c.kind, func.count()).where(mine).group_by(memories.c.kind))}
+            by_status: dict[str, int] = {s: int(n) for s, n in conn.execute(
+                select(memories.c.status, func.count()).where(mine).group_by(memories.c.status))}
+            counts = conn.execute(text(
+                "SELECT (SELECT count(*) FROM messages WHERE tenant = :t), "
+                "(SELECT count(*) FROM history WHERE tenant = :t), "
+                "(SELECT count(embedding) FROM memories WHERE tenant = :t), "
+                "(SELECT count(tsv) FROM memories WHERE tenant = :t), "
+                "pg_database_size(current_database())"), {"t": self.tenant}).one()
+        return StoreStats(
+            memories=sum(by_kind.values()), by_kind=by_kind, by_status=by_status,
+            messages=int(counts[0]), history=int(counts[1]), vectors=int(counts[2]),
+            fts_rows=int(counts[3]), path=self.engine.url.render_as_string(hide_password=True),
+            size_bytes=int(counts[4]),
+        )
+
+    def consistency(self) -> dict[str, Any]:
+        """Do the indexes agree with the rows? On PostgreSQL the vector and the full-text
+        vector live in the row (NOT NULL / generated), so this checks they are there and that
+        the indexes are valid; counts are of this tenant's rows (row-level security)."""
+        with self._read() as conn:
+            n_rows, n_vec, n_fts = conn.execute(text(
+                "SELECT count(*), count(embedding), count(tsv) FROM memories")).one()
+            invalid = conn.execute(text(
+                "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                "WHERE c.relname = 'memories' AND NOT (i.indisvalid AND i.indisready)"
+            )).scalar_one()
+        missing = int(n_rows) - int(n_vec)
+        return {
+            "integrity_check": "ok" if invalid == 0 else f"{invalid} invalid indexes",
+            "memories": int(n_rows),
+            "vectors": int(n_vec),
+            "vectors_missing": missing,
+            "vector_metadata_mismatch": 0,  # status and kind live in the same row
+            "fts_ok": int(n_fts) == int(n_rows),
+            "consistent": invalid == 0 and missing == 0 and int(n_fts) == int(n_rows),
+        }
