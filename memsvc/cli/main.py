@@ -379,6 +379,9 @@ _register_server(app)
 from memsvc.cli.llm import register as _register_llm  # noqa: E402
 
 _register_llm(app)
+from memsvc.cli.db import register as _register_db  # noqa: E402  (db postgres start|stop|status)
+
+_register_db(app)
 
 
 if __name__ == "__main__":
