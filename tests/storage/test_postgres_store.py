@@ -276,3 +276,48 @@ def test_concurrent_writers_share_one_entity_row(store: PostgresStore) -> None:
     names = [name for name, _ in store.graph_data(Scope(user_id="u1")).entities.values()]
     assert sorted(names) == ["Oscar", "Thing0", "Thing1", "Thing2", "Thing3"]
     assert len(store.graph_data(Scope(user_id="u1")).links) == 40
+
+
+def test_bm25_statistics_follow_every_write(store: PostgresStore) -> None:
+    """The per-scope document counts and frequencies the triggers keep match a recount after
+    inserts, text and user changes, status-only updates, hard deletes and scope deletes."""
+    a, b, c = record("red apples and red pears"), record("green apples"), record("plums", "u2")
+    store.apply(WriteBatch(inserts=[(a, unit([1.0])), (b, unit([1.0])), (c, unit([1.0]))]))
+    assert store.consistency()["fts_stats_drift"] == 0
+    with store._read() as conn:
+        df = dict(conn.execute(text(
+            "SELECT lexeme, df FROM fts_terms WHERE user_id = 'u1'")).all())
+        scope = conn.execute(text(
+            "SELECT n_docs, total_len FROM fts_scopes WHERE user_id = 'u1'")).one()
+    assert df == {"red": 1, "appl": 2, "pear": 1, "green": 1}
+    assert tuple(scope) == (2, 5 + 2)  # "red apples and red pears" is 5 tokens long
+    store.apply(WriteBatch(updates=[
+        (a.model_copy(update={"text": "yellow bananas"}), None),
+        (b.model_copy(update={"scope": Scope(user_id="u2")}), None),
+    ]))
+    store.record_access({c.id: (3, NOW)})
+    assert store.consistency()["fts_stats_drift"] == 0
+    store.apply(WriteBatch(hard_deletes=[c.id]))
+    assert store.consistency()["fts_stats_drift"] == 0
+    store.delete_scope(Scope(user_id="u2"), hard=True, at=NOW, actor="test")
+    consistency = store.consistency()
+    assert consistency["fts_stats_drift"] == 0 and consistency["consistent"]
+    with store._read() as conn:
+        assert conn.execute(text(
+            "SELECT n_docs FROM fts_scopes WHERE user_id = 'u2'")).scalar_one() == 0
+
+
+def test_common_words_are_pruned_from_the_matching_not_from_the_ranking(
+    store: PostgresStore,
+) -> None:
+    """'note' is in every memory (idf clamped): matching skips it when the rare word finds
+    enough memories, and scores still count it; with too few, the memories holding only the
+    common word fill the rest, as FTS5 would rank them."""
+    rows = [(record(f"note {i} " + ("about rivers" if i < 12 else "other")), unit([1.0]))
+            for i in range(40)]
+    store.apply(WriteBatch(inserts=rows))
+    hits = store.lexical_search(U1, "note rivers", 10)
+    assert {h.memory_id for h in hits} <= {r.id for r, _ in rows[:12]} and len(hits) == 10
+    few = store.lexical_search(U1, "note rivers", 20)
+    assert len(few) == 20 and {h.memory_id for h in few[:12]} == {r.id for r, _ in rows[:12]}
+    assert all(h.score < 1e-4 for h in few[12:])
