@@ -34,7 +34,7 @@ from memsvc.model.records import (
     StoreStats,
 )
 from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
-from memsvc.storage.postgres import lexical
+from memsvc.storage.postgres import health, lexical
 from memsvc.storage.postgres.engine import APP_ROLE, open_engine, set_tenant
 from memsvc.storage.postgres.filters import visibility_clause
 from memsvc.storage.postgres.graph import PostgresGraphReads, link_memories, purge_orphans
@@ -361,63 +361,11 @@ class PostgresStore(PostgresGraphReads):
         ]
 
     def stats(self) -> StoreStats:
-        mine = memories.c.tenant == self.tenant
         with self._read() as conn:
-            by_kind: dict[str, int] = {k: int(n) for k, n in conn.execute(
-                select(memories.c.kind, func.count()).where(mine).group_by(memories.c.kind))}
-            by_status: dict[str, int] = {s: int(n) for s, n in conn.execute(
-                select(memories.c.status, func.count()).where(mine).group_by(memories.c.status))}
-            counts = conn.execute(text(
-                "SELECT (SELECT count(*) FROM messages WHERE tenant = :t), "
-                "(SELECT count(*) FROM history WHERE tenant = :t), "
-                "(SELECT count(embedding) FROM memories WHERE tenant = :t), "
-                "(SELECT count(tsv) FROM memories WHERE tenant = :t), "
-                "pg_database_size(current_database())"), {"t": self.tenant}).one()
-        return StoreStats(
-            memories=sum(by_kind.values()), by_kind=by_kind, by_status=by_status,
-            messages=int(counts[0]), history=int(counts[1]), vectors=int(counts[2]),
-            fts_rows=int(counts[3]), path=self.engine.url.render_as_string(hide_password=True),
-            size_bytes=int(counts[4]),
-        )
+            return health.stats(conn, self.tenant, self.engine.url)
 
     def consistency(self) -> dict[str, Any]:
-        """Do the indexes agree with the rows? On PostgreSQL the vector and the full-text
-        vector live in the row, so this checks they are there, that the indexes are valid and
-        that the BM25 statistics match a recount; counts are of this tenant's rows."""
+        """Do the indexes and the BM25 statistics agree with the rows (storage/postgres/
+        health.py)? Counts are of this tenant's rows."""
         with self._read() as conn:
-            n_rows, n_vec, n_fts = conn.execute(text(
-                "SELECT count(*), count(embedding), count(tsv) FROM memories")).one()
-            invalid = conn.execute(text(
-                "SELECT count(*) FROM pg_index WHERE indrelid = 'memories'::regclass "
-                "AND NOT (indisvalid AND indisready)"
-            )).scalar_one()
-            drift = conn.execute(text(_STATS_DRIFT)).scalar_one()
-        missing = int(n_rows) - int(n_vec)
-        fts_ok = int(n_fts) == int(n_rows) and drift == 0
-        return {
-            "integrity_check": "ok" if invalid == 0 else f"{invalid} invalid indexes",
-            "memories": int(n_rows),
-            "vectors": int(n_vec),
-            "vectors_missing": missing,
-            "vector_metadata_mismatch": 0,  # status and kind live in the same row
-            "fts_stats_drift": int(drift),
-            "fts_ok": fts_ok,
-            "consistent": invalid == 0 and missing == 0 and fts_ok,
-        }
-
-
-# BM25 statistics rows that differ from a recount of the memories (storage/postgres/lexical.py)
-_STATS_DRIFT = """
-SELECT
-  (SELECT count(*) FROM (
-     SELECT tenant, coalesce(user_id, '') AS user_id, lexeme, count(*) AS df
-     FROM memories, unnest(tsvector_to_array(tsv)) AS lexeme GROUP BY 1, 2, 3) want
-   FULL JOIN (SELECT tenant, user_id, lexeme, df FROM fts_terms WHERE df <> 0) have
-   USING (tenant, user_id, lexeme) WHERE want.df IS DISTINCT FROM have.df)
-+ (SELECT count(*) FROM (
-     SELECT tenant, coalesce(user_id, '') AS user_id, count(*) AS n, sum(fts_len) AS len
-     FROM memories GROUP BY 1, 2) want
-   FULL JOIN (SELECT tenant, user_id, n_docs AS n, total_len AS len FROM fts_scopes
-              WHERE n_docs <> 0) have
-   USING (tenant, user_id) WHERE (want.n, want.len) IS DISTINCT FROM (have.n, have.len))
-"""
+            return health.consistency(conn)
