@@ -57,10 +57,16 @@ def test_postgres_never_runs_as_root(pg_server: EmbeddedPostgres) -> None:
         assert int(uids[0]) == os.geteuid()
 
 
-def test_long_paths_stop_start_and_recovery_after_kill9(tmp_path: Path) -> None:
-    """A cluster under pytest's 0700 tmp tree whose socket path would pass 107 bytes uses a
-    short /tmp socket dir; it stops, starts again, and starts over a SIGKILLed postmaster."""
-    deep = tmp_path / ("x" * 60) / ("y" * 40)
+def test_long_paths_stop_start_and_recovery_after_kill9() -> None:
+    """A cluster in a 0700 dir whose socket path would pass 107 bytes uses a short /tmp
+    socket dir; it stops, starts again, and starts over a SIGKILLed postmaster.
+
+    Not under pytest's tmp tree: as root the cluster's account must traverse it, and any
+    pytest session starting meanwhile (other worktrees share /tmp/pytest-of-root) re-chmods
+    it to 0700.
+    """
+    root = Path(tempfile.mkdtemp(prefix="memsvc-pg-long-"))  # 0700, like pytest's
+    deep = root / ("x" * 60) / ("y" * 40)
     pg = EmbeddedPostgres(deep, fast_unsafe=True)
     assert pg.status().state is ServerState.UNINITIALIZED
     url = pg.start()
@@ -85,6 +91,7 @@ def test_long_paths_stop_start_and_recovery_after_kill9(tmp_path: Path) -> None:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_two_processes_start_one_server_and_the_cli_drives_it() -> None:
