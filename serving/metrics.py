@@ -27,7 +27,7 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 
 
 class Metrics:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path | str) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "memsvc_http_requests", "HTTP requests by route template, method and status",
@@ -81,5 +81,9 @@ def _route_template(request: Request) -> str:
     return "unmatched"
 
 
-def _file_size(path: Path) -> float:
+def _file_size(path: Path | str) -> float:
+    """The SQLite file's size with its WAL; 0 for a database server (a URL), whose size is
+    the server's to report."""
+    if not isinstance(path, Path):
+        return 0.0
     return float(sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()))

@@ -6,7 +6,7 @@ any backend (and a process that never opens SQLite never loads sqlite-vec).
 
     /var/lib/memsvc/memsvc.db, ./m.db     → SQLite file
     sqlite:///relative.db, sqlite:////abs.db → SQLite file (SQLAlchemy's URL form)
-    postgresql+psycopg://user@host/db      → PostgreSQL (not available yet)
+    postgresql+psycopg://user@host/db      → PostgreSQL (pgvector, row-level security)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Literal
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from memsvc.model.errors import InvalidInputError, StoreError
+from memsvc.model.errors import InvalidInputError
 from memsvc.storage.base import KeyStore, MemoryStore
 
 # "scheme:" with at least two characters, so a Windows drive ("C:\\db") stays a path
@@ -82,10 +82,6 @@ def _sqlite_file(path: Path) -> StoreLocation:
     return StoreLocation("sqlite", path=path)
 
 
-def _no_postgres() -> StoreError:
-    return StoreError("PostgreSQL backend not available yet")
-
-
 def open_store(location: str | Path, *, tenant: str, embedding_dim: int) -> MemoryStore:
     """The store at `location`, seen by `tenant`, holding `embedding_dim`-wide vectors.
 
@@ -94,21 +90,27 @@ def open_store(location: str | Path, *, tenant: str, embedding_dim: int) -> Memo
     """
     where = parse_location(location)
     if where.backend == "postgresql":
-        raise _no_postgres()
+        from memsvc.storage.postgres.store import PostgresStore
+
+        assert where.url is not None
+        return PostgresStore(where.url, tenant=tenant, embedding_dim=embedding_dim)
     from memsvc.storage.sqlite import SQLiteStore
 
     assert where.path is not None
     return SQLiteStore(where.path, tenant=tenant, embedding_dim=embedding_dim)
 
 
-def open_key_store(location: str | Path) -> KeyStore:
+def open_key_store(location: str | Path, *, embedding_dim: int | None = None) -> KeyStore:
     """The API keys of the store at `location`, on their own connection (close it after).
 
     A server holding the store uses `store.key_store()` instead, which shares its pool.
     """
     where = parse_location(location)
     if where.backend == "postgresql":
-        raise _no_postgres()
+        from memsvc.storage.postgres.store import open_postgres_key_store
+
+        assert where.url is not None
+        return open_postgres_key_store(where.url, embedding_dim=embedding_dim)
     from memsvc.storage.sqlite import open_sqlite_key_store
 
     assert where.path is not None

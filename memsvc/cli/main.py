@@ -29,7 +29,9 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 DbOption = Annotated[
-    Path | None, typer.Option("--db", help="SQLite file (default: $MEMSVC_DB or the user data dir)")
+    str | None,
+    typer.Option("--db", help="SQLite file or postgresql+psycopg:// URL "
+                 "(default: $MEMSVC_DB or a file in the user data dir)"),
 ]
 UserOption = Annotated[str | None, typer.Option("--user-id", "-u")]
 AgentOption = Annotated[str | None, typer.Option("--agent-id", "-a")]
@@ -63,7 +65,7 @@ NOT_IN_CLI = frozenset({"infer", "update", "delete_all", "reset", "context", "ch
 
 
 @contextmanager
-def _memory(db: Path | None) -> Iterator[Memory]:
+def _memory(db: str | None) -> Iterator[Memory]:
     try:
         with Memory(db) as memory:
             yield memory
@@ -389,6 +391,9 @@ _register_server(app)
 from memsvc.cli.llm import register as _register_llm  # noqa: E402
 
 _register_llm(app)
+from memsvc.cli.db import register as _register_db  # noqa: E402  (db postgres start|stop|status)
+
+_register_db(app)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Kept apart from memsvc/cli/main.py so the (heavy) serving imports load only for 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -24,7 +23,9 @@ _out = Console()
 _err = Console(stderr=True)
 
 DbOption = Annotated[
-    Path | None, typer.Option("--db", help="SQLite file (default: $MEMSVC_DB or the user data dir)")
+    str | None,
+    typer.Option("--db", help="SQLite file or postgresql+psycopg:// URL "
+                 "(default: $MEMSVC_DB or a file in the user data dir)"),
 ]
 
 
@@ -33,7 +34,7 @@ def _fail(exc: MemsvcError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _keys(db: Path | None) -> tuple[Any, Any]:
+def _keys(db: str | None) -> tuple[Any, Any]:
     from memsvc.model.settings import Settings
     from memsvc.storage import open_key_store
 

@@ -41,13 +41,21 @@ def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def store_location(raw: str | Path) -> str | Path:
+    """A store location as given: a URL (`postgresql+psycopg://...`, `sqlite:///...`) stays a
+    string, since `Path` would fold its `//` and ruin it; anything else is a file path."""
+    if isinstance(raw, str) and "://" in raw:
+        return raw.strip()
+    return Path(raw).expanduser()
+
+
 def _lower(raw: str) -> str:
     return raw.strip().lower()
 
 
 #: Every environment variable memsvc reads: (variable, Settings field, parser).
 ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
-    ("MEMSVC_DB", "db_path", _path),
+    ("MEMSVC_DB", "db_path", store_location),
     ("MEMSVC_TENANT", "tenant", str),
     ("MEMSVC_EMBEDDER", "embedder_path", str),
     ("MEMSVC_EMBED_THREADS", "embed_threads", int),
@@ -74,7 +82,7 @@ ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
 
 @dataclass(frozen=True)
 class Settings:
-    db_path: Path = field(default_factory=default_db_path)
+    db_path: Path | str = field(default_factory=default_db_path)  # a file, or a store URL
     tenant: str = "default"
     embedder_path: str | None = None  # None: the shipped all-MiniLM-L6-v2
     embed_threads: int = 0  # 0: let torch decide (all cores)
@@ -142,7 +150,7 @@ class Settings:
                                         field=var) from exc
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "db_path" in clean:
-            clean["db_path"] = Path(clean["db_path"]).expanduser()
+            clean["db_path"] = store_location(clean["db_path"])
         return cls(**{**env, **clean})
 
     def describe(self) -> dict[str, Any]:

@@ -117,3 +117,17 @@ def test_no_import_cycles() -> None:
                 graph.add_edge(module, target)
     cycles = list(nx.simple_cycles(graph))
     assert not cycles, f"import cycles: {cycles[:5]}"
+
+
+def test_every_package_is_installed() -> None:
+    """A sub-package missing from pyproject's explicit list works in the editable checkout
+    and vanishes from a wheel; catch it here rather than in a user's install."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]
+    found = set()
+    for package, folder in config["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join([package, *parts]))
+    assert sorted(found - set(config["packages"])) == []

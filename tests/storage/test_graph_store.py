@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,17 +15,17 @@ from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import VisibilityQuery, WriteBatch
 from memsvc.storage.graph_model import normalize_entity
+from memsvc.storage.postgres.store import PostgresStore
 from memsvc.storage.sqlite import SQLiteStore
 
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
 U1 = Scope(user_id="u1")
+Store = SQLiteStore | PostgresStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "g.db", embedding_dim=4)
-    yield s
-    s.close()
+def store(make_store: Callable[..., Store]) -> Store:  # every backend (conftest)
+    return make_store(4)
 
 
 def fact(text: str, entities: list[str], scope: Scope = U1, **extra: Any) -> MemoryRecord:
@@ -39,7 +39,7 @@ def vec(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random(4).astype(np.float32)
 
 
-def names(store: SQLiteStore, scope: Scope = U1) -> dict[str, list[str]]:
+def names(store: Store, scope: Scope = U1) -> dict[str, list[str]]:
     data = store.graph_data(scope)
     return {name: aliases for name, aliases in data.entities.values()}
 
@@ -51,7 +51,7 @@ def test_normalize_entity_folds_case_space_and_possessive() -> None:
     assert normalize_entity("Café Olé") == "café olé"
 
 
-def test_links_aliases_and_relations_are_written_with_the_memory(store: SQLiteStore) -> None:
+def test_links_aliases_and_relations_are_written_with_the_memory(store: Store) -> None:
     rec = fact(
         "Caroline adopted Oscar", ["Caroline", "Oscar"], subject="Caroline",
         predicate="adopted", object="Oscar",
@@ -66,7 +66,7 @@ def test_links_aliases_and_relations_are_written_with_the_memory(store: SQLiteSt
     assert store.entities_of([rec.id]) == {rec.id: ["Caroline", "Oscar"]}
 
 
-def test_same_entity_is_one_row_and_aliases_accumulate(store: SQLiteStore) -> None:
+def test_same_entity_is_one_row_and_aliases_accumulate(store: Store) -> None:
     a = fact("Oscar eats hay", ["Oscar"], metadata={"aliases": {"the guinea pig": "Oscar"}})
     b = fact("oscar sleeps a lot", ["oscar"], metadata={"aliases": {"Ossie": "Oscar"}})
     store.apply(WriteBatch(inserts=[(a, vec(1))]))
@@ -75,7 +75,7 @@ def test_same_entity_is_one_row_and_aliases_accumulate(store: SQLiteStore) -> No
     assert len(store.graph_data(U1).links) == 2
 
 
-def test_a_failed_batch_leaves_no_links(store: SQLiteStore) -> None:
+def test_a_failed_batch_leaves_no_links(store: Store) -> None:
     good = fact("Ana lives in Paris", ["Ana", "Paris"])
     store.apply(WriteBatch(inserts=[(good, vec())]))
     before = store.graph_data(U1)
@@ -87,7 +87,7 @@ def test_a_failed_batch_leaves_no_links(store: SQLiteStore) -> None:
     assert store.graph_version(U1) == version
 
 
-def test_version_moves_on_link_changes_only(store: SQLiteStore) -> None:
+def test_version_moves_on_link_changes_only(store: Store) -> None:
     rec = fact("Ana lives in Paris", ["Ana", "Paris"])
     assert store.graph_version(U1) == 0
     store.apply(WriteBatch(inserts=[(rec, vec())]))
@@ -104,7 +104,7 @@ def test_version_moves_on_link_changes_only(store: SQLiteStore) -> None:
     assert store.graph_version(other) == 0  # another user's counter did not move
 
 
-def test_hard_delete_erases_links_and_scope_delete_erases_entities(store: SQLiteStore) -> None:
+def test_hard_delete_erases_links_and_scope_delete_erases_entities(store: Store) -> None:
     a = fact("Ana lives in Paris", ["Ana", "Paris"])
     b = fact("Ben likes jazz", ["Ben"])
     store.apply(WriteBatch(inserts=[(a, vec(1)), (b, vec(2))]))
@@ -115,7 +115,7 @@ def test_hard_delete_erases_links_and_scope_delete_erases_entities(store: SQLite
     assert store.graph_data(U1).links == []
 
 
-def test_soft_scope_delete_keeps_links_but_hides_memories(store: SQLiteStore) -> None:
+def test_soft_scope_delete_keeps_links_but_hides_memories(store: Store) -> None:
     a = fact("Ana lives in Paris", ["Ana", "Paris"])
     store.apply(WriteBatch(inserts=[(a, vec())]))
     store.delete_scope(U1, hard=False, at=NOW, actor="test")
@@ -123,7 +123,7 @@ def test_soft_scope_delete_keeps_links_but_hides_memories(store: SQLiteStore) ->
     assert store.visible_ids(VisibilityQuery(scope=U1), [a.id]) == set()
 
 
-def test_reset_erases_this_tenants_graph_only(store: SQLiteStore) -> None:
+def test_reset_erases_this_tenants_graph_only(store: Store) -> None:
     other = store.for_tenant("t2")
     store.apply(WriteBatch(inserts=[(fact("Ana lives in Paris", ["Ana"]), vec())]))
     other.apply(WriteBatch(inserts=[(fact("Ben lives in Rome", ["Ben"]), vec())]))
@@ -134,7 +134,7 @@ def test_reset_erases_this_tenants_graph_only(store: SQLiteStore) -> None:
     assert names(other) == {"Ben": []}
 
 
-def test_scopes_are_separate_and_a_user_sees_all_its_agents(store: SQLiteStore) -> None:
+def test_scopes_are_separate_and_a_user_sees_all_its_agents(store: Store) -> None:
     store.apply(WriteBatch(inserts=[
         (fact("Ana lives in Paris", ["Ana"], Scope(user_id="u1", agent_id="a1")), vec(1)),
         (fact("Ana has a cat", ["Ana", "Tom"], Scope(user_id="u1", agent_id="a2")), vec(2)),
@@ -146,7 +146,7 @@ def test_scopes_are_separate_and_a_user_sees_all_its_agents(store: SQLiteStore) 
     assert sorted(names(store, Scope(user_id="u2"))) == ["Zed"]
 
 
-def test_visible_ids_applies_status_kind_and_time(store: SQLiteStore) -> None:
+def test_visible_ids_applies_status_kind_and_time(store: Store) -> None:
     a = fact("Ana lives in Paris", ["Ana"], valid_from=datetime(2020, 1, 1, tzinfo=UTC))
     b = fact("Ana lives in Lyon", ["Ana"], valid_from=datetime(2023, 1, 1, tzinfo=UTC))
     store.apply(WriteBatch(inserts=[(a, vec(1)), (b, vec(2))]))
@@ -156,7 +156,7 @@ def test_visible_ids_applies_status_kind_and_time(store: SQLiteStore) -> None:
     assert store.visible_ids(VisibilityQuery(scope=Scope(user_id="u2")), [a.id]) == set()
 
 
-def test_embeddings_are_read_back(store: SQLiteStore) -> None:
+def test_embeddings_are_read_back(store: Store) -> None:
     rec = fact("Ana lives in Paris", ["Ana"])
     store.apply(WriteBatch(inserts=[(rec, vec(7))]))
     got = store.embeddings([rec.id, "missing"])

@@ -1,8 +1,9 @@
-"""The SQLite store on its own: schema, pragmas, scoped KNN, FTS in step, tenants."""
+"""A store on its own, on every backend (conftest `make_store`): scoped KNN, FTS in step,
+tenants; then what only SQLite has (pragmas, vec0 migrations, the FTS join plan)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,13 @@ from memsvc.model.filters import parse_filters
 from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import VisibilityQuery, WriteBatch
+from memsvc.storage.postgres.store import PostgresStore
 from memsvc.storage.sqlite import SQLiteStore
 from memsvc.storage.sqlite.engine import MIGRATIONS
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 DIM = 8
+Store = SQLiteStore | PostgresStore
 
 
 def record(text: str, user: str, **extra: object) -> MemoryRecord:
@@ -38,13 +41,19 @@ def unit(v: list[float]) -> np.ndarray:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+def store(make_store: Callable[..., Store]) -> Store:
+    return make_store(DIM)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s = SQLiteStore(tmp_path / "s.db", embedding_dim=DIM)
     yield s
     s.close()
 
 
-def test_schema_is_migrated_and_wal_is_on(store: SQLiteStore) -> None:
+def test_schema_is_migrated_and_wal_is_on(sqlite_store: SQLiteStore) -> None:
+    store = sqlite_store
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30000
@@ -54,13 +63,13 @@ def test_schema_is_migrated_and_wal_is_on(store: SQLiteStore) -> None:
     assert revision  # the store upgraded itself on open
 
 
-def test_reopening_with_another_dimension_is_refused(tmp_path: Path) -> None:
-    SQLiteStore(tmp_path / "s.db", embedding_dim=DIM).close()
+def test_reopening_with_another_dimension_is_refused(make_store: Callable[..., Store]) -> None:
+    make_store(DIM).close()
     with pytest.raises(StoreError, match="8-dimensional"):
-        SQLiteStore(tmp_path / "s.db", embedding_dim=16)
+        make_store(16)
 
 
-def test_knn_is_restricted_to_the_scope_inside_the_query(store: SQLiteStore) -> None:
+def test_knn_is_restricted_to_the_scope_inside_the_query(store: Store) -> None:
     """u2 has 300 vectors closer to the query than u1's one; u1 still gets its memory.
 
     Post-filtering a global top-k (k=10) would return nothing for u1.
@@ -73,7 +82,7 @@ def test_knn_is_restricted_to_the_scope_inside_the_query(store: SQLiteStore) -> 
     assert 0.0 < hits[0].score < 1.0
 
 
-def test_knn_with_filters_scores_only_rows_that_pass(store: SQLiteStore) -> None:
+def test_knn_with_filters_scores_only_rows_that_pass(store: Store) -> None:
     close = record("close", "u1", metadata={"tag": "a"})
     far = record("far", "u1", metadata={"tag": "b"})
     store.apply(WriteBatch(inserts=[(close, unit([1.0])), (far, unit([0.0, 1.0]))]))
@@ -81,7 +90,7 @@ def test_knn_with_filters_scores_only_rows_that_pass(store: SQLiteStore) -> None
     assert [h.memory_id for h in store.vector_search(query, unit([1.0]), 5)] == [far.id]
 
 
-def test_fts_follows_updates_and_deletes(store: SQLiteStore) -> None:
+def test_fts_follows_updates_and_deletes(store: Store) -> None:
     rec = record("lives in Boston", "u1")
     store.apply(WriteBatch(inserts=[(rec, unit([1.0]))]))
     scope = VisibilityQuery(scope=Scope(user_id="u1"))
@@ -95,7 +104,7 @@ def test_fts_follows_updates_and_deletes(store: SQLiteStore) -> None:
     assert store.consistency()["consistent"]
 
 
-def test_status_change_reaches_the_vector_index(store: SQLiteStore) -> None:
+def test_status_change_reaches_the_vector_index(store: Store) -> None:
     rec = record("a fact", "u1")
     store.apply(WriteBatch(inserts=[(rec, unit([1.0]))]))
     store.apply(WriteBatch(updates=[(rec.model_copy(update={"status": MemoryStatus.ARCHIVED}),
@@ -107,7 +116,7 @@ def test_status_change_reaches_the_vector_index(store: SQLiteStore) -> None:
     assert store.consistency()["vector_metadata_mismatch"] == 0
 
 
-def test_a_failing_batch_writes_nothing(store: SQLiteStore) -> None:
+def test_a_failing_batch_writes_nothing(store: Store) -> None:
     good = record("good", "u1")
     ghost = record("never stored", "u1")
     with pytest.raises(NotFoundError):
@@ -117,7 +126,7 @@ def test_a_failing_batch_writes_nothing(store: SQLiteStore) -> None:
     assert store.stats().memories == 0 and store.stats().vectors == 0
 
 
-def test_tenants_never_see_each_other(store: SQLiteStore) -> None:
+def test_tenants_never_see_each_other(store: Store) -> None:
     other = store.for_tenant("acme")
     mine = record("shared words here", "u1")
     theirs = record("shared words here", "u1")
@@ -131,7 +140,7 @@ def test_tenants_never_see_each_other(store: SQLiteStore) -> None:
     assert store.get(mine.id) is not None and other.stats().memories == 0
 
 
-def test_knn_scores_are_cosines_whatever_the_vectors_length(store: SQLiteStore) -> None:
+def test_knn_scores_are_cosines_whatever_the_vectors_length(store: Store) -> None:
     """The index ranks by L2 over unit vectors; the store normalizes what it is given.
 
     40 rows of one scope fill both shards, so the merged top-k is checked against the truth.
@@ -185,12 +194,13 @@ def test_the_l2_index_migration_goes_down_and_up_without_losing_a_vector(tmp_pat
     reopened.close()
 
 
-def test_bm25_walks_the_matches_not_the_scope(store: SQLiteStore) -> None:
+def test_bm25_walks_the_matches_not_the_scope(sqlite_store: SQLiteStore) -> None:
     """The FTS matches drive the join (primary-key lookups), whatever the planner estimates.
 
     Walking a big scope's rows by index and probing the matches gives the same rows but costs
     time in proportion to the scope, not to the matches.
     """
+    store = sqlite_store
     rows = [(record(f"note {i} about {'rivers' if i % 50 == 0 else 'other things'}", "u1"),
              unit([1.0, 0.01 * i])) for i in range(300)]
     store.apply(WriteBatch(inserts=rows))
