@@ -96,9 +96,10 @@ def test_imports_point_down(module: str) -> None:
 
 
 def test_nothing_outside_storage_imports_a_backend() -> None:
+    # the embedded PostgreSQL server is a process to start for development, not a store
     backends = {
         m for m in MODULES if m.startswith(("memsvc.storage.sqlite", "memsvc.storage.postgres"))
-    }
+    } - {"memsvc.storage.postgres.server"}
     offenders = sorted(
         (module, target)
         for module, path in MODULES.items()
