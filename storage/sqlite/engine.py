@@ -25,8 +25,6 @@ from memsvc.storage.driver import sqlite_dbapi
 from memsvc.storage.schema import store_meta
 
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
-# the vector width a new file gets when whoever opens it does not say (only the key store)
-DEFAULT_EMBEDDING_DIM = 384
 _MMAP_BYTES = 1 << 30
 
 
@@ -73,7 +71,7 @@ def upgrade(engine: Engine, embedding_dim: int | None) -> None:
     """Bring the file to the newest schema; a no-op (one query) when it already is.
 
     `embedding_dim` None (the key store, which holds no vectors) accepts whatever width the
-    file was made with, and makes a new file `DEFAULT_EMBEDDING_DIM` wide.
+    file was made with, and makes a new file as wide as the default embedder's vectors.
     """
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -81,7 +79,7 @@ def upgrade(engine: Engine, embedding_dim: int | None) -> None:
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         if MigrationContext.configure(conn).get_current_revision() != head:
             cfg.attributes["connection"] = conn
-            cfg.attributes["embedding_dim"] = embedding_dim or DEFAULT_EMBEDDING_DIM
+            cfg.attributes["embedding_dim"] = embedding_dim or _default_width()
             command.upgrade(cfg, "head")
         stored = conn.execute(
             select(store_meta.c.value).where(store_meta.c.key == "embedding_dim")
@@ -112,3 +110,15 @@ def reading(engine: Engine) -> Iterator[Connection]:
     """A read transaction (deferred: it takes no write lock)."""
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+def _default_width() -> int:
+    """The default embedder's vector width, from its config files (torch is not loaded): the
+    width a new file gets when whoever creates it holds no embedder (`memsvc keys`)."""
+    from memsvc.embedding.embedder import model_dimension
+    from memsvc.model.settings import default_embedder_path
+
+    width = model_dimension(default_embedder_path())
+    if width is None:
+        raise StoreError("cannot tell the default embedder's vector width; open with Memory")
+    return width
