@@ -18,8 +18,18 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from memsvc.model.errors import MemsvcError
+from memsvc.model.records import AddResult
+from memsvc.retrievers.context import ContextBlock
 from memsvc.sdk.memory import Memory
 from memsvc.sdk.operations import Surface, operation
+from memsvc.serving.mcp_outputs import (
+    TITLES,
+    DeletedOut,
+    MemoryBrief,
+    PageOut,
+    ScoredBrief,
+    SearchOut,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,27 +62,14 @@ def tool_annotations(tool: str) -> ToolAnnotations:
     """What the tool's operation declares about itself (sdk/operations.py), for clients
     that ask before running a tool that changes or erases data."""
     op = operation(TOOLS[tool].operation)
-    return ToolAnnotations(read_only_hint=op.read_only, destructive_hint=op.destructive,
-                           idempotent_hint=op.idempotent, open_world_hint=False)
+    return ToolAnnotations(title=TITLES[tool], read_only_hint=op.read_only,
+                           destructive_hint=op.destructive, idempotent_hint=op.idempotent,
+                           open_world_hint=False)
 
 
 UserId = Annotated[str | None, Field(description="Whose memories (the end user's stable id).")]
 AgentId = Annotated[str | None, Field(description="Optional: the agent the memories belong to.")]
 SessionId = Annotated[str | None, Field(description="Optional: one conversation/session id.")]
-
-
-def _brief(record: Any) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "kind": record.kind.value,
-        "text": record.text,
-        "status": record.status.value,
-        "valid_from": record.valid_from.isoformat() if record.valid_from else None,
-        "valid_to": record.valid_to.isoformat() if record.valid_to else None,
-        "created_at": record.created_at.isoformat(),
-        "entities": record.entities,
-        "metadata": record.metadata,
-    }
 
 
 def _agent_errors(fn: F) -> F:
@@ -94,6 +91,7 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
     server: MCPServer = MCPServer(name, instructions=INSTRUCTIONS, log_level="WARNING")
 
     @server.tool(
+        title=TITLES["add_memory"],
         annotations=tool_annotations("add_memory"),
         description="Store something the user said (or a list of chat turns) as long-term "
         "memory. Returns the ids of the stored messages and the memories created."
@@ -114,15 +112,15 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
             str | None, Field(description="When it was said, ISO-8601 (default: now).")
         ] = None,
         ctx: Context | None = None,
-    ) -> dict[str, Any]:
+    ) -> AddResult:
         payload: Any = messages if messages is not None else text
-        result = resolve(ctx).add(
+        return resolve(ctx).add(
             payload, user_id=user_id, agent_id=agent_id, session_id=session_id,
             metadata=metadata, timestamp=timestamp,
         )
-        return result.model_dump(mode="json")
 
     @server.tool(
+        title=TITLES["search_memory"],
         annotations=tool_annotations("search_memory"),
         description="Find the user's memories most relevant to a question (hybrid vector + "
         "keyword search). Returns memories with ids, kinds, validity times and scores."
@@ -143,18 +141,18 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
             dict[str, Any] | None, Field(description='Filter object, e.g. {"kind": "fact"}.')
         ] = None,
         ctx: Context | None = None,
-    ) -> dict[str, Any]:
+    ) -> SearchOut:
         response = resolve(ctx).search(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
             kinds=kinds, filters=filters,
         )
-        return {
-            "results": [
-                {**_brief(hit.memory), "score": hit.score} for hit in response.results
-            ]
-        }
+        return SearchOut(results=[
+            ScoredBrief(**MemoryBrief.of(hit.memory).model_dump(), score=hit.score)
+            for hit in response.results
+        ])
 
     @server.tool(
+        title=TITLES["get_context"],
         annotations=tool_annotations("get_context"),
         description="Get a ready-to-paste prompt block of the memories relevant to a question, "
         "within a token budget. Use it before answering the user."
@@ -169,14 +167,14 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
             int, Field(ge=16, le=100_000, description="Token budget of the block.")
         ] = 1000,
         ctx: Context | None = None,
-    ) -> dict[str, Any]:
-        block = resolve(ctx).context(
+    ) -> ContextBlock:
+        return resolve(ctx).context(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id,
             max_tokens=max_tokens,
         )
-        return block.model_dump(mode="json")
 
     @server.tool(
+        title=TITLES["list_memories"],
         annotations=tool_annotations("list_memories"),
         description="List the user's stored memories, oldest first, one page at a time. "
         "Pass next_cursor from the previous page to continue."
@@ -189,18 +187,16 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         limit: Annotated[int, Field(ge=1, le=1000, description="Page size.")] = 50,
         cursor: Annotated[str | None, Field(description="next_cursor of the last page.")] = None,
         ctx: Context | None = None,
-    ) -> dict[str, Any]:
+    ) -> PageOut:
         page = resolve(ctx).get_all(
             user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
             cursor=cursor,
         )
-        return {
-            "items": [_brief(r) for r in page.items],
-            "next_cursor": page.next_cursor,
-            "total": page.total,
-        }
+        return PageOut(items=[MemoryBrief.of(r) for r in page.items],
+                       next_cursor=page.next_cursor, total=page.total)
 
     @server.tool(
+        title=TITLES["update_memory"],
         annotations=tool_annotations("update_memory"),
         description="Correct a memory: give its id and the new text (and/or metadata, "
         "importance 0..1). The previous version stays in the memory's history."
@@ -212,11 +208,12 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         metadata: Annotated[dict[str, Any] | None, Field(description="New metadata.")] = None,
         importance: Annotated[float | None, Field(ge=0.0, le=1.0)] = None,
         ctx: Context | None = None,
-    ) -> dict[str, Any]:
+    ) -> MemoryBrief:
         record = resolve(ctx).update(memory_id, text, metadata=metadata, importance=importance)
-        return _brief(record)
+        return MemoryBrief.of(record)
 
     @server.tool(
+        title=TITLES["delete_memory"],
         annotations=tool_annotations("delete_memory"),
         description="Forget a memory by id (soft delete: it stops being returned; its history "
         "is kept)."
@@ -225,8 +222,8 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
     def delete_memory(
         memory_id: Annotated[str, Field(description="Id of the memory to forget.")],
         ctx: Context | None = None,
-    ) -> dict[str, Any]:
+    ) -> DeletedOut:
         resolve(ctx).delete(memory_id)
-        return {"deleted": memory_id}
+        return DeletedOut(deleted=memory_id)
 
     return server

@@ -44,6 +44,12 @@ async def _exercise(session: ClientSession, user: str) -> None:
     assert tools["delete_memory"].annotations.destructive_hint is True
     assert tools["search_memory"].annotations.read_only_hint is True
     assert tools["add_memory"].annotations.read_only_hint is False
+    for name in TOOLS:  # hosts show a title, and can validate what a tool returns
+        assert tools[name].title and tools[name].annotations.title == tools[name].title
+        schema = tools[name].output_schema
+        assert schema is not None and schema["type"] == "object" and schema["properties"]
+    assert "results" in tools["search_memory"].output_schema["required"]
+    assert tools["list_memories"].annotations.idempotent_hint is True
 
     added = _data(await session.call_tool(
         "add_memory", {"text": "My favourite climbing spot is Fontainebleau", "user_id": user}))
