@@ -379,6 +379,9 @@ _register_server(app)
 from memsvc.cli.llm import register as _register_llm  # noqa: E402
 
 _register_llm(app)
+from memsvc.cli.verify import register as _register_verify  # noqa: E402
+
+_register_verify(app)
 
 
 if __name__ == "__main__":
