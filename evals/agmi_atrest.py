@@ -1,9 +1,10 @@
 """agmi at-rest suite (agent-memory-integrity 0.6.3) against memsvc: T1–T9.
 
-The attacker holds the SQLite file and edits it with raw SQL through a plain DB-API
-connection (`memsvc.storage.driver.sqlite_dbapi()`: the same SQLite library memsvc loads,
-since two copies of SQLite in one process drop each other's POSIX locks and corrupt a WAL
-file); they do not hold the integrity key or the witness (both outside the store). Every verdict is
+The attacker holds the SQLite file and edits it with the standard library's `sqlite3`; they
+do not hold the integrity key or the witness (both outside the store). memsvc has the file
+closed while the attacker's connection is open (it reopens on its next call): attacker and
+tool share this one process here, and two copies of SQLite in one process (the stdlib's and
+the pysqlite3 memsvc loads) drop each other's POSIX locks on a WAL file. Every verdict is
 memsvc's own: `verify()` reads user A's memories through the public SDK (`get_all`,
 `search`, `get` of every id written) and reports a refusal only when memsvc raises its
 `IntegrityError`; anything else it serves counts as accepted.
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -40,7 +42,6 @@ from memsvc.evals.report import RESULTS_DIR, environment, git_state, markdown_ta
 from memsvc.model.errors import IntegrityError, NotFoundError
 from memsvc.model.ids import new_id
 from memsvc.model.settings import default_embedder_path
-from memsvc.storage.driver import sqlite_dbapi
 
 USER_A = "agmi-user-a"
 USER_B = "agmi-user-b"
@@ -87,7 +88,6 @@ class MemsvcAtRestAdapter(MemoryAdapter):
             os.environ[_ENV[0]] = str(self.dir / "config")
             os.environ.setdefault(_ENV[1], str(self.dir / "config" / "witness"))
         self.ids = []
-        self._open()
 
     def teardown(self) -> None:
         self._close()
@@ -99,8 +99,10 @@ class MemsvcAtRestAdapter(MemoryAdapter):
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def _open(self) -> None:
-        self.memory = Memory(db_path=self.db, embedder=_embedder())
+    def _open(self) -> Memory:
+        if self.memory is None:
+            self.memory = Memory(db_path=self.db, embedder=_embedder())
+        return self.memory
 
     def _close(self) -> None:
         if self.memory is not None:
@@ -112,8 +114,7 @@ class MemsvcAtRestAdapter(MemoryAdapter):
         self._open()
 
     def _add(self, user_id: str, text: str) -> str:
-        assert self.memory is not None
-        result = self.memory.add(text, user_id=user_id, metadata={"source": "agmi"})
+        result = self._open().add(text, user_id=user_id, metadata={"source": "agmi"})
         return result.results[0].id
 
     def seed(self, n: int) -> None:
@@ -136,13 +137,13 @@ class MemsvcAtRestAdapter(MemoryAdapter):
     def verify(self) -> bool:
         """True if memsvc serves user A's memories; False if it refuses (IntegrityError)."""
         self.verify_detail = None
-        assert self.memory is not None
+        memory = self._open()
         try:
-            self.memory.get_all(user_id=USER_A, limit=1000)
-            self.memory.search("meeting room note", user_id=USER_A, limit=20)
+            memory.get_all(user_id=USER_A, limit=1000)
+            memory.search("meeting room note", user_id=USER_A, limit=20)
             for memory_id in self.ids:
                 try:
-                    self.memory.get(memory_id)
+                    memory.get(memory_id)
                 except NotFoundError:
                     continue  # gone without a refusal: that is memsvc accepting it
         except IntegrityError as exc:
@@ -153,8 +154,10 @@ class MemsvcAtRestAdapter(MemoryAdapter):
     # -- the attacker: raw sqlite3 on the file --------------------------------------------
 
     def _sql(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """One raw statement on the file, committed, the connection closed."""
-        conn = sqlite_dbapi().connect(str(self.db))
+        """One raw statement on the file, committed, the connection closed (memsvc closed
+        meanwhile: see the module docstring)."""
+        self._close()
+        conn = sqlite3.connect(str(self.db))
         try:
             cursor = conn.execute(sql, list(params))
             names = [d[0] for d in cursor.description or ()]
@@ -239,7 +242,6 @@ class MemsvcAtRestAdapter(MemoryAdapter):
         for path in self._files():
             if path.exists():
                 shutil.copy2(path, snap / path.name)
-        self._open()
         return str(snap)
 
     def restore_store(self, token: object) -> None:
@@ -250,7 +252,6 @@ class MemsvcAtRestAdapter(MemoryAdapter):
             if (snap / path.name).exists():
                 shutil.copy2(snap / path.name, path)
         shutil.rmtree(snap, ignore_errors=True)
-        self._open()
 
 
 def run() -> list[dict[str, Any]]:

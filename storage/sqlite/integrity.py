@@ -49,11 +49,13 @@ _chain = integrity_chain.c
 _HEAD_FIELDS = ("seq", "tag", "base", "base_tag", "memories", "messages", "history",
                 "mac_key", "mac")
 
-# the MAC of the chain's latest entry for a memory (the change that must have written it)
+# the MAC of the latest entry for a memory in its user's chain (the change that must have
+# written it; a memory moved to another user left a "move" entry in the old chain)
 _latest_digest = (
     select(_chain.digest)
     .where(_chain.tenant == memories.c.tenant,
-           _chain.ref == literal("mem:", String) + memories.c.id)
+           _chain.ref == literal("mem:", String) + memories.c.id,
+           _chain.scope == func.coalesce(memories.c.user_id, ""))
     .order_by(_chain.seq.desc())
     .limit(1)
     .scalar_subquery()

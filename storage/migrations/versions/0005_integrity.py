@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("mac_key", sa.String(16), nullable=False),
     )
     # a memory's latest entry is looked up by its id on every read
-    op.create_index("ix_integrity_chain_ref", "integrity_chain", ["tenant", "ref", "seq"])
+    op.create_index("ix_integrity_chain_ref", "integrity_chain", ["tenant", "ref", "scope", "seq"])
     op.create_table(
         "integrity_heads",
         sa.Column("tenant", sa.String(128), primary_key=True),
