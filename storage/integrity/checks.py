@@ -151,6 +151,7 @@ class IntegrityMonitor:
         self.flagged: dict[tuple[str, str], str] = {}
         self.findings: list[Finding] = []
         self.refused = 0
+        self.witness_errors = 0
         self._logged: set[Finding] = set()
 
     def flag(self, finding: Finding) -> None:
@@ -187,11 +188,19 @@ class IntegrityMonitor:
         return IntegrityError(f"{finding.what} {finding.ref} is not served: {finding.detail}",
                               field="id")
 
+    def witness_failed(self, path: object, error: OSError) -> None:
+        """The witness file could not be read or written: rollbacks may go unseen."""
+        with self._lock:
+            self.witness_errors += 1
+        log.error("integrity: witness %s unavailable (%s): a restored older copy of the "
+                  "store may go unnoticed", path, error)
+
     def summary(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "ok": not self.flagged and not self.refused,
+                "ok": not self.flagged and not self.refused and not self.witness_errors,
                 "refused": self.refused,
+                "witness_errors": self.witness_errors,
                 "flagged_scopes": len(self.flagged),
                 "findings": [str(f) for f in self.findings[:20]],  # the first few
             }

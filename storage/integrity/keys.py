@@ -115,9 +115,15 @@ def _write_private(path: Path, text: str, *, exclusive: bool) -> bool:
 
 def _file_key(directory: Path) -> bytes:
     path = directory / KEY_FILE
-    if not path.exists():
-        _write_private(path, secrets.token_hex(32) + "\n", exclusive=True)
-    return parse_key(path.read_text())
+    try:
+        if not path.exists():
+            _write_private(path, secrets.token_hex(32) + "\n", exclusive=True)
+        return parse_key(path.read_text())
+    except OSError as exc:
+        raise IntegrityError(
+            f"cannot read or create the integrity key {path} ({exc.strerror}): set "
+            f"{ENV_KEY}, or {ENV_CONFIG_DIR} to a writable directory"
+        ) from exc
 
 
 def _older_keys(directory: Path) -> list[bytes]:

@@ -2,16 +2,17 @@
 
 Why: a head stored beside the rows rolls back with them. Someone who restores an older copy
 of the whole store file (every row, entry and head genuine and consistent) is caught only by
-a record the copy does not include. The witness is a small JSON file per store,
-`<witness dir>/<store id>.json`, in `MEMSVC_WITNESS_DIR` or `<config dir>/witness`, updated
+a record the copy does not include. The witness is a small file per store,
+`<witness dir>/<store id>.jsonl`, in `MEMSVC_WITNESS_DIR` or `<config dir>/witness`, updated
 after every committed write. A store *ahead* of its witness is fine (a crash between the
 commit and the witness update; another process wrote); a store *behind* it, or with a
 different tag at the witnessed length, was rolled back.
 
-Writers in several processes share the file: each update takes an exclusive lock, re-reads
-the file and keeps, per scope, the longer head, so a slow writer never moves it backwards.
-One file holds every scope of the store, so it suits stores with up to some thousands of
-scopes; it is rewritten whole on each write.
+The file is a log: each write appends one JSON line per scope it moved ([tenant, scope, seq,
+tag]; ~0.05 ms, where rewriting a file cost 1.7 ms here), under an exclusive lock that
+writers in several processes share; a reader keeps, per scope, the longest head. When the
+log has grown to four times its compacted size it is rewritten (temp file + rename) with one
+line per scope. A line torn by a crash is skipped: the witness then lags, the safe side.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ except ImportError:  # pragma: no cover - Windows
 ENV_WITNESS_DIR = "MEMSVC_WITNESS_DIR"
 Point = tuple[int, str]  # (seq, tag)
 Heads = dict[tuple[str, str], Point]  # (tenant, scope) -> point
+_COMPACT_BYTES = 64 * 1024
 
 
 def witness_dir() -> Path:
@@ -45,12 +47,10 @@ class Witness:
 
     def __init__(self, store_id: str, directory: Path | None = None) -> None:
         self.directory = directory or witness_dir()
-        self.path = self.directory / f"{store_id}.json"
+        self.path = self.directory / f"{store_id}.jsonl"
         self.store_id = store_id
         self.known: Heads = {}
-
-    def exists(self) -> bool:
-        return self.path.exists()
+        self._compacted = 0
 
     def load(self) -> Heads:
         self.known = self._read()
@@ -61,14 +61,20 @@ class Witness:
         fresh = list(points)
         if not fresh:
             return
+        lines = "".join(json.dumps([t, s, seq, tag]) + "\n" for t, s, seq, tag in fresh)
         with self._locked():
-            current = self._read()
-            for tenant, scope, seq, tag in fresh:
-                old = current.get((tenant, scope))
-                if old is None or seq > old[0]:
-                    current[(tenant, scope)] = (seq, tag)
-            self._write(current)
-        self.known = current
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, lines.encode())
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            if size > max(_COMPACT_BYTES, 4 * self._compacted):
+                self._write(self._read())
+        for tenant, scope, seq, tag in fresh:
+            old = self.known.get((tenant, scope))
+            if old is None or seq > old[0]:
+                self.known[(tenant, scope)] = (seq, tag)
 
     def replace(self, points: Iterable[tuple[str, str, int, str]]) -> None:
         """Re-baseline to exactly these heads (an operator accepting a restored backup)."""
@@ -79,25 +85,29 @@ class Witness:
 
     def _read(self) -> Heads:
         try:
-            stored = json.loads(self.path.read_text())
+            text = self.path.read_text()
         except FileNotFoundError:
             return {}
-        return {
-            (tenant, scope): (int(point[0]), str(point[1]))
-            for tenant, scopes in stored.get("scopes", {}).items()
-            for scope, point in scopes.items()
-        }
+        heads: Heads = {}
+        for line in text.splitlines():
+            try:
+                tenant, scope, seq, tag = json.loads(line)
+            except ValueError:
+                continue  # torn by a crash mid-append: skipped, the witness lags
+            old = heads.get((tenant, scope))
+            if old is None or int(seq) > old[0]:
+                heads[(tenant, scope)] = (int(seq), str(tag))
+        return heads
 
     def _write(self, heads: Heads) -> None:
-        nested: dict[str, dict[str, list[object]]] = {}
-        for (tenant, scope), (seq, tag) in sorted(heads.items()):
-            nested.setdefault(tenant, {})[scope] = [seq, tag]
-        text = json.dumps({"store_id": self.store_id, "scopes": nested}, indent=1)
+        text = "".join(json.dumps([t, s, seq, tag]) + "\n"
+                       for (t, s), (seq, tag) in sorted(heads.items()))
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, self.path)
+        self._compacted = len(text.encode())
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -105,6 +115,7 @@ class Witness:
         if fcntl is None:  # pragma: no cover
             yield
             return
+        # appenders open the log only under the lock, so a compaction never strands them
         fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -138,8 +138,14 @@ class StoreIntegrity:
         save_chain(conn, chain)
 
     def committed(self, chain: ChainWriter) -> None:
-        """After the commit: tell the witness."""
-        self.witness.advance((h.tenant, h.scope, h.seq, h.tag) for h in chain.changed_heads())
+        """After the commit: tell the witness. The write stands if it cannot be told (the
+        failure is logged and counted): only rollback detection is weaker until it can."""
+        try:
+            self.witness.advance(
+                (h.tenant, h.scope, h.seq, h.tag) for h in chain.changed_heads()
+            )
+        except OSError as exc:
+            self.monitor.witness_failed(self.witness.path, exc)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -222,16 +228,21 @@ class StoreIntegrity:
     def check_open(self, conn: Connection) -> list[Finding]:
         """Every scope of the file: head, chain, counts, witness. Failing scopes are flagged
         (their reads fail closed); the store still opens, so other users are served."""
-        witnessed = self.witness.load()
+        try:
+            witnessed = self.witness.load()
+        except OSError as exc:
+            self.monitor.witness_failed(self.witness.path, exc)
+            witnessed = {}
         heads = {(h.tenant, h.scope): head_from_row(h)
                  for h in conn.execute(select(integrity_heads))}
         counts: dict[tuple[str, str], dict[str, int]] = {}
         for table in _TABLES.values():
-            owner = func.coalesce(table.c[_OWNER[table.name]], "")
-            for tenant, scope, n in conn.execute(
+            owner = table.c[_OWNER[table.name]]  # grouped as stored: the scope index serves it
+            for tenant, user, n in conn.execute(
                 select(table.c.tenant, owner, func.count()).group_by(table.c.tenant, owner)
             ):
-                counts.setdefault((tenant, scope), {})[table.name] = n
+                per_table = counts.setdefault((tenant, scope_key(user)), {})
+                per_table[table.name] = per_table.get(table.name, 0) + n
         chains = {(t, s): (n, last) for t, s, n, last in conn.execute(
             select(_chain.tenant, _chain.scope, func.count(), func.max(_chain.seq))
             .group_by(_chain.tenant, _chain.scope)
@@ -261,7 +272,10 @@ class StoreIntegrity:
             self.monitor.flag(finding)
         new = [(h.tenant, h.scope, h.seq, h.tag) for k, h in heads.items()
                if k not in witnessed and k not in self.monitor.flagged]
-        self.witness.advance(new)  # first sight of a scope (or of the store): trust it
+        try:
+            self.witness.advance(new)  # first sight of a scope (or of the store): trust it
+        except OSError as exc:
+            self.monitor.witness_failed(self.witness.path, exc)
         return findings
 
 

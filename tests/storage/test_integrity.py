@@ -222,3 +222,14 @@ def test_the_witness_only_moves_forward_across_writers(tmp_path: Path) -> None:
     one.replace([("t", "alice", 2, "a2")])
     assert Witness("s", tmp_path).load() == {("t", "alice"): (2, "a2")}
     assert stat.S_IMODE(os.stat(one.path).st_mode) == 0o600
+    with one.path.open("a") as fh:
+        fh.write('["t", "alice", 9, "a9')  # a crash mid-append: skipped, the witness lags
+    assert Witness("s", tmp_path).load() == {("t", "alice"): (2, "a2")}
+
+
+def test_the_witness_log_is_compacted(tmp_path: Path) -> None:
+    witness = Witness("s", tmp_path)
+    for seq in range(1, 2001):
+        witness.advance([("t", "alice", seq, "x" * 64)])
+    assert witness.path.stat().st_size < 64 * 1024 + 200  # not 2000 lines of ~90 bytes
+    assert Witness("s", tmp_path).load() == {("t", "alice"): (2000, "x" * 64)}

@@ -328,3 +328,29 @@ def test_another_key_serves_nothing(seeded: tuple[Path, list[MemoryRecord]],
     with pytest.raises(IntegrityError):
         store.get(recs[0].id)
     store.close()
+
+
+def test_an_unwritable_witness_weakens_rollback_checks_but_never_loses_a_write(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("MEMSVC_WITNESS_DIR", str(blocker / "witness"))  # cannot be made
+    store = SQLiteStore(path, embedding_dim=DIM)
+    rec = record("still written")
+    store.apply(WriteBatch(inserts=[(rec, vec(0))]))
+    assert store.get(rec.id) is not None
+    summary = store.consistency()["integrity"]
+    assert summary["witness_errors"] >= 1 and not summary["ok"]
+    store.close()
+
+
+def test_a_key_that_cannot_be_kept_is_a_clear_error(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("MEMSVC_CONFIG_DIR", str(blocker / "config"))
+    monkeypatch.delenv("MEMSVC_INTEGRITY_KEY", raising=False)
+    with pytest.raises(IntegrityError, match="MEMSVC_INTEGRITY_KEY"):
+        SQLiteStore(path, embedding_dim=DIM)
