@@ -114,6 +114,7 @@ class StoreIntegrity:
     """The integrity state of one open SQLite file (see module docstring)."""
 
     def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.keyring = load_keyring()
         with reading(engine) as conn:
             self.store_id: str = conn.execute(
@@ -183,38 +184,55 @@ class StoreIntegrity:
 
     def check_scope(self, conn: Connection, tenant: str, user_id: str | None,
                     table: str) -> None:
-        """Before listing a user's rows: head against chain, `table`'s rows and witness;
-        IntegrityError (and the scope flagged) if they disagree."""
+        """Before listing a user's rows (the first statement of `conn`'s read transaction):
+        head against chain, `table`'s rows and witness; IntegrityError (and the scope
+        flagged) if they disagree."""
         scope = scope_key(user_id)
         if (tenant, scope) not in self.monitor.flagged:
-            head = load_head(conn, tenant, scope)
-            last = conn.execute(
-                select(_chain.seq, _chain.tag)
-                .where(_chain.tenant == tenant, _chain.scope == scope)
-                .order_by(_chain.seq.desc()).limit(1)
-            ).first()
-            tbl = _TABLES[table]
-            count = conn.execute(
-                select(func.count()).select_from(tbl).where(*_owner_clause(tbl, tenant, scope))
-            ).scalar_one()
-            problems = self.scope_problems(conn, head, tenant, scope, last, {table: count})
-            if problems:  # the witness may have moved on in another process (a rekey)
-                self.witness.load()
-                problems = self.scope_problems(conn, head, tenant, scope, last, {table: count})
+            # The witness point is taken before the snapshot starts: a write committed after
+            # it can only make the snapshot newer, never older, than the point.
+            witnessed = self.witness.known.get((tenant, scope))
+            problems = self._scope_now(conn, tenant, scope, table, witnessed)
+            if problems:  # another process may have moved the witness (a rekey): look again
+                witnessed = self._reload_witness().get((tenant, scope))
+                with reading(self.engine) as fresh:
+                    problems = self._scope_now(fresh, tenant, scope, table, witnessed)
             for problem in problems:
                 self.monitor.flag(Finding(tenant, scope, "chain", None, problem))
         error = self.monitor.scope_error(tenant, scope)
         if error is not None:
             raise error
 
+    def _reload_witness(self) -> dict[tuple[str, str], tuple[int, str]]:
+        try:
+            return self.witness.load()
+        except OSError as exc:
+            self.monitor.witness_failed(self.witness.path, exc)
+            return dict(self.witness.known)
+
+    def _scope_now(self, conn: Connection, tenant: str, scope: str, table: str,
+                   witnessed: tuple[int, str] | None) -> list[str]:
+        head = load_head(conn, tenant, scope)
+        last = conn.execute(
+            select(_chain.seq, _chain.tag)
+            .where(_chain.tenant == tenant, _chain.scope == scope)
+            .order_by(_chain.seq.desc()).limit(1)
+        ).first()
+        tbl = _TABLES[table]
+        count = conn.execute(
+            select(func.count()).select_from(tbl).where(*_owner_clause(tbl, tenant, scope))
+        ).scalar_one()
+        return self.scope_problems(conn, head, tenant, scope, last, {table: count},
+                                   witnessed=witnessed)
+
     def scope_problems(
         self, conn: Connection, head: Head | None, tenant: str, scope: str, last: Any,
-        counts: Mapping[str, int], entries: int | None = None,
+        counts: Mapping[str, int], entries: int | None = None, *,
+        witnessed: tuple[int, str] | None,
     ) -> list[str]:
         out = []
         if head is not None and (problem := head_problem(self.keyring, self.store_id, head)):
             out.append(problem)
-        witnessed = self.witness.known.get((tenant, scope))
         at_witness = None
         if head is not None and witnessed is not None and head.seq > witnessed[0] > head.base:
             at_witness = conn.execute(select(_chain.tag).where(
@@ -228,11 +246,7 @@ class StoreIntegrity:
     def check_open(self, conn: Connection) -> list[Finding]:
         """Every scope of the file: head, chain, counts, witness. Failing scopes are flagged
         (their reads fail closed); the store still opens, so other users are served."""
-        try:
-            witnessed = self.witness.load()
-        except OSError as exc:
-            self.monitor.witness_failed(self.witness.path, exc)
-            witnessed = {}
+        witnessed = self._reload_witness()  # before the snapshot (see check_scope)
         heads = {(h.tenant, h.scope): head_from_row(h)
                  for h in conn.execute(select(integrity_heads))}
         counts: dict[tuple[str, str], dict[str, int]] = {}
@@ -266,7 +280,8 @@ class StoreIntegrity:
             if head is None and key in witnessed:
                 findings.append(Finding(tenant, scope, "witness", None,
                                         "the witness knows this scope, the store does not"))
-            for problem in self.scope_problems(conn, head, tenant, scope, last, full, n):
+            for problem in self.scope_problems(conn, head, tenant, scope, last, full, n,
+                                               witnessed=witnessed.get(key)):
                 findings.append(Finding(tenant, scope, "chain", None, problem))
         for finding in findings:
             self.monitor.flag(finding)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -354,3 +355,26 @@ def test_a_key_that_cannot_be_kept_is_a_clear_error(
     monkeypatch.delenv("MEMSVC_INTEGRITY_KEY", raising=False)
     with pytest.raises(IntegrityError, match="MEMSVC_INTEGRITY_KEY"):
         SQLiteStore(path, embedding_dim=DIM)
+
+
+def test_reads_beside_writes_never_see_a_false_rollback(path: Path) -> None:
+    """A list whose snapshot predates a write committed meanwhile (another thread) is older
+    than the witness that write advanced; that must not read as a rollback."""
+    store = SQLiteStore(path, embedding_dim=DIM)
+    store.apply(WriteBatch(inserts=[(record("first"), vec(0))]))
+    done = threading.Event()
+
+    def write() -> None:
+        for i in range(60):
+            store.apply(WriteBatch(inserts=[(record(f"fact {i}"), vec(i))]))
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    listed = 0
+    while not done.is_set():
+        store.list_memories(ALICE, limit=5)
+        listed += 1
+    writer.join()
+    assert listed > 0 and store.consistency()["integrity"]["ok"]
+    store.close()
