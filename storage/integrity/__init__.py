@@ -1,7 +1,9 @@
 """Tamper evidence for stored memories, messages and history (issue 11, item 3).
 
 Backend-neutral: the key, the canonical encoding and MACs, the chain, the witness and the
-checks. A backend (storage/sqlite/sealing.py, .../audit.py) only fetches and stores.
+checks. A backend only fetches and stores (SQLite: storage/sqlite/integrity.py for the write
+and read paths, sealed_writes.py for multi-row writes, audit.py for `memsvc verify` and the
+migration); a PostgreSQL backend reuses everything here unchanged.
 
 - keys: HMAC-SHA256 key from `MEMSVC_INTEGRITY_KEY` or a 0600 key file in the config dir,
   older keys in a keyring (verify only), a key id beside every MAC.

@@ -109,6 +109,8 @@ def mark_deleted(
 ) -> int:
     """Soft-delete a scope: status `deleted`, re-signed, with a history entry each."""
     found = guard.served("memory", conn.execute(memory_select().where(where)))
+    if not found:
+        return 0
     conn.exec_driver_sql("UPDATE memory_vec SET status = 'deleted' WHERE rowid = ?",
                          [(r.pk,) for r in found])
     drafts = []

@@ -226,6 +226,8 @@ def test_legitimate_changes_keep_every_check_valid(path: Path) -> None:
     store.apply(WriteBatch(updates=[(moved, None)]))
     store.delete_scope(Scope(user_id="alice"), hard=False, at=NOW, actor="test")
     store.delete_scope(Scope(user_id="bob"), hard=True, at=NOW, actor="test")
+    for hard in (False, True):  # a scope with nothing in it
+        assert store.delete_scope(Scope(session_id="none"), hard=hard, at=NOW, actor="t") == 0
     other = store.for_tenant("acme")
     other.apply(WriteBatch(inserts=[(record("acme fact"), vec(0))]))
     other.reset()
