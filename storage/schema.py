@@ -278,7 +278,7 @@ class ChainEntryRow(Base):
     tag: Mapped[str] = mapped_column(String(64))
     mac_key: Mapped[str] = mapped_column(String(16))
 
-    __table_args__ = (Index("ix_integrity_chain_ref", "tenant", "ref", "scope", "seq"),)
+    __table_args__ = (Index("ix_integrity_chain_ref", "tenant", "ref", "scope", "seq", "digest"),)
 
 
 class ChainHeadRow(Base):

@@ -43,8 +43,10 @@ def upgrade() -> None:
         sa.Column("tag", sa.String(64), nullable=False),
         sa.Column("mac_key", sa.String(16), nullable=False),
     )
-    # a memory's latest entry is looked up by its id on every read
-    op.create_index("ix_integrity_chain_ref", "integrity_chain", ["tenant", "ref", "scope", "seq"])
+    # a memory's latest entry (its digest) is looked up by its id on every read: covering
+    op.create_index(
+        "ix_integrity_chain_ref", "integrity_chain", ["tenant", "ref", "scope", "seq", "digest"]
+    )
     op.create_table(
         "integrity_heads",
         sa.Column("tenant", sa.String(128), primary_key=True),
