@@ -19,8 +19,9 @@ from typing import Literal
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from memsvc.model.errors import InvalidInputError
+from memsvc.model.errors import InvalidInputError, StoreError
 from memsvc.storage.base import KeyStore, MemoryStore
+from memsvc.storage.integrity.audit import IntegrityAuditor
 
 # "scheme:" with at least two characters, so a Windows drive ("C:\\db") stays a path
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
@@ -115,3 +116,15 @@ def open_key_store(location: str | Path, *, embedding_dim: int | None = None) ->
 
     assert where.path is not None
     return open_sqlite_key_store(where.path)
+
+
+def open_auditor(location: str | Path) -> IntegrityAuditor:
+    """The integrity audit of the store at `location` (`memsvc verify`): every tenant, no
+    embedder needed. IntegrityError if there is no store there."""
+    where = parse_location(location)
+    if where.backend == "postgresql":
+        raise StoreError("memsvc verify audits SQLite stores; PostgreSQL stores carry no MACs yet")
+    from memsvc.storage.sqlite.audit import SQLiteAuditor
+
+    assert where.path is not None
+    return SQLiteAuditor(where.path)

@@ -107,6 +107,10 @@ class MemoryRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
     fts_scope: Mapped[str] = mapped_column(String(24))  # see scope_token()
+    # integrity (memsvc.storage.integrity): position in the owner's chain, MAC, key id
+    chain_seq: Mapped[int | None] = mapped_column(Integer)
+    mac: Mapped[str | None] = mapped_column(String(64))
+    mac_key: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         Index("ix_memories_tenant_id", "tenant", "id", unique=True),
@@ -132,6 +136,9 @@ class MessageRow(Base):
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    chain_seq: Mapped[int | None] = mapped_column(Integer)
+    mac: Mapped[str | None] = mapped_column(String(64))
+    mac_key: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_messages_scope", "tenant", "user_id", "session_id"),)
 
@@ -148,8 +155,17 @@ class HistoryRow(Base):
     actor: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # the chain a history entry is in: its memory's user ('' for none), kept here because
+    # the memory row may be gone (hard delete)
+    chain_user: Mapped[str | None] = mapped_column(String(256))
+    chain_seq: Mapped[int | None] = mapped_column(Integer)
+    mac: Mapped[str | None] = mapped_column(String(64))
+    mac_key: Mapped[str | None] = mapped_column(String(16))
 
-    __table_args__ = (Index("ix_history_memory", "tenant", "memory_id"),)
+    __table_args__ = (
+        Index("ix_history_memory", "tenant", "memory_id"),
+        Index("ix_history_chain", "tenant", "chain_user"),
+    )
 
 
 class StoreMetaRow(Base):
@@ -254,3 +270,44 @@ entities = EntityRow.__table__
 memory_entities = MemoryEntityRow.__table__
 entity_relations = EntityRelationRow.__table__
 graph_state = GraphStateRow.__table__
+
+
+class ChainEntryRow(Base):
+    """One change in a (tenant, user) scope's append-only integrity chain (see
+    memsvc.storage.integrity.chain): what changed and the MAC it was written with."""
+
+    __tablename__ = "integrity_chain"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(256), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(300))
+    event: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64))
+    tag: Mapped[str] = mapped_column(String(64))
+    mac_key: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (Index("ix_integrity_chain_ref", "tenant", "ref", "scope", "seq", "digest"),)
+
+
+class ChainHeadRow(Base):
+    """A scope's chain head: length, last tag, live row counts, signed (a witness outside
+    the store keeps length and tag too)."""
+
+    __tablename__ = "integrity_heads"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(256), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    tag: Mapped[str] = mapped_column(String(64))
+    base: Mapped[int] = mapped_column(Integer)
+    base_tag: Mapped[str] = mapped_column(String(64))
+    memories: Mapped[int] = mapped_column(Integer)
+    messages: Mapped[int] = mapped_column(Integer)
+    history: Mapped[int] = mapped_column(Integer)
+    mac_key: Mapped[str] = mapped_column(String(16))
+    mac: Mapped[str] = mapped_column(String(64))
+
+
+integrity_chain = ChainEntryRow.__table__
+integrity_heads = ChainHeadRow.__table__

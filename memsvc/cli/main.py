@@ -377,23 +377,13 @@ def demo(
             print_search(m.search(query, user_id=user_id, limit=3))
 
 
-# `eval locomo|longmemeval`: the retrieval benchmarks.
-from memsvc.cli.evals import register as _register_evals  # noqa: E402
+# The other command groups, each in its own module (their heavy imports load only when run):
+# `eval` (benchmarks), `serve`/`mcp`/`keys` (server), `llm` (local vLLM), `db postgres`
+# (embedded PostgreSQL), `verify` (tamper audit).
+from memsvc.cli import db, evals, llm, server, verify  # noqa: E402
 
-_register_evals(app)
-
-# `serve`, `mcp`, `keys create|list|revoke` (serving imports load only when they run).
-from memsvc.cli.server import register as _register_server  # noqa: E402
-
-_register_server(app)
-
-# `llm start|stop|status`: the local vLLM server behind /v1/chat.
-from memsvc.cli.llm import register as _register_llm  # noqa: E402
-
-_register_llm(app)
-from memsvc.cli.db import register as _register_db  # noqa: E402  (db postgres start|stop|status)
-
-_register_db(app)
+for _group in (evals, server, llm, db, verify):
+    _group.register(app)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,14 @@ class StoreError(MemsvcError):
     http_status = 503
 
 
+class IntegrityError(MemsvcError):
+    """A stored record (or a whole scope) failed its integrity check: its MAC, its place in
+    the chain or the chain head kept outside the store. It is not served (fail closed)."""
+
+    code = "integrity_error"
+    http_status = 500
+
+
 ERRORS_BY_CODE: dict[str, type[MemsvcError]] = {
     cls.code: cls
     for cls in (
@@ -93,5 +101,6 @@ ERRORS_BY_CODE: dict[str, type[MemsvcError]] = {
         NotFoundError,
         UnauthorizedError,
         StoreError,
+        IntegrityError,
     )
 }

@@ -3,7 +3,8 @@
 Only `memsvc.storage.factory` imports this package; everything else reaches it through the
 protocols of `memsvc.storage.base`. Modules: engine (connections, pragmas, migrations), store
 (`SQLiteStore`), rows (row ↔ record), vectors (vec0), lexical (FTS5), graph (entity tables),
-diagnostics (stats, consistency).
+diagnostics (stats, consistency), integrity + sealed_writes + audit (MACs and chains, see
+memsvc.storage.integrity).
 """
 
 from memsvc.storage.sqlite.store import SQLiteStore, open_sqlite_key_store

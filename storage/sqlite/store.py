@@ -22,20 +22,25 @@ from sqlalchemy.exc import DBAPIError
 from memsvc.model.errors import NotFoundError, StoreError
 from memsvc.model.records import (
     HistoryEntry,
-    HistoryEvent,
     MemoryRecord,
-    MemoryStatus,
     Scope,
     StoredMessage,
     StoreStats,
 )
 from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
 from memsvc.storage.filter_sql import visibility_clause
+from memsvc.storage.integrity import ChainWriter, scope_key
 from memsvc.storage.keys import ApiKeyStore
-from memsvc.storage.schema import UTCDateTime, history, memories, messages
-from memsvc.storage.sqlite import diagnostics, lexical, rows, vectors
+from memsvc.storage.schema import UTCDateTime, history, integrity_heads, memories, messages
+from memsvc.storage.sqlite import diagnostics, lexical, rows, sealed_writes, vectors
 from memsvc.storage.sqlite.engine import open_engine, reading
 from memsvc.storage.sqlite.graph import GraphStoreMixin, link_memories, purge_orphans
+from memsvc.storage.sqlite.integrity import (
+    StoreIntegrity,
+    history_select,
+    memory_select,
+    message_select,
+)
 
 
 class SQLiteStore(GraphStoreMixin):
@@ -48,6 +53,7 @@ class SQLiteStore(GraphStoreMixin):
         tenant: str = "default",
         embedding_dim: int,
         _engine: Engine | None = None,
+        _integrity: StoreIntegrity | None = None,
     ) -> None:
         self.path = Path(path)
         self.tenant = tenant
@@ -55,11 +61,22 @@ class SQLiteStore(GraphStoreMixin):
         # a tenant view borrows the engine of the store it came from and never disposes it
         self._owns_engine = _engine is None
         self.engine = open_engine(self.path, embedding_dim) if _engine is None else _engine
+        if _integrity is None:
+            try:  # the key, the witness, and every scope checked before anything is served
+                _integrity = StoreIntegrity(self.engine)
+                with self._read() as conn:
+                    _integrity.check_open(conn)
+            except BaseException:
+                if self._owns_engine:
+                    self.engine.dispose()
+                raise
+        self.integrity = _integrity
 
     def for_tenant(self, tenant: str) -> SQLiteStore:
         """The same file seen by another tenant (shares the connection pool)."""
         return SQLiteStore(
-            self.path, tenant=tenant, embedding_dim=self.embedding_dim, _engine=self.engine
+            self.path, tenant=tenant, embedding_dim=self.embedding_dim, _engine=self.engine,
+            _integrity=self.integrity,
         )
 
     def key_store(self) -> ApiKeyStore:
@@ -86,63 +103,90 @@ class SQLiteStore(GraphStoreMixin):
     # -- writes ---------------------------------------------------------------------------
 
     def apply(self, batch: WriteBatch) -> None:
+        """One transaction; every row written is signed and appended to its owner's chain
+        (memsvc.storage.integrity), and the witness learns the new heads after the commit."""
         if batch.is_empty():
             return
-        tenant = self.tenant
+        tenant, guard = self.tenant, self.integrity
         with self._write() as conn:
+            chain = guard.writer(conn)
             if batch.messages:
-                conn.execute(insert(messages), [rows.message_row(tenant, m)
-                                                for m in batch.messages])
+                conn.execute(insert(messages), [
+                    guard.sign(chain, "message", tenant, scope_key(m.scope.user_id),
+                               rows.message_row(tenant, m), event="insert")
+                    for m in batch.messages
+                ])
+            owners = {r.id: r.scope.user_id for r, _ in [*batch.inserts, *batch.updates]}
             if batch.inserts:
-                self._insert_memories(conn, batch.inserts)
+                self._insert_memories(conn, chain, batch.inserts)
                 link_memories(conn, tenant, [r for r, _ in batch.inserts], replace=False)
             for rec, embedding in batch.updates:
-                self._update_memory(conn, rec, embedding)
+                self._update_memory(conn, chain, rec, embedding)
             if batch.updates:
                 link_memories(conn, tenant, [r for r, _ in batch.updates], replace=True)
             for memory_id in batch.hard_deletes:
-                self._hard_delete(conn, memory_id)
+                owners[memory_id] = self._hard_delete(conn, chain, memory_id)
             if batch.history:
-                conn.execute(insert(history), [rows.history_row(tenant, h)
-                                               for h in batch.history])
+                conn.execute(insert(history), sealed_writes.history_rows(
+                    conn, guard, chain, tenant, batch.history, owners
+                ))
+            guard.save(conn, chain)
+        guard.committed(chain)
 
     def _insert_memories(
-        self, conn: Connection, items: list[tuple[MemoryRecord, np.ndarray]]
+        self, conn: Connection, chain: ChainWriter, items: list[tuple[MemoryRecord, np.ndarray]]
     ) -> None:
         pks = conn.execute(
             insert(memories).returning(memories.c.pk, sort_by_parameter_order=True),
-            [rows.memory_row(self.tenant, rec) for rec, _ in items],
+            [
+                self.integrity.sign(chain, "memory", self.tenant, scope_key(rec.scope.user_id),
+                                    rows.memory_row(self.tenant, rec), event="insert")
+                for rec, _ in items
+            ],
         ).scalars().all()
         vectors.insert_vectors(conn, self.tenant, pks, items)
 
     def _update_memory(
-        self, conn: Connection, rec: MemoryRecord, embedding: np.ndarray | None
+        self, conn: Connection, chain: ChainWriter, rec: MemoryRecord,
+        embedding: np.ndarray | None,
     ) -> None:
+        stored = conn.execute(
+            select(memories.c.pk, memories.c.created_at, memories.c.user_id)
+            .where(memories.c.tenant == self.tenant, memories.c.id == rec.id)
+        ).first()
+        if stored is None:
+            raise NotFoundError(f"no memory with id {rec.id!r}", field="id")
+        scope, was = scope_key(rec.scope.user_id), scope_key(stored.user_id)
+        if scope != was:  # moved to another user: it leaves one chain for the other
+            chain.note(self.tenant, was, f"mem:{rec.id}", "move")
+            chain.count(self.tenant, was, "memories", -1)
+            chain.count(self.tenant, scope, "memories", +1)
         values = rows.memory_row(self.tenant, rec)
+        values["created_at"] = stored.created_at  # fixed at insert; signed as stored
+        values = self.integrity.sign(chain, "memory", self.tenant, scope, values,
+                                     event="update")
         for fixed in ("id", "tenant", "created_at"):
             values.pop(fixed)
-        pk = conn.execute(
-            update(memories)
-            .where(memories.c.tenant == self.tenant, memories.c.id == rec.id)
-            .values(**values)
-            .returning(memories.c.pk)
-        ).scalar_one_or_none()
-        if pk is None:
-            raise NotFoundError(f"no memory with id {rec.id!r}", field="id")
-        vectors.update_vector(conn, pk, rec.status.value, embedding)
+        conn.execute(update(memories).where(memories.c.pk == stored.pk).values(**values))
+        vectors.update_vector(conn, stored.pk, rec.status.value, embedding)
 
-    def _hard_delete(self, conn: Connection, memory_id: str) -> None:
-        pk = conn.execute(
+    def _hard_delete(self, conn: Connection, chain: ChainWriter, memory_id: str) -> str | None:
+        """Erase a memory, its vector and history; the chain keeps that it was erased."""
+        gone = conn.execute(
             delete(memories)
             .where(memories.c.tenant == self.tenant, memories.c.id == memory_id)
-            .returning(memories.c.pk)
-        ).scalar_one_or_none()
-        if pk is None:
+            .returning(memories.c.pk, memories.c.user_id)
+        ).first()
+        if gone is None:
             raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
-        conn.exec_driver_sql("DELETE FROM memory_vec WHERE rowid = ?", (pk,))
-        conn.execute(
-            delete(history).where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
-        )
+        conn.exec_driver_sql("DELETE FROM memory_vec WHERE rowid = ?", (gone.pk,))
+        erased = conn.execute(
+            delete(history)
+            .where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
+            .returning(history.c.chain_user)
+        ).scalars().all()
+        sealed_writes.note_erased(chain, self.tenant, [(memory_id, gone.user_id)], erased)
+        return gone.user_id
 
     def record_access(self, accesses: Mapping[str, tuple[int, datetime]]) -> None:
         if not accesses:
@@ -165,67 +209,16 @@ class SQLiteStore(GraphStoreMixin):
         """Delete every memory of a scope: soft marks them deleted, hard erases all traces."""
         where = visibility_clause(self.tenant, VisibilityQuery(scope=scope, statuses=()))
         with self._write() as conn:
-            found = conn.execute(select(memories.c.pk, memories.c.id).where(where)).all()
-            pks = [r.pk for r in found]
-            if not pks:
-                if hard:
-                    conn.execute(delete(messages).where(*self._message_scope(scope)))
-                return 0
-            # vec0 rejects multi-row UPDATEs on a partitioned table, so go row by row.
-            conn.exec_driver_sql(
-                "DELETE FROM memory_vec WHERE rowid = ?"
-                if hard
-                else "UPDATE memory_vec SET status = 'deleted' WHERE rowid = ?",
-                [(pk,) for pk in pks],
-            )
+            chain = self.integrity.writer(conn)
             if hard:
-                self._erase(conn, scope, pks, [r.id for r in found])
+                n = sealed_writes.erase(conn, self.integrity, chain, self.tenant, scope, where,
+                                        self._message_scope(scope))
             else:
-                self._mark_deleted(conn, pks, at, actor)
-            return len(pks)
-
-    def _erase(self, conn: Connection, scope: Scope, pks: list[int], ids: list[str]) -> None:
-        conn.execute(delete(memories).where(memories.c.pk.in_(pks)))
-        purge_orphans(conn, self.tenant, scope)  # links went with the rows (cascade)
-        for chunk in rows.chunks(ids):
-            conn.execute(
-                delete(history).where(
-                    history.c.tenant == self.tenant, history.c.memory_id.in_(chunk)
-                )
-            )
-        conn.execute(delete(messages).where(*self._message_scope(scope)))
-
-    def _mark_deleted(self, conn: Connection, pks: list[int], at: datetime, actor: str) -> None:
-        active = [
-            r.id
-            for r in conn.execute(
-                select(memories.c.id).where(
-                    memories.c.pk.in_(pks), memories.c.status != MemoryStatus.DELETED
-                )
-            )
-        ]
-        conn.execute(
-            update(memories)
-            .where(memories.c.pk.in_(pks))
-            .values(status=MemoryStatus.DELETED.value, invalidated_at=at, updated_at=at)
-        )
-        if active:
-            conn.execute(
-                insert(history),
-                [
-                    {
-                        "tenant": self.tenant,
-                        "memory_id": mid,
-                        "event": HistoryEvent.DELETE.value,
-                        "old": None,
-                        "new": {"status": MemoryStatus.DELETED.value},
-                        "actor": actor,
-                        "reason": "delete_all",
-                        "created_at": at,
-                    }
-                    for mid in active
-                ],
-            )
+                n = sealed_writes.mark_deleted(conn, self.integrity, chain, self.tenant, where,
+                                               at, actor)
+            self.integrity.save(conn, chain)
+        self.integrity.committed(chain)
+        return n
 
     def _message_scope(self, scope: Scope) -> list[Any]:
         parts: list[Any] = [messages.c.tenant == self.tenant]
@@ -236,49 +229,68 @@ class SQLiteStore(GraphStoreMixin):
         return parts
 
     def reset(self) -> None:
-        """Erase everything this tenant has, from every table and index."""
+        """Erase everything this tenant has, from every table and index; each of its chains
+        is pruned to one "erase" entry, so an older copy of the file still shows as older."""
         with self._write() as conn:
+            chain = self.integrity.writer(conn)
+            for scope in conn.execute(select(integrity_heads.c.scope)
+                                      .where(integrity_heads.c.tenant == self.tenant)).scalars():
+                chain.erase(self.tenant, scope)
             conn.exec_driver_sql("DELETE FROM memory_vec WHERE tenant = ?", (self.tenant,))
             for tbl in (memories, messages, history):
                 conn.execute(delete(tbl).where(tbl.c.tenant == self.tenant))
             purge_orphans(conn, self.tenant, None)
+            self.integrity.save(conn, chain)
+        self.integrity.committed(chain)
 
     # -- reads ----------------------------------------------------------------------------
 
     def get(self, memory_id: str) -> MemoryRecord | None:
-        return self.get_many([memory_id]).get(memory_id)
+        """The memory, None if there is none; IntegrityError if it fails its check."""
+        with self._read() as conn:
+            found = conn.execute(memory_select().where(
+                memories.c.tenant == self.tenant, memories.c.id == memory_id
+            )).all()
+        served = self.integrity.served("memory", found, strict=True)
+        return rows.record_from_row(served[0]) if served else None
 
     def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRecord]:
+        """Those that exist and pass their integrity check (the others are refused)."""
         if not memory_ids:
             return {}
         with self._read() as conn:
             found = conn.execute(
-                select(memories).where(
+                memory_select().where(
                     memories.c.tenant == self.tenant, memories.c.id.in_(list(memory_ids))
                 )
             ).all()
-        return {row.id: rows.record_from_row(row) for row in found}
+        return {row.id: rows.record_from_row(row)
+                for row in self.integrity.served("memory", found)}
 
     def list_memories(
         self, query: VisibilityQuery, *, limit: int, after_id: str | None = None
     ) -> tuple[list[MemoryRecord], int]:
         where = visibility_clause(self.tenant, query)
         with self._read() as conn:
+            if query.scope.user_id is not None:  # a user's chain: no row missing or added
+                self.integrity.check_scope(conn, self.tenant, query.scope.user_id, "memories")
             count = select(func.count()).select_from(memories).where(where)
             total = conn.execute(count).scalar_one()
-            stmt = select(memories).where(where)
+            stmt = memory_select().where(where)
             if after_id is not None:
                 stmt = stmt.where(memories.c.id > after_id)
             found = conn.execute(stmt.order_by(memories.c.id).limit(limit)).all()
-        return [rows.record_from_row(r) for r in found], int(total)
+        served = self.integrity.served("memory", found)
+        return [rows.record_from_row(r) for r in served], int(total) - len(found) + len(served)
 
     def find_by_hash(self, query: VisibilityQuery, content_hash: str) -> MemoryRecord | None:
         where = visibility_clause(self.tenant, query)
         with self._read() as conn:
-            row = conn.execute(
-                select(memories).where(where, memories.c.content_hash == content_hash).limit(1)
-            ).first()
-        return rows.record_from_row(row) if row is not None else None
+            found = conn.execute(
+                memory_select().where(where, memories.c.content_hash == content_hash).limit(1)
+            ).all()
+        served = self.integrity.served("memory", found)
+        return rows.record_from_row(served[0]) if served else None
 
     def vector_search(self, query: VisibilityQuery, embedding: np.ndarray, k: int) -> list[Hit]:
         """KNN restricted to the scope inside the vec0 query (partition + metadata columns).
@@ -314,21 +326,23 @@ class SQLiteStore(GraphStoreMixin):
     def history(self, memory_id: str) -> list[HistoryEntry]:
         with self._read() as conn:
             found = conn.execute(
-                select(history)
+                history_select()
                 .where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
                 .order_by(history.c.id)
             ).all()
-        return [rows.history_from_row(r) for r in found]
+        return [rows.history_from_row(r) for r in self.integrity.served("history", found)]
 
     def messages(self, scope: Scope, *, limit: int = 1000) -> list[StoredMessage]:
         with self._read() as conn:
+            if scope.user_id is not None:
+                self.integrity.check_scope(conn, self.tenant, scope.user_id, "messages")
             found = conn.execute(
-                select(messages)
+                message_select()
                 .where(*self._message_scope(scope))
                 .order_by(messages.c.timestamp, messages.c.pk)
                 .limit(limit)
             ).all()
-        return [rows.message_from_row(r) for r in found]
+        return [rows.message_from_row(r) for r in self.integrity.served("message", found)]
 
     def stats(self) -> StoreStats:
         with self._read() as conn:
@@ -337,7 +351,9 @@ class SQLiteStore(GraphStoreMixin):
     def consistency(self) -> dict[str, Any]:
         """Do the indexes agree with the rows? Used after crashes and by `memsvc stats`."""
         with self._read() as conn:
-            return diagnostics.consistency_report(conn)
+            report = diagnostics.consistency_report(conn)
+        report["integrity"] = self.integrity.monitor.summary()
+        return report
 
 
 def open_sqlite_key_store(path: str | Path) -> ApiKeyStore:

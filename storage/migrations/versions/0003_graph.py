@@ -91,10 +91,13 @@ def _backfill() -> None:
     from memsvc.storage.sqlite.rows import record_from_row
 
     conn = op.get_bind()
+    # only the columns this file has now: later migrations add more to the model
+    present = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(memories)")}
+    columns = [c for c in memories.c if c.name in present]
     last_pk = 0
     while True:
         rows = conn.execute(
-            sa.select(memories)
+            sa.select(*columns)
             .where(memories.c.pk > last_pk, sa.func.json_array_length(memories.c.entities) > 0)
             .order_by(memories.c.pk)
             .limit(500)

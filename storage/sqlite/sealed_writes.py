@@ -1,0 +1,133 @@
+"""The SQLite store's writes that touch many rows at once, each row signed into its chain.
+
+Kept apart from store.py so that file stays about the store's shape: history rows (each in
+the chain of its memory's user), a scope's hard erase (the chain records every memory that
+went and adjusts the live counts its head keeps) and a scope's soft delete (every row that
+passes its check is re-signed; one that fails is left alone: never re-signed, so never
+laundered, and still not served).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from memsvc.model.records import HistoryEvent, MemoryStatus, Scope
+from memsvc.storage.base import HistoryDraft
+from memsvc.storage.integrity import ChainWriter, scope_key
+from memsvc.storage.schema import history, memories, messages
+from memsvc.storage.sqlite import rows
+from memsvc.storage.sqlite.graph import purge_orphans
+from memsvc.storage.sqlite.integrity import StoreIntegrity, memory_select
+
+
+def note_erased(
+    chain: ChainWriter,
+    tenant: str,
+    erased_memories: Sequence[tuple[str, str | None]],
+    erased_history: Sequence[str | None],
+) -> None:
+    """The chain records each erased memory; the heads' live counts go down."""
+    for memory_id, user_id in erased_memories:
+        chain.note(tenant, scope_key(user_id), f"mem:{memory_id}", "delete")
+        chain.count(tenant, scope_key(user_id), "memories", -1)
+    for user, n in Counter(erased_history).items():
+        chain.count(tenant, scope_key(user), "history", -n)
+
+
+def history_rows(
+    conn: Connection,
+    guard: StoreIntegrity,
+    chain: ChainWriter,
+    tenant: str,
+    drafts: Sequence[HistoryDraft],
+    owners: dict[str, str | None],
+) -> list[dict[str, Any]]:
+    """Signed history rows, each in the chain of its memory's user (looked up when the
+    write does not carry the memory)."""
+    missing = list({h.memory_id for h in drafts} - owners.keys())
+    for chunk in rows.chunks(missing):
+        owners.update(conn.execute(
+            select(memories.c.id, memories.c.user_id)
+            .where(memories.c.tenant == tenant, memories.c.id.in_(chunk))
+        ).tuples().all())
+    out = []
+    for h in drafts:
+        scope = scope_key(owners.get(h.memory_id))
+        values = {**rows.history_row(tenant, h), "chain_user": scope}
+        out.append(guard.sign(chain, "history", tenant, scope, values, event="insert",
+                              ref=h.memory_id))
+    return out
+
+
+def erase(
+    conn: Connection,
+    guard: StoreIntegrity,
+    chain: ChainWriter,
+    tenant: str,
+    scope: Scope,
+    where: Any,
+    message_scope: list[Any],
+) -> int:
+    """Hard-delete a scope: its memories, their vectors, links and history, its messages."""
+    del guard  # nothing is signed: erased rows leave only their chain entries
+    found = conn.execute(select(memories.c.pk, memories.c.id, memories.c.user_id)
+                         .where(where)).all()
+    erased_history: list[str | None] = []
+    if found:
+        # vec0 rejects multi-row UPDATEs on a partitioned table, so go row by row.
+        conn.exec_driver_sql("DELETE FROM memory_vec WHERE rowid = ?", [(r.pk,) for r in found])
+        conn.execute(delete(memories).where(memories.c.pk.in_([r.pk for r in found])))
+        purge_orphans(conn, tenant, scope)  # links went with the rows (cascade)
+        for chunk in rows.chunks([r.id for r in found]):
+            erased_history += conn.execute(
+                delete(history)
+                .where(history.c.tenant == tenant, history.c.memory_id.in_(chunk))
+                .returning(history.c.chain_user)
+            ).scalars().all()
+    note_erased(chain, tenant, [(r.id, r.user_id) for r in found], erased_history)
+    erased_messages = conn.execute(
+        delete(messages).where(*message_scope).returning(messages.c.user_id)
+    ).scalars().all()
+    for user, n in Counter(erased_messages).items():
+        chain.count(tenant, scope_key(user), "messages", -n)
+    return len(found)
+
+
+def mark_deleted(
+    conn: Connection,
+    guard: StoreIntegrity,
+    chain: ChainWriter,
+    tenant: str,
+    where: Any,
+    at: datetime,
+    actor: str,
+) -> int:
+    """Soft-delete a scope: status `deleted`, re-signed, with a history entry each."""
+    found = guard.served("memory", conn.execute(memory_select().where(where)))
+    if not found:
+        return 0
+    conn.exec_driver_sql("UPDATE memory_vec SET status = 'deleted' WHERE rowid = ?",
+                         [(r.pk,) for r in found])
+    drafts = []
+    for row in found:
+        if row.status != MemoryStatus.DELETED:
+            drafts.append(HistoryDraft(row.id, HistoryEvent.DELETE, None,
+                                       {"status": MemoryStatus.DELETED.value}, actor,
+                                       "delete_all", at))
+        changes = {"status": MemoryStatus.DELETED.value, "invalidated_at": at,
+                   "updated_at": at}
+        sealed = guard.sign(chain, "memory", tenant, scope_key(row.user_id),
+                            {**row._mapping, **changes}, event="update")
+        conn.execute(update(memories).where(memories.c.pk == row.pk).values(
+            **changes, chain_seq=sealed["chain_seq"], mac=sealed["mac"],
+            mac_key=sealed["mac_key"],
+        ))
+    if drafts:
+        owners = {row.id: row.user_id for row in found}
+        conn.execute(insert(history), history_rows(conn, guard, chain, tenant, drafts, owners))
+    return len(found)
