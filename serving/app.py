@@ -29,6 +29,7 @@ from memsvc.serving.http_guard import BodyGuard, error_body
 from memsvc.serving.jobs import JobRunner
 from memsvc.serving.mcp_server import build_mcp
 from memsvc.serving.metrics import Metrics
+from memsvc.serving.recovery import recover_pending
 from memsvc.serving.routers import manage, memories, ops, read
 from memsvc.serving.tenancy import AuthError, Tenancy
 from memsvc.storage.base import KeyStore
@@ -71,6 +72,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        recover_pending(tenancy, jobs)  # background adds a crash left unextracted
         async with mcp.session_manager.run():
             yield
         jobs.close()
