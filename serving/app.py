@@ -29,6 +29,8 @@ from memsvc.serving.http_guard import BodyGuard, error_body
 from memsvc.serving.jobs import JobRunner
 from memsvc.serving.mcp_server import build_mcp
 from memsvc.serving.metrics import Metrics
+from memsvc.serving.origin_guard import OriginGuard
+from memsvc.serving.recovery import recover_pending
 from memsvc.serving.routers import manage, memories, ops, read
 from memsvc.serving.tenancy import AuthError, Tenancy
 from memsvc.storage.base import KeyStore
@@ -71,6 +73,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        recover_pending(tenancy, jobs)  # background adds a crash left unextracted
         async with mcp.session_manager.run():
             yield
         jobs.close()
@@ -112,6 +115,8 @@ def create_app(
 
     app.middleware("http")(metrics.middleware)
     app.add_middleware(BodyGuard, max_bytes=max_body_bytes, json_prefixes=("/v1/",))
+    # outermost: a foreign Host (DNS rebinding) or a cross-site write never gets further
+    app.add_middleware(OriginGuard, keys_required=tenancy.keys_required, hosts=(host,))
     return app
 
 

@@ -9,6 +9,7 @@ that could see another tenant. All tenants share one embedder and one connection
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 
 from memsvc.model.errors import UnauthorizedError
@@ -16,6 +17,7 @@ from memsvc.sdk.memory import Memory
 from memsvc.storage.base import KeyStore
 
 AuthError = UnauthorizedError  # the name the serving modules use
+KEYS_RECHECK_SECONDS = 2.0
 
 
 class Tenancy:
@@ -24,9 +26,26 @@ class Tenancy:
     def __init__(self, base: Memory, keys: KeyStore | None, *, require_keys: bool) -> None:
         self.base = base
         self.keys = keys
-        self.require_keys = require_keys
+        self.require_keys = require_keys  # always, whatever the key store holds
         self._memories: dict[str, Memory] = {base.store.tenant: base}
         self._lock = threading.Lock()
+        self._keys_seen: tuple[bool, float] | None = None  # (any active key, when checked)
+
+    def keys_required(self) -> bool:
+        """Whether a request needs a key: always when started so (keys existed, the bind
+        may be public), else as soon as the key store holds an active key, so that a key
+        created after start-up (`memsvc keys create`) turns auth on without a restart.
+        The count is cached for `KEYS_RECHECK_SECONDS`, so a new key takes up to that
+        long, and revoking the last one turns a loopback server key-less again."""
+        if self.require_keys:
+            return True
+        if self.keys is None:
+            return False
+        now = time.monotonic()
+        seen = self._keys_seen
+        if seen is None or now - seen[1] >= KEYS_RECHECK_SECONDS:
+            seen = self._keys_seen = (self.keys.count_active() > 0, now)
+        return seen[0]
 
     @property
     def default_tenant(self) -> str:
@@ -40,7 +59,7 @@ class Tenancy:
         """
         key = _key_from(headers)
         if key is None:
-            if self.require_keys:
+            if self.keys_required():
                 raise AuthError("an API key is required: send 'Authorization: Bearer <key>'")
             return self.default_tenant
         tenant = self.keys.resolve(key) if self.keys is not None else None

@@ -5,6 +5,9 @@
 `memsvc.write.extraction`). A success adds the new memories and marks the episode "retried"
 in the same transaction; another failure counts the attempt, and after
 `max_retry_attempts` the episode is no longer retried. One episode is one transaction.
+
+A background add's episode marked "pending" (`memsvc.write.pending`: acknowledged, not yet
+extracted, e.g. the server died first) is picked up here the same way.
 """
 
 from __future__ import annotations
@@ -72,6 +75,6 @@ def wants_retry(episode: MemoryRecord) -> bool:
     mark = episode.metadata.get(FAILED_KEY)
     return (
         isinstance(mark, dict)
-        and mark.get("status") in ("failed", "fallback")
+        and mark.get("status") in ("failed", "fallback", "pending")
         and bool(mark.get("retry"))
     )

@@ -150,6 +150,10 @@ class Page(BaseModel):
 
 
 class StoreStats(BaseModel):
+    """One tenant's counts. `path` and `size_bytes` describe the whole file (every tenant's),
+    so only the operator's view has them (embedded `Memory.stats`, `memsvc stats`); the
+    server leaves them out of `GET /v1/stats`, where they read None."""
+
     memories: int
     by_kind: dict[str, int]
     by_status: dict[str, int]
@@ -157,8 +161,8 @@ class StoreStats(BaseModel):
     history: int
     vectors: int
     fts_rows: int
-    path: str
-    size_bytes: int
+    path: str | None = None
+    size_bytes: int | None = None
 
 
 AddResult.model_rebuild()

@@ -16,10 +16,8 @@ from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import (
     AddResult,
     HistoryEvent,
-    MemoryKind,
     MemoryRecord,
     MemoryStatus,
-    Scope,
     StoredMessage,
 )
 from memsvc.model.validation import (
@@ -32,7 +30,7 @@ from memsvc.model.validation import (
 from memsvc.sdk.operations import MessagesInput
 from memsvc.sdk.parts import _now
 from memsvc.sdk.search import Reads
-from memsvc.storage.base import HistoryDraft, VisibilityQuery, WriteBatch
+from memsvc.storage.base import HistoryDraft, WriteBatch
 from memsvc.write.extraction import (
     ExtractionOutcome,
     failure_mark,
@@ -42,6 +40,7 @@ from memsvc.write.extraction import (
     run_extractor,
 )
 from memsvc.write.manager import snapshot
+from memsvc.write.pending import clear_pending, episodes_of, mark_pending, owned_messages
 
 ROLES = frozenset({"user", "assistant", "system", "tool"})
 
@@ -63,6 +62,23 @@ class Writes(Reads):
         Everything is validated before anything is written, and the whole call is one
         transaction: messages, memories, vectors, FTS entries and history land together.
         """
+        return self._add(messages, user_id=user_id, agent_id=agent_id, session_id=session_id,
+                         metadata=metadata, timestamp=timestamp, infer=infer)
+
+    def _add(
+        self,
+        messages: MessagesInput,
+        *,
+        user_id: str | None,
+        agent_id: str | None,
+        session_id: str | None,
+        metadata: dict[str, Any] | None,
+        timestamp: datetime | str | float | None,
+        infer: bool,
+        pending: bool = False,
+    ) -> AddResult:
+        """`add`; with `pending` (a background add: `memsvc.sdk.background`), each episode is
+        stored marked "extraction pending" in the same transaction (memsvc.write.pending)."""
         scope = make_scope(user_id, agent_id, session_id)
         meta = clean_metadata(metadata)
         default_time = parse_timestamp(timestamp) or _now()
@@ -97,6 +113,8 @@ class Writes(Reads):
         )
         if self.extractor is not None:
             record_failures(batch, extracted, self.extractor.name, "add", now)
+            if pending and not infer:
+                mark_pending(batch, self.extractor.name, now)
         self.store.apply(batch)
         return AddResult(message_ids=[m.id for m in stored], results=changes)
 
@@ -115,7 +133,9 @@ class Writes(Reads):
         """
         scope = make_scope(user_id, agent_id, session_id)
         wanted = {clean_id(m, field="message_ids") for m in message_ids}
-        stored = [m for m in self.store.messages(scope, limit=100_000) if m.id in wanted]
+        # only this owner's messages: a scope without a user must not reach a user's turns
+        stored = [m for m in owned_messages(self.store.messages(scope, limit=100_000), scope)
+                  if m.id in wanted]
         if self.extractor is None or not stored:
             return AddResult(message_ids=[m.id for m in stored])
         extracted = run_extractor(self.extractor, stored)
@@ -125,27 +145,15 @@ class Writes(Reads):
         changes = self._manager.plan(
             extracted.candidates, embeddings, scope, now=now, actor="add", batch=batch
         )
-        # what failed is marked on the episodes, for consolidation's retry step, as add() does
-        troubled = [m for m in stored if failure_mark(m.id, extracted, self.extractor.name)]
-        mark_stored_episodes(
-            batch, self._episodes_of(scope, troubled), extracted, self.extractor.name, "add", now
-        )
+        # what failed is marked on the episodes, for consolidation's retry step, as add() does;
+        # a background add's "pending" mark comes off the others in the same transaction
+        name = self.extractor.name
+        episodes = episodes_of(self.store, scope, stored)
+        mark_stored_episodes(batch, episodes, extracted, name, "add", now)
+        clear_pending(batch, [e for mid, e in episodes.items()
+                              if failure_mark(mid, extracted, name) is None], name, "add", now)
         self.store.apply(batch)
         return AddResult(message_ids=[m.id for m in stored], results=changes)
-
-    def _episodes_of(
-        self, scope: Scope, messages: Sequence[StoredMessage]
-    ) -> dict[str, MemoryRecord]:
-        """The stored episode of each message (found by its content hash), by message id."""
-        found: dict[str, MemoryRecord] = {}
-        visibility = VisibilityQuery(scope=scope, kinds=(MemoryKind.EPISODE.value,))
-        for message, candidate in zip(messages, self._episodes.extract(messages), strict=True):
-            episode = self.store.find_by_hash(
-                visibility, content_hash(candidate.kind.value, candidate.text)
-            )
-            if episode is not None:
-                found[message.id] = episode
-        return found
 
     def _clean_messages(self, messages: MessagesInput) -> list[dict[str, Any]]:
         if isinstance(messages, str | bytes | bytearray):

@@ -56,6 +56,12 @@ def import_records(body: ImportRequest, m: Caller) -> ImportResult:
     return ImportResult(**m.import_records(body.records))
 
 
-@router.get("/v1/stats", response_model=StoreStats, responses=ERRORS)
+# the file's path and size are every tenant's business together: the operator's, not a caller's
+TENANT_PRIVATE = frozenset({"path", "size_bytes"})
+
+
+@router.get("/v1/stats", response_model=StoreStats, responses=ERRORS,
+            response_model_exclude=set(TENANT_PRIVATE))
 def stats(m: Caller) -> StoreStats:
+    """The caller's tenant's counts (no file path or size: see `memsvc stats` for those)."""
     return m.stats()

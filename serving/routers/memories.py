@@ -15,6 +15,7 @@ from memsvc.model.records import (
     Page,
     StoredMessage,
 )
+from memsvc.sdk.background import add_for_later
 from memsvc.serving.graph_view import memory_graph
 from memsvc.serving.routers.deps import (
     ERRORS,
@@ -47,8 +48,12 @@ def add_memories(body: AddRequest, m: Caller, tenant: Tenant, jobs: AppJobs,
     scope = {"user_id": body.user_id, "agent_id": body.agent_id,
              "session_id": body.session_id}
     infer_later = body.background and body.infer
-    result = m.add(body.message_dicts(), metadata=body.metadata, timestamp=body.timestamp,
-                   infer=body.infer and not infer_later, **scope)
+    if infer_later:  # stored with a durable "extraction pending" mark, before the 202
+        result = add_for_later(m, body.message_dicts(), metadata=body.metadata,
+                               timestamp=body.timestamp, **scope)
+    else:
+        result = m.add(body.message_dicts(), metadata=body.metadata, timestamp=body.timestamp,
+                       infer=body.infer, **scope)
     metrics.ingest.observe(time.perf_counter() - started)
     if not body.background:
         return result

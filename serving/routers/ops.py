@@ -13,7 +13,7 @@ router = APIRouter(tags=["ops"])
 @router.get("/healthz", response_model=Health)
 def healthz(request: Request) -> Health:
     return Health(status="ok", version=memsvc.__version__,
-                  auth="api_key" if request.app.state.tenancy.require_keys else "none")
+                  auth="api_key" if request.app.state.tenancy.keys_required() else "none")
 
 
 @router.get("/metrics", response_class=Response,

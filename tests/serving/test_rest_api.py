@@ -178,6 +178,9 @@ def test_background_add_is_durable_before_202_then_extracts(http: httpx.Client) 
     assert job["status"] == "done", job
     kinds = {c["kind"] for c in job["result"]["results"]}
     assert "episode" in kinds
+    # the "extraction pending" mark stored before the 202 came off with the extraction
+    episodes = http.get("/v1/memories", params={"user_id": "u-bg", "kinds": "episode"}).json()
+    assert [e["metadata"].get("extraction") for e in episodes["items"]] == [None]
 
 
 def test_metrics_count_routes_and_time_ingest_and_search(http: httpx.Client) -> None:

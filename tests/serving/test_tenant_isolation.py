@@ -16,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memsvc import Memory
+from memsvc.sdk.client import MemoryClient
 from memsvc.serving.server import BackgroundServer
 from memsvc.storage.keys import ApiKeyStore
 
@@ -111,3 +113,28 @@ def test_no_cross_tenant_result_ever(
 def _all_mine(owner: dict[str, str], tenant: str, ids: list[str]) -> None:
     strangers = {mid: owner.get(mid) for mid in ids if owner.get(mid) != tenant}
     assert not strangers, f"tenant {tenant} saw ids of {strangers}"
+
+
+def test_stats_show_a_tenant_its_own_counts_and_nothing_of_the_file(
+    clients: dict[str, httpx.Client], base_memory: Memory
+) -> None:
+    """Issue 11, L1: the file's path and size are the operator's, not a tenant's."""
+    for _ in range(3):
+        assert clients["acme"].post("/v1/memories", json={
+            "messages": "acme note: coffee", "user_id": "u1"}).status_code == 201
+    acme = clients["acme"].get("/v1/stats")
+    globex = clients["globex"].get("/v1/stats")
+    for r in (acme, globex):
+        assert r.status_code == 200, r.text
+        assert "path" not in r.json() and "size_bytes" not in r.json(), r.json()
+        assert base_memory.settings.db_path.name not in r.text
+    assert (acme.json()["memories"], acme.json()["messages"]) == (3, 3)
+    assert (globex.json()["memories"], globex.json()["messages"]) == (0, 0)
+    # the remote SDK reads the same answer
+    key = clients["globex"].headers["Authorization"].removeprefix("Bearer ")
+    with MemoryClient(str(clients["globex"].base_url), api_key=key) as remote:
+        seen = remote.stats()
+    assert seen.memories == 0 and seen.path is None and seen.size_bytes is None
+    # the operator's own view (embedded, `memsvc stats`) keeps them
+    full = base_memory.stats()
+    assert full.path == str(base_memory.settings.db_path) and (full.size_bytes or 0) > 0
