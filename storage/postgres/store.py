@@ -39,8 +39,9 @@ from memsvc.storage.postgres import health, lexical
 from memsvc.storage.postgres.engine import APP_ROLE, open_engine, set_tenant
 from memsvc.storage.postgres.filters import visibility_clause
 from memsvc.storage.postgres.graph import PostgresGraphReads, link_memories, purge_orphans
-from memsvc.storage.postgres.tables import RECORD_COLUMNS, to_record, to_row, unit
+from memsvc.storage.postgres.tables import RECORD_COLUMNS, unit
 from memsvc.storage.postgres.tables import pg_memories as memories
+from memsvc.storage.row_mapping import memory_row, record_from_row
 from memsvc.storage.schema import UTCDateTime, history, messages
 
 _SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
@@ -123,7 +124,7 @@ class PostgresStore(PostgresGraphReads):
                 conn.execute(insert(messages), [self._message_row(m) for m in batch.messages])
             if batch.inserts:
                 conn.execute(insert(memories), [
-                    {**to_row(self.tenant, rec), "embedding": unit(emb)}
+                    {**memory_row(self.tenant, rec), "embedding": unit(emb)}
                     for rec, emb in batch.inserts
                 ])
                 link_memories(conn, self.tenant, [r for r, _ in batch.inserts], replace=False)
@@ -154,7 +155,7 @@ class PostgresStore(PostgresGraphReads):
     def _update_memory(
         self, conn: Connection, rec: MemoryRecord, embedding: np.ndarray | None
     ) -> None:
-        values = to_row(self.tenant, rec)
+        values = memory_row(self.tenant, rec)
         for fixed in ("id", "tenant", "created_at"):
             values.pop(fixed)
         if embedding is not None:
@@ -258,7 +259,7 @@ class PostgresStore(PostgresGraphReads):
         with self._read() as conn:
             rows = conn.execute(select(*RECORD_COLUMNS).where(
                 memories.c.tenant == self.tenant, memories.c.id.in_(list(memory_ids)))).all()
-        return {row.id: to_record(row) for row in rows}
+        return {row.id: record_from_row(row) for row in rows}
 
     def list_memories(
         self, query: VisibilityQuery, *, limit: int, after_id: str | None = None
@@ -271,14 +272,14 @@ class PostgresStore(PostgresGraphReads):
             if after_id is not None:
                 stmt = stmt.where(memories.c.id > after_id)
             rows = conn.execute(stmt.order_by(memories.c.id).limit(limit)).all()
-        return [to_record(r) for r in rows], n
+        return [record_from_row(r) for r in rows], n
 
     def find_by_hash(self, query: VisibilityQuery, content_hash: str) -> MemoryRecord | None:
         where = visibility_clause(self.tenant, query)
         with self._read() as conn:
             row = conn.execute(select(*RECORD_COLUMNS).where(
                 where, memories.c.content_hash == content_hash).limit(1)).first()
-        return to_record(row) if row is not None else None
+        return record_from_row(row) if row is not None else None
 
     def vector_search(self, query: VisibilityQuery, embedding: np.ndarray, k: int) -> list[Hit]:
         """The k nearest visible memories by cosine, the scope applied inside the search."""
