@@ -16,6 +16,9 @@ from memsvc.model.records import (
 )
 from memsvc.storage.base import HistoryDraft
 
+# the mapping both backends share, used through this module by the SQLite store
+from memsvc.storage.row_mapping import memory_row, record_from_row  # noqa: F401
+
 SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
 
 
