@@ -11,7 +11,8 @@ One turn, in the order that keeps the promises of the issue:
 4. store the user's message (``Memory.add``) -- *before* the model is called, so a model that
    is down, slow or talking nonsense can never lose it;
 5. stream the answer; a failure before the first token is a :class:`ChatUnavailableError`
-   (HTTP 503, naming the stored message), a later one ends the stream with an ``error`` event;
+   (HTTP 503, naming the stored message), a later one ends the stream with an ``error`` event
+   (so does a whitespace-only answer: every stream ends with exactly one ``done`` or ``error``);
 6. write the reply back through the write pipeline (``Memory.add``, same session) and extract
    memories from the user's message (``infer``: the configured extractor, rules by default;
    the reply itself is kept as an episode but not mined, see ``_extract``).
@@ -54,6 +55,7 @@ from memsvc.model.records import MemoryKind, MemoryRecord, StoredMessage
 from memsvc.model.settings import DEFAULT_VLLM_PORT, Settings
 from memsvc.sdk.memory import Memory
 from memsvc.serving.chat_route import ChatBody, chat_router, sse_event
+from memsvc.serving.errors import report_internal
 from memsvc.serving.prompt_layout import (
     LayoutOptions,
     Turn,
@@ -249,11 +251,23 @@ class ChatService:
             return
         answer = "".join(parts)
         req = turn.request
-        reply = turn.memory.add(
-            {"role": "assistant", "content": answer}, user_id=req.user_id,
-            agent_id=req.agent_id, session_id=req.session_id,
-            metadata={META_KEY: {"model": model, "finish_reason": finish}}, infer=False,
-        )
+        if not answer.strip():  # only whitespace: no answer, and nothing a store accepts
+            self._extract(turn)
+            yield ChatEvent(type="error", code=ChatUnavailableError.code, message=(
+                f"the LLM returned an empty answer; your message was stored (message id "
+                f"{turn.user_message}, session {req.session_id}) and the turn can be retried"))
+            return
+        try:
+            reply = turn.memory.add(
+                {"role": "assistant", "content": answer}, user_id=req.user_id,
+                agent_id=req.agent_id, session_id=req.session_id,
+                metadata={META_KEY: {"model": model, "finish_reason": finish}}, infer=False,
+            )
+        except Exception as exc:  # a stream always ends with `done` or `error`, never mid-air
+            self._extract(turn)
+            error = report_internal(exc, "storing a chat reply")
+            yield ChatEvent(type="error", code=error["code"], message=error["message"])
+            return
         self._extract(turn)
         yield ChatEvent(type="done", response=ChatResponse(
             answer=answer, session_id=req.session_id or "", memory_ids=turn.memory_ids,

@@ -21,7 +21,8 @@ llm_app = typer.Typer(help="The local vLLM server (OpenAI-compatible) used by /v
 _err = Console(stderr=True)
 
 PortOption = Annotated[int | None, typer.Option(
-    "--port", help="Port on 127.0.0.1 (default: $MEMSVC_VLLM_PORT or 8765)")]
+    "--port", help="Port on 127.0.0.1 (default: $MEMSVC_VLLM_PORT or 8765)", min=1,
+    max=65535)]
 UrlOption = Annotated[str | None, typer.Option(
     "--base-url", help="Use this OpenAI-compatible server instead (default: "
                        "$MEMSVC_LLM_BASE_URL); nothing is started or stopped")]

@@ -1,7 +1,8 @@
 """The `memsvc` command: each command is a thin call of the `Memory` method of the same name.
 
 `memsvc search "..." --user-id u` is `Memory().search("...", user_id="u")`; errors are the
-SDK's typed exceptions, printed as one line with exit code 2.
+SDK's typed exceptions, printed as one line with exit code 2; so are bad files, paths and
+values of any command (memsvc/cli/errors.py).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from memsvc.cli.errors import OneLineErrors
 from memsvc.model.errors import InvalidInputError, MemsvcError
 from memsvc.model.records import MemoryRecord, SearchResponse
 from memsvc.sdk.memory import Memory
 from memsvc.sdk.operations import Surface
 
-app = typer.Typer(help="memsvc: long-term memory for AI agents.", no_args_is_help=True)
+# OneLineErrors: a bad file, path or input of any command is one line and exit 2
+app = typer.Typer(help="memsvc: long-term memory for AI agents.", no_args_is_help=True,
+                  cls=OneLineErrors)
 console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 T = TypeVar("T")

@@ -101,7 +101,7 @@ def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Bind address (127.0.0.1 unless keys exist)")] =
     "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port", min=1, max=65535)] = 8000,
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo conversation first")] =
     False,
 ) -> None:

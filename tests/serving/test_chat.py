@@ -379,6 +379,40 @@ def test_failure_after_the_first_token_ends_the_stream_with_an_error_event(
     assert [m.role for m in stored] == ["user"]
 
 
+@pytest.mark.parametrize("answer", ["   ", " \n \n ", "\t"])
+def test_a_blank_answer_ends_the_stream_with_one_error_event(
+    memory: Memory, answer: str
+) -> None:
+    """Issue 11, L3: a whitespace-only answer streamed deltas and then stopped, with neither
+    `done` nor `error`. Every stream ends with exactly one of them; the whole answer is a 503
+    like an empty one, and only the user's message is stored."""
+    with FakeLLM(answers=[answer, answer]) as fake:
+        app = create_app(memory, chat=_service(fake.url))
+        body = {"message": "My sister Maya lives in Lisbon.", "user_id": "u",
+                "session_id": "s", "stream": True}
+        with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as http:
+            with http.stream("POST", "/v1/chat", json=body) as r:
+                events = _sse(r) if r.status_code == 200 else []
+                status = r.status_code
+                if status != 200:
+                    r.read()
+                    error = r.json()["error"]
+            whole = http.post("/v1/chat", json={**body, "stream": False})
+    if status == 200:  # refused after the stream started: one error event, last
+        ends = [e for e in events if e.type in ("done", "error")]
+        assert [e.type for e in ends] == ["error"] and events[-1] is ends[0], events
+        assert events[-1].code == "llm_unavailable"
+        assert "empty answer" in (events[-1].message or "")
+    else:  # refused before it started
+        assert status == 503 and "empty answer" in error["message"]
+    assert whole.status_code == 503, whole.text
+    assert "empty answer" in whole.json()["error"]["message"]
+    stored = memory.messages(user_id="u", session_id="s")
+    assert [m.role for m in stored] == ["user", "user"]
+    extracted = [m.text for m in memory.get_all(user_id="u").items if m.kind.value != "episode"]
+    assert extracted  # the user's message was still mined for memories
+
+
 def test_llm_extractor_falls_back_to_rules_when_the_llm_is_down(
     tmp_path: Path, embedder: SentenceTransformerEmbedder
 ) -> None:
