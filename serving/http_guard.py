@@ -1,13 +1,18 @@
-"""Refuse oversized bodies (413) and non-JSON requests (415) before any route runs.
+"""Refuse oversized bodies (413), non-JSON requests (415) and URLs that are not UTF-8 (400)
+before any route runs.
 
 A pure ASGI middleware, so a body is counted while it streams in (a chunked upload with no
 Content-Length is cut off at the limit too) and a refused request never reaches the store.
+A path or query string whose percent-escapes are not UTF-8 (``%FF``, or ``%ED%A0%80``, a
+lone surrogate) would otherwise be decoded with U+FFFD in place of each bad byte, so two
+different ids could name the same user; such a request is refused instead.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +31,10 @@ class BodyGuard:
         self.json_prefixes = json_prefixes  # paths whose bodies must be JSON
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _utf8_url(scope):
+            await _reply(send, 400, "invalid_encoding",
+                         "the URL's path or query is not UTF-8 once its %-escapes are decoded")
+            return
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
@@ -75,6 +84,17 @@ class BodyGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _utf8_url(scope: Scope) -> bool:
+    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    query = scope.get("query_string", b"")
+    try:
+        unquote_to_bytes(bytes(raw_path)).decode("utf-8")
+        unquote_to_bytes(bytes(query).replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def _drain(receive: Receive, limit: int = _DRAIN_LIMIT) -> None:

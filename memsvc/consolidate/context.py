@@ -10,6 +10,7 @@ that imports them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from memsvc.embedding.embedder import Embedder
 from memsvc.extractors.base import Extractor
+from memsvc.model.errors import InvalidInputError
 from memsvc.model.filters import AllOf, Condition, FilterNode
 from memsvc.model.records import (
     MemoryChange,
@@ -31,6 +33,15 @@ from memsvc.storage.base import MemoryStore, VisibilityQuery
 from memsvc.write.manager import WriteManager
 
 ACTOR = "consolidate"
+# knob -> (lowest, highest, whole number?) that a run accepts
+_CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
+    "merge_threshold": (0.0, 1.0, False),
+    "half_life_days": (1e-6, 1e6, False),
+    "archive_below": (0.0, 1.0, False),
+    "summary_sentences": (1, 1000, True),
+    "profile_lines": (1, 10_000, True),
+    "max_retry_attempts": (0, 1000, True),
+}
 # The memories extracted from turns: what merge folds and decay archives.
 DERIVED_KINDS = (
     MemoryKind.FACT.value,
@@ -50,6 +61,20 @@ class ConsolidationConfig:
     summary_sentences: int = 5
     profile_lines: int = 30  # per section
     max_retry_attempts: int = 5
+
+    def __post_init__(self) -> None:
+        """Refuse what no run can use (a zero half-life divides by zero, NaN compares false
+        with everything), as a typed error naming the knob; whole floats become ints (a
+        JSON body carries every number as a float)."""
+        for name, (low, high, whole) in _CONFIG_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                math.isfinite(value) and low <= value <= high
+            ) or (whole and value != int(value)):
+                kind = "a whole number" if whole else "a number"
+                raise InvalidInputError(f"config.{name} must be {kind} from {low} to {high}",
+                                        field=f"config.{name}")
+            object.__setattr__(self, name, int(value) if whole else float(value))
 
 
 class ConsolidationReport(BaseModel):

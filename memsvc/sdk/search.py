@@ -6,6 +6,7 @@ and status flags into the query the storage layer runs.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -131,6 +132,7 @@ class Reads(MemoryParts):
                 raise InvalidInputError(
                     f"plan channels must be among {sorted(self.retriever.channels)}", field="plan"
                 )
+            _check_plan(plan)
             return plan
         raise InvalidInputError("plan must be a SearchPlan or a recipe name", field="plan")
 
@@ -247,3 +249,21 @@ def _memory_id(memory_id: object) -> str:
     ident = clean_id(memory_id.strip(), field="id")
     assert ident is not None
     return ident
+
+
+def _check_plan(plan: SearchPlan) -> None:
+    """Numbers fusion can use: a NaN or infinite weight would rank every hit NaN."""
+    for name, spec in plan.channels.items():
+        weight, k = spec.weight, spec.k
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
+            math.isfinite(weight)
+        ):
+            raise InvalidInputError(f"plan channel {name}: weight must be a finite number",
+                                    field="plan")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
+            raise InvalidInputError(f"plan channel {name}: k must be an integer from 1 to 1000",
+                                    field="plan")
+    if isinstance(plan.rrf_k, bool) or not isinstance(plan.rrf_k, int) or not (
+        1 <= plan.rrf_k <= 1000
+    ):
+        raise InvalidInputError("plan rrf_k must be an integer from 1 to 1000", field="plan")

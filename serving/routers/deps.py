@@ -75,3 +75,6 @@ def json_param(raw: str | None, field: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidFilterError(f"{field} is not valid JSON: {exc.msg}", field=field) from exc
+    except (ValueError, RecursionError) as exc:  # an int of 4300+ digits; nesting too deep
+        raise InvalidFilterError(f"{field} is not JSON this server reads: "
+                                 f"{type(exc).__name__}", field=field) from exc
