@@ -1,11 +1,13 @@
-"""The `memories` row of storage/schema.py and `MemoryRecord`, both ways: the mapping both
-backends share (they hold the same columns; each adds its own index columns beside them)."""
+"""The rows of storage/schema.py's shared tables and their models, both ways: `memories` ↔
+`MemoryRecord`, `messages` ↔ `StoredMessage`, `history` ↔ `HistoryEntry`. Both backends use
+these (they hold the same columns; each adds its own index columns beside them)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from memsvc.model.records import MemoryRecord, Provenance, Scope
+from memsvc.model.records import HistoryEntry, MemoryRecord, Provenance, Scope, StoredMessage
+from memsvc.storage.base import HistoryDraft
 from memsvc.storage.schema import scope_token
 
 
@@ -73,3 +75,58 @@ def memory_row(tenant: str, rec: MemoryRecord) -> dict[str, Any]:
         "version": rec.version,
         "fts_scope": scope_token(tenant, rec.scope.user_id),
     }
+
+
+def message_row(tenant: str, m: StoredMessage) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "tenant": tenant,
+        "user_id": m.scope.user_id,
+        "agent_id": m.scope.agent_id,
+        "session_id": m.scope.session_id,
+        "role": m.role,
+        "name": m.name,
+        "content": m.content,
+        "timestamp": m.timestamp,
+        "created_at": m.created_at,
+        "metadata": m.metadata,
+    }
+
+
+def message_from_row(r: Any) -> StoredMessage:
+    return StoredMessage(
+        id=r.id,
+        scope=Scope(user_id=r.user_id, agent_id=r.agent_id, session_id=r.session_id),
+        role=r.role,
+        name=r.name,
+        content=r.content,
+        timestamp=r.timestamp,
+        created_at=r.created_at,
+        metadata=r.metadata or {},
+    )
+
+
+def history_row(tenant: str, h: HistoryDraft) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "memory_id": h.memory_id,
+        "event": h.event.value,
+        "old": h.old,
+        "new": h.new,
+        "actor": h.actor,
+        "reason": h.reason,
+        "created_at": h.created_at,
+    }
+
+
+def history_from_row(r: Any) -> HistoryEntry:
+    return HistoryEntry(
+        id=r.id,
+        memory_id=r.memory_id,
+        event=r.event,
+        old=r.old,
+        new=r.new,
+        actor=r.actor,
+        reason=r.reason,
+        created_at=r.created_at,
+    )

@@ -41,7 +41,14 @@ from memsvc.storage.postgres.filters import visibility_clause
 from memsvc.storage.postgres.graph import PostgresGraphReads, link_memories, purge_orphans
 from memsvc.storage.postgres.tables import RECORD_COLUMNS, unit
 from memsvc.storage.postgres.tables import pg_memories as memories
-from memsvc.storage.row_mapping import memory_row, record_from_row
+from memsvc.storage.row_mapping import (
+    history_from_row,
+    history_row,
+    memory_row,
+    message_from_row,
+    message_row,
+    record_from_row,
+)
 from memsvc.storage.schema import UTCDateTime, history, messages
 
 _SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
@@ -121,7 +128,8 @@ class PostgresStore(PostgresGraphReads):
             return
         def work(conn: Connection) -> None:
             if batch.messages:
-                conn.execute(insert(messages), [self._message_row(m) for m in batch.messages])
+                conn.execute(insert(messages),
+                             [message_row(self.tenant, m) for m in batch.messages])
             if batch.inserts:
                 conn.execute(insert(memories), [
                     {**memory_row(self.tenant, rec), "embedding": unit(emb)}
@@ -135,22 +143,9 @@ class PostgresStore(PostgresGraphReads):
             for memory_id in batch.hard_deletes:
                 self._hard_delete(conn, memory_id)
             if batch.history:
-                conn.execute(insert(history), [
-                    {"tenant": self.tenant, "memory_id": h.memory_id, "event": h.event.value,
-                     "old": h.old, "new": h.new, "actor": h.actor, "reason": h.reason,
-                     "created_at": h.created_at}
-                    for h in batch.history
-                ])
+                conn.execute(insert(history), [history_row(self.tenant, h) for h in batch.history])
 
         self._transact(work)
-
-    def _message_row(self, m: StoredMessage) -> dict[str, Any]:
-        return {
-            "id": m.id, "tenant": self.tenant, "user_id": m.scope.user_id,
-            "agent_id": m.scope.agent_id, "session_id": m.scope.session_id, "role": m.role,
-            "name": m.name, "content": m.content, "timestamp": m.timestamp,
-            "created_at": m.created_at, "metadata": m.metadata,
-        }
 
     def _update_memory(
         self, conn: Connection, rec: MemoryRecord, embedding: np.ndarray | None
@@ -343,11 +338,7 @@ class PostgresStore(PostgresGraphReads):
                 .where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
                 .order_by(history.c.id)
             ).all()
-        return [
-            HistoryEntry(id=r.id, memory_id=r.memory_id, event=r.event, old=r.old, new=r.new,
-                         actor=r.actor, reason=r.reason, created_at=r.created_at)
-            for r in rows
-        ]
+        return [history_from_row(r) for r in rows]
 
     def messages(self, scope: Scope, *, limit: int = 1000) -> list[StoredMessage]:
         with self._read() as conn:
@@ -357,15 +348,7 @@ class PostgresStore(PostgresGraphReads):
                 .order_by(messages.c.timestamp, messages.c.pk)
                 .limit(limit)
             ).all()
-        return [
-            StoredMessage(
-                id=r.id,
-                scope=Scope(user_id=r.user_id, agent_id=r.agent_id, session_id=r.session_id),
-                role=r.role, name=r.name, content=r.content, timestamp=r.timestamp,
-                created_at=r.created_at, metadata=r.metadata or {},
-            )
-            for r in rows
-        ]
+        return [message_from_row(r) for r in rows]
 
     def stats(self) -> StoreStats:
         with self._read() as conn:
