@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from memsvc.consolidate.context import ACTOR, DERIVED_KINDS, StepContext
-from memsvc.consolidate.sentences import content_words
+from memsvc.consolidate.sentences import WORD, content_words
 from memsvc.model.records import HistoryEvent, MemoryChange, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import HistoryDraft, WriteBatch
+from memsvc.text.stopwords import STOPWORDS
 from memsvc.write.revision import snapshot
 
 _DIGITS = re.compile(r"\d+")
@@ -118,12 +119,15 @@ def clusters(
         return i
 
     words = [content_words(r.text) for r in group]
+    order = [_content_sequence(r.text) for r in group]
     polarity = [_polarity(r.text) for r in group]
     for start in range(0, len(group), 512):
         sims = matrix[start : start + 512] @ matrix.T
         for a, b in zip(*np.nonzero(sims >= threshold), strict=True):
             i, j = start + int(a), int(b)
-            if i < j and polarity[i] == polarity[j] and _few_words_apart(words[i], words[j]):
+            if (i < j and polarity[i] == polarity[j]
+                    and _few_words_apart(words[i], words[j])
+                    and _same_order(order[i], order[j])):
                 parent[find(j)] = find(i)
     comps: dict[int, list[MemoryRecord]] = defaultdict(list)
     for i, r in enumerate(group):
@@ -140,3 +144,18 @@ def _polarity(text: str) -> frozenset[str]:
 def _few_words_apart(a: frozenset[str], b: frozenset[str]) -> bool:
     """Near-duplicates differ in punctuation, inflection or a word or two, not in content."""
     return len(a ^ b) <= max(2, len(a | b) // 4)
+
+
+def _content_sequence(text: str) -> list[str]:
+    """The content words of a text in the order they appear (first occurrence of each)."""
+    return list(dict.fromkeys(w for w in WORD.findall(text.casefold()) if w not in STOPWORDS))
+
+
+def _same_order(a: list[str], b: list[str]) -> bool:
+    """The words two texts share come in the same order in both.
+
+    "prefers tea over coffee" and "prefers coffee over tea" have the same words, the same
+    polarity and nearly the same vector, yet say opposite things; their order tells them apart.
+    """
+    shared = set(a) & set(b)
+    return [w for w in a if w in shared] == [w for w in b if w in shared]

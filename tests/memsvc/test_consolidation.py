@@ -185,6 +185,15 @@ def test_near_duplicates_merge_into_the_oldest(memory: Memory) -> None:
     assert [h.memory.id for h in hits].count(b.id) == 0  # the duplicate no longer shows
 
 
+def test_opposite_orders_of_the_same_words_are_not_merged(memory: Memory) -> None:
+    tea = insert(memory, "Caroline prefers tea over coffee.", MemoryKind.PREFERENCE)
+    coffee = insert(memory, "Caroline prefers coffee over tea.", MemoryKind.PREFERENCE)
+    report = memory.consolidate(user_id="u1", now=NOW, steps=["merge"])
+    assert report.merged == 0
+    assert memory.get(tea.id).status is MemoryStatus.ACTIVE
+    assert memory.get(coffee.id).status is MemoryStatus.ACTIVE
+
+
 # -- decay ----------------------------------------------------------------------------------
 
 
