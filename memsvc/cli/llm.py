@@ -56,6 +56,14 @@ def _print_status(status: Any, as_json: bool, extra: dict[str, Any] | None = Non
         print(", ".join(f"{k} {v}" for k, v in extra.items()))
 
 
+def _on_other_port(launcher: Any, port: int | None) -> bool:
+    """True when the caller named a port and memsvc's server runs on another one."""
+    if port is None or launcher.external:
+        return False
+    recorded = launcher.recorded_port()
+    return recorded is not None and recorded != port
+
+
 @llm_app.command("start")
 def start(port: PortOption = None, base_url: UrlOption = None, as_json: JsonOption = False
           ) -> None:
@@ -78,6 +86,10 @@ def stop(port: PortOption = None, base_url: UrlOption = None) -> None:
     if launcher.external:
         print(f"external server {launcher.base_url}: nothing to stop")
         return
+    if _on_other_port(launcher, port):
+        print(f"not running on port {port} (memsvc's vLLM runs on port "
+              f"{launcher.recorded_port()}): nothing stopped")
+        return
     print("stopped" if launcher.stop() else "not running")
 
 
@@ -85,7 +97,12 @@ def stop(port: PortOption = None, base_url: UrlOption = None) -> None:
 def status(port: PortOption = None, base_url: UrlOption = None, as_json: JsonOption = False
            ) -> None:
     """Probe the server; exit code 0 when it is ready, 3 when it is not."""
-    st = _launcher(port, base_url).status()
+    launcher = _launcher(port, base_url)
+    if _on_other_port(launcher, port):
+        _err.print(f"not running on port {port} (memsvc's vLLM runs on port "
+                   f"{launcher.recorded_port()})")
+        raise typer.Exit(3)
+    st = launcher.status()
     _print_status(st, as_json)
     if not st.healthy:
         raise typer.Exit(3)

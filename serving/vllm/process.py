@@ -149,6 +149,21 @@ class LocalVLLM(ModelPreparer):
             return None
         return data if isinstance(data, dict) else None
 
+    def recorded_port(self) -> int | None:
+        """The port the server this launcher started was given (its pid file), or None.
+
+        One cache dir holds one server, so `stop` and `status` act on that server whatever
+        port a caller names; the CLI compares a named port with this one first, so that
+        `memsvc llm stop --port N` never stops a server on another port.
+        """
+        state = self._read_state()
+        if not state or "port" not in state:
+            return None
+        try:
+            return int(state["port"])
+        except (TypeError, ValueError):
+            return None
+
     def _health(self, timeout_s: float = 2.0) -> bool:
         return probe_health(self.base_url, timeout_s)
 
