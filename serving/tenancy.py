@@ -77,6 +77,8 @@ class Tenancy:
                     embedder=self.base.embedder,
                     store=store.for_tenant(tenant),
                     extractor=self.base.extractor,
+                    # the base's decider (and so its one LLM client), not one per tenant
+                    decider=self.base.decider,
                 )
                 self._memories[tenant] = memory
             return memory

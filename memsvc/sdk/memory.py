@@ -23,6 +23,7 @@ from memsvc.consolidate import (
 from memsvc.embedding.embedder import Embedder, SentenceTransformerEmbedder, query_embedding
 from memsvc.extractors.base import Extractor
 from memsvc.extractors.episode import EpisodeExtractor
+from memsvc.llm.client import LLMClient
 from memsvc.model.chat import ChatEvent, ChatRequest, ChatResponse, ChatUnavailableError
 from memsvc.model.errors import InvalidInputError
 from memsvc.model.settings import Settings, default_embedder_path
@@ -42,7 +43,7 @@ from memsvc.sdk.parts import _now
 from memsvc.sdk.writes import ROLES, Writes
 from memsvc.storage.base import MemoryStore
 from memsvc.storage.factory import open_store
-from memsvc.write.factory import build_decider, build_extractor
+from memsvc.write.factory import build_decider, build_extractor, build_llm_client
 from memsvc.write.manager import Decider, WriteManager
 
 __all__ = ["ROLES", "Memory", "MessagesInput"]
@@ -73,14 +74,21 @@ class Memory(Writes, ImportExport):
         self.store: MemoryStore = store or open_store(
             self.settings.db_path, tenant=self.settings.tenant, embedding_dim=self.embedder.dim
         )
+        # One LLM client for whatever this Memory builds from settings (the LLM extractor
+        # and decider share it); closed with it. Given parts bring their own and keep them.
+        self._llm: LLMClient | None = None
+        if (extractor is None and self.settings.extractor == "llm") or (
+                decider is None and self.settings.decider == "llm"):
+            self._llm = build_llm_client(self.settings)
         # runs on add(infer=True); unless given, settings.extractor's (rules, or llm)
         self.extractor: Extractor | None = (
-            extractor if extractor is not None else build_extractor(self.settings))
+            extractor if extractor is not None else build_extractor(self.settings, self._llm))
         # answers `chat` (memsvc.serving.chat.ChatService); None: no LLM, chat is refused
         self.chat_engine = chat_engine
         self._episodes = EpisodeExtractor()
         self._manager = WriteManager(
-            self.store, decider=decider if decider is not None else build_decider(self.settings),
+            self.store,
+            decider=decider if decider is not None else build_decider(self.settings, self._llm),
             consult_above=self.settings.decider_consult_above)
         channels: dict[str, Channel] = {
             "vector": VectorChannel(self.store),
@@ -95,6 +103,12 @@ class Memory(Writes, ImportExport):
         self._access = AccessLog(self.store)
         self.default_plan = recipe("balanced", self.settings)
 
+    @property
+    def decider(self) -> Decider | None:
+        """The write manager's delegate (None: the rules decide alone); a server's tenants
+        share the base's."""
+        return self._manager.decider
+
     def __enter__(self) -> Memory:
         return self
 
@@ -105,6 +119,8 @@ class Memory(Writes, ImportExport):
         self.retriever.close()
         self._access.close()
         self.store.close()
+        if self._llm is not None:
+            self._llm.close()
 
     # -- manage ---------------------------------------------------------------------------
 

@@ -57,3 +57,22 @@ def test_malformed_llm_decision_keeps_the_rules_decision(tmp_path: Path, embedde
         assert change.event is HistoryEvent.ADD
         assert mem.get(old.id).status is MemoryStatus.ACTIVE
         assert "decider_error" in mem.get(change.id).metadata
+
+
+def test_one_llm_client_for_extractor_and_decider_closed_with_the_memory(
+    tmp_path: Path, embedder
+) -> None:
+    """With both parts on the LLM, a Memory builds one client (one connection pool) and
+    closes it with itself; a server's tenants share their base's decider."""
+    settings = Settings.from_env({
+        "MEMSVC_DECIDER": "llm", "MEMSVC_EXTRACTOR": "llm",
+        "MEMSVC_LLM_BASE_URL": "http://127.0.0.1:9/v1", "MEMSVC_LLM_MODEL": "recorded"},
+        db_path=tmp_path / "llm.db")
+    mem = Memory(settings=settings, embedder=embedder)
+    client = mem.decider.client  # type: ignore[union-attr]
+    assert mem.extractor.client is client  # type: ignore[union-attr]
+    tenant = Memory(settings=settings, embedder=embedder, store=mem.store.for_tenant("t2"),
+                    extractor=mem.extractor, decider=mem.decider)
+    assert tenant.decider is mem.decider
+    mem.close()
+    assert client._http.is_closed
