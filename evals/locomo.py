@@ -509,12 +509,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
     parser.add_argument("--tag", default=None, help="suffix for the result files")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--app", action="store_true",
+                        help="application mode (evals/locomo_app.py): one store in a fresh "
+                        "process, everything ingested first, default plan, limit 10 and 20")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the process exit status."""
     args = parse_args(argv)
+    if args.app:
+        from memsvc.evals import locomo_app
+
+        app_report = locomo_app.run(args.paths, mode=args.mode, tag=args.tag,
+                                    out_dir=None if args.no_write else args.out)
+        print(locomo_app.render_markdown(app_report))
+        return 0
     weights = {n: w for n, w in (("vector", args.vector_weight), ("bm25", args.bm25_weight))
                if w is not None}
     depths = {n: k for n, k in (("vector", args.vector_k), ("bm25", args.bm25_k)) if k is not None}
