@@ -31,6 +31,7 @@ from memsvc.retrievers.context import ContextBlock, pack_context
 from memsvc.retrievers.fusion import FusedHit
 from memsvc.retrievers.grouping import SourceGroups
 from memsvc.retrievers.plan import RECIPES, SearchPlan, recipe
+from memsvc.retrievers.validity import expired
 from memsvc.sdk.parts import MemoryParts, _now
 from memsvc.storage.base import VisibilityQuery
 
@@ -75,7 +76,11 @@ class Reads(MemoryParts):
             ChannelQuery(text, visibility, now=reference), search_plan
         )
         fetch_started = time.perf_counter()
-        results = self._select(retrieval.hits, search_plan.limit, group=_flag(group, "group"))
+        # Without `as_of` a search answers about the present (or the question's `now`):
+        # facts whose validity has ended are not current any more.
+        current_at = None if visibility.as_of is not None else (reference or _now())
+        results = self._select(retrieval.hits, search_plan.limit, group=_flag(group, "group"),
+                               current_at=current_at)
         if search_plan.track_access and results:
             self._access.record([m.memory.id for r in results for m in (r, *r.related)],
                                 _now())
@@ -86,10 +91,11 @@ class Reads(MemoryParts):
             query=text, results=results, plan=search_plan.describe(), timing_ms=timing
         )
 
-    def _select(self, hits: Sequence[FusedHit], limit: int, *, group: bool
-                ) -> list[ScoredMemory]:
+    def _select(self, hits: Sequence[FusedHit], limit: int, *, group: bool,
+                current_at: datetime | None) -> list[ScoredMemory]:
         """The first `limit` hits (groups, with `group`) as records, fetched in batches: a
-        grouped search reads a little past `limit`, since some hits fold into others."""
+        grouped search reads a little past `limit`, since some hits fold into others. With
+        `current_at`, memories expired by then are passed over (`retrievers.validity`)."""
         groups = SourceGroups(limit, enabled=group)
         batch = limit * GROUP_FETCH_FACTOR if group else limit
         position = 0
@@ -99,7 +105,7 @@ class Reads(MemoryParts):
             records = self.store.get_many([h.memory_id for h in chunk])
             for h in chunk:
                 record = records.get(h.memory_id)
-                if record is not None:
+                if record is not None and not (current_at and expired(record, current_at)):
                     groups.offer(ScoredMemory(memory=record, score=h.score,
                                               channel_scores=h.channel_scores,
                                               channel_ranks=h.channel_ranks))
