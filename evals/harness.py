@@ -99,14 +99,17 @@ def timed_search(
     unit_of_source: Mapping[str, str | Collection[str]],
     **kwargs: Any,
 ) -> tuple[list[set[str]], SearchResponse]:
-    """Search, time it, and return for each hit (in rank order) the gold units it covers."""
+    """Search, time it, and return for each hit (in rank order) the gold units it covers:
+    those of its memory and of the memories grouped under it (`related`), so a grouped
+    search is scored on the distinct evidence it returns."""
     start = time.perf_counter()
     response = memory.search(query, **kwargs)
     timings.search_ms.append((time.perf_counter() - start) * 1000)
     for channel, ms in response.timing_ms.items():
         timings.channel_ms.setdefault(channel, []).append(ms)
     covered = [
-        units_of(hit.memory.provenance.source_message_ids, unit_of_source)
+        units_of([source for member in (hit, *hit.related)
+                  for source in member.memory.provenance.source_message_ids], unit_of_source)
         for hit in response.results
     ]
     return covered, response

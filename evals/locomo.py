@@ -279,6 +279,7 @@ def run(
     rrf_k: int | None = None,
     ks: Sequence[int] = DEFAULT_KS,
     use_as_of: bool = False,
+    group: bool = True,
     out_dir: Path | None = RESULTS_DIR,
     tag: str | None = None,
     memory_factory: MemoryFactory = default_memory,
@@ -289,7 +290,8 @@ def run(
     `mode` is "raw" (`add(infer=False)`: episodes only) or "infer" (`add(infer=True)`).
     `plan` is a `SearchPlan`, a recipe name, or None for the store's default plan;
     `weights` / `depths` (per channel) and `rrf_k` override parts of it, for experiments.
-    `use_as_of` passes the conversation's last session date as `as_of` to every search.
+    `use_as_of` passes the conversation's last session date as `as_of` to every search;
+    `group=False` asks for the flat ranking (one hit per memory) instead of one per source.
     Files are `locomo-<mode>[-<tag>].json|.md|-questions.jsonl`.
     """
     if mode not in MODES:
@@ -300,6 +302,7 @@ def run(
     tally = _Tally(ks)
     timings = Timings()
     per_question: list[dict[str, Any]] = []
+    distinct_turns: list[int] = []  # turns covered by each question's top max(ks) hits
     skipped_questions = 0
     with tempfile.TemporaryDirectory(prefix="memsvc-locomo-") as tmp:
         memory = memory_factory(Path(tmp) / "locomo.db")
@@ -320,9 +323,10 @@ def run(
                     covered, response = timed_search(
                         memory, q.question, timings, dia_of_message,
                         user_id=conv.sample_id, limit=max(ks), plan=search_plan,
-                        as_of=conv.last_date if use_as_of else None,
+                        as_of=conv.last_date if use_as_of else None, group=group,
                     )
                     score = score_ranking(covered, q.evidence, ks)
+                    distinct_turns.append(len(set().union(*covered[: max(ks)])))
                     tally.add(q.category, score)
                     per_question.append({
                         "sample_id": conv.sample_id,
@@ -346,6 +350,7 @@ def run(
                 "search_plan": search_plan.describe(),
                 "search_limit": max(ks),
                 "as_of": "last session date" if use_as_of else None,
+                "group": group,
                 "data_files": sorted(
                     {c.source for c in conversations}
                 ),
@@ -360,6 +365,9 @@ def run(
         finally:
             memory.close()
     report = _report(conversations, tally, timings, config, skipped_questions)
+    report["overall"][f"distinct_turns@{max(ks)}"] = (
+        round(sum(distinct_turns) / len(distinct_turns), 2) if distinct_turns else float("nan")
+    )
     if out_dir is not None:
         _write(report, per_question, out_dir, mode, tag)
     return report
@@ -447,8 +455,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         markdown_table(header, rows),
         "",
         "Recall@k: share of a question's evidence turns found among the source turns of the "
-        "top-k memories; hit@k: at least one found; MRR over the top "
-        f"{config['search_limit']}.",
+        "top-k hits (a grouped hit covers its memory's and its related memories' turns); "
+        "hit@k: at least one found; MRR over the top "
+        f"{config['search_limit']}. Distinct turns covered by the top "
+        f"{config['search_limit']} hits, mean per question: "
+        f"{report['overall'].get('distinct_turns@' + str(config['search_limit']))} "
+        f"({'grouped' if config.get('group', True) else 'flat'} search).",
         "",
         "## Timing",
         "",
@@ -506,6 +518,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rrf-k", type=int, default=None)
     parser.add_argument("--as-of", action="store_true",
                         help="pass the conversation's last session date as as_of")
+    parser.add_argument("--flat", action="store_true",
+                        help="search with group=False (one hit per memory, not per source)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
     parser.add_argument("--tag", default=None, help="suffix for the result files")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -530,8 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     depths = {n: k for n, k in (("vector", args.vector_k), ("bm25", args.bm25_k)) if k is not None}
     report = run(
         args.paths, mode=args.mode, plan=args.plan, weights=weights, depths=depths,
-        rrf_k=args.rrf_k, use_as_of=args.as_of, out_dir=None if args.no_write else args.out,
-        tag=args.tag, progress=True,
+        rrf_k=args.rrf_k, use_as_of=args.as_of, group=not args.flat,
+        out_dir=None if args.no_write else args.out, tag=args.tag, progress=True,
     )
     print(render_markdown(report))
     return 0

@@ -54,6 +54,10 @@ class MemoryBrief(BaseModel):
 
 class ScoredBrief(MemoryBrief):
     score: float = Field(description="Fused relevance score (higher is better)")
+    related: list[MemoryBrief] = Field(
+        default_factory=list,
+        description="Other memories derived from the same messages (grouped search)",
+    )
 
 
 class SearchOut(BaseModel):

@@ -42,6 +42,9 @@ INSTRUCTIONS = (
     "Memories are scoped: always pass the same user_id (and agent_id / session_id if used)."
 )
 
+GROUP_HELP = ("One result per source: memories derived from the same messages are one "
+              "result (the others under `related`); false for a flat list.")
+
 # The operation each tool runs, and where the tool knowingly offers less than the SDK (an
 # agent gets a small surface); tests/memsvc/test_sdk_spec.py checks these against the spec.
 TOOLS: dict[str, Surface] = {
@@ -140,14 +143,16 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         filters: Annotated[
             dict[str, Any] | None, Field(description='Filter object, e.g. {"kind": "fact"}.')
         ] = None,
+        group: Annotated[bool, Field(description=GROUP_HELP)] = True,
         ctx: Context | None = None,
     ) -> SearchOut:
         response = resolve(ctx).search(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
-            kinds=kinds, filters=filters,
+            kinds=kinds, filters=filters, group=group,
         )
         return SearchOut(results=[
-            ScoredBrief(**MemoryBrief.of(hit.memory).model_dump(), score=hit.score)
+            ScoredBrief(**MemoryBrief.of(hit.memory).model_dump(), score=hit.score,
+                        related=[MemoryBrief.of(r.memory) for r in hit.related])
             for hit in response.results
         ])
 
@@ -166,11 +171,12 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         max_tokens: Annotated[
             int, Field(ge=16, le=100_000, description="Token budget of the block.")
         ] = 1000,
+        group: Annotated[bool, Field(description=GROUP_HELP)] = True,
         ctx: Context | None = None,
     ) -> ContextBlock:
         return resolve(ctx).context(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id,
-            max_tokens=max_tokens,
+            max_tokens=max_tokens, group=group,
         )
 
     @server.tool(

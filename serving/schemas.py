@@ -108,6 +108,10 @@ class SearchRequest(ScopeFields):
         default=None, description="The question's own date, for relative times in the query."
     )
     include_archived: bool = False
+    group: bool = Field(
+        default=True, description="One hit per source: memories derived from the same "
+        "messages are folded into the best of them (its `related`); false: a flat ranking.",
+    )
 
     @field_validator("plan", mode="wrap")
     @classmethod

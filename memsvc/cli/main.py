@@ -111,6 +111,9 @@ def print_search(response: SearchResponse) -> None:
             str(i), f"{hit.score:.4f}", found_by, hit.memory.kind.value,
             _short_time(hit.memory), hit.memory.text,
         )
+        for related in hit.related:  # same source messages, folded into this hit
+            table.add_row("", "", "", related.memory.kind.value, _short_time(related.memory),
+                          f"[dim]↳ {related.memory.text}[/dim]")
     console.print(table)
     console.print(f"[dim]{response.timing_ms.get('total', 0):.1f} ms[/dim]")
 
@@ -171,6 +174,8 @@ def search(
     now: Annotated[str | None, typer.Option(help="The question's date, ISO-8601 (for "
                                             "'last May' in the query)")] = None,
     include_archived: ArchivedOption = False,
+    group: Annotated[bool, typer.Option(
+        "--group/--flat", help="One hit per source message(s), the others as related")] = True,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -180,7 +185,7 @@ def search(
             lambda: m.search(
                 query, user_id=user_id, agent_id=agent_id, session_id=session_id,
                 filters=_parse_json(filters, "filters"), kinds=kinds, limit=limit, as_of=as_of,
-                plan=plan, now=now, include_archived=include_archived,
+                plan=plan, now=now, include_archived=include_archived, group=group,
             )
         )
         if as_json:

@@ -102,12 +102,18 @@ class MemoryRecord(BaseModel):
 
 
 class ScoredMemory(BaseModel):
-    """A search hit: the memory, its fused score, and what each channel said (explain)."""
+    """A search hit: the memory, its fused score, and what each channel said (explain).
+
+    `related`: the lower-ranked memories derived from the same source messages (a fact and
+    the episode it came from), folded into this hit so a search returns distinct evidence;
+    empty for a flat search (`group=False`).
+    """
 
     memory: MemoryRecord
     score: float
     channel_scores: dict[str, float] = Field(default_factory=dict)
     channel_ranks: dict[str, int] = Field(default_factory=dict)
+    related: list[ScoredMemory] = Field(default_factory=list)
 
 
 class SearchResponse(BaseModel):

@@ -195,6 +195,9 @@ MEMORY_ID = _p("memory_id", str, positional=True)
 FILTERS = _p("filters", dict[str, Any] | None, None)
 KINDS = _p("kinds", Sequence[str] | None, None)
 PLAN = _p("plan", SearchPlan | str | None, None)
+# Hits derived from the same source messages come back as one (with the others `related`);
+# False gives the flat ranking.
+GROUP = _p("group", bool, True)
 
 
 def _search_params(limit: int) -> tuple[Param, ...]:
@@ -235,13 +238,13 @@ OPERATIONS: tuple[Operation, ...] = (
               idempotent=True),
     # -- read
     Operation("search", (*_search_params(10), _p("as_of", Time, None), PLAN,
-                         _p("now", Time, None), _p("include_archived", bool, False)),
+                         _p("now", Time, None), _p("include_archived", bool, False), GROUP),
               SearchResponse, "POST", "/v1/search",
               "The few memories of a scope that best answer `query`, with per-channel scores.",
               read_only=True, idempotent=True),
     Operation("context", (*_search_params(50), _p("max_tokens", int, 1000),
                           _p("as_of", Time, None), PLAN, _p("now", Time, None),
-                          _p("include_archived", bool, False)),
+                          _p("include_archived", bool, False), GROUP),
               ContextBlock, "POST", "/v1/context",
               "`search`, then the best hits packed into one prompt block of `max_tokens`.",
               read_only=True, idempotent=True),

@@ -28,9 +28,15 @@ from memsvc.model.records import (
 from memsvc.model.validation import clean_id, clean_limit, clean_text, make_scope, parse_timestamp
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.context import ContextBlock, pack_context
+from memsvc.retrievers.fusion import FusedHit
+from memsvc.retrievers.grouping import SourceGroups
 from memsvc.retrievers.plan import RECIPES, SearchPlan, recipe
+from memsvc.retrievers.validity import expired
 from memsvc.sdk.parts import MemoryParts, _now
 from memsvc.storage.base import VisibilityQuery
+
+# A grouped search first reads this many candidates per requested hit (some fold into others).
+GROUP_FETCH_FACTOR = 2
 
 
 class Reads(MemoryParts):
@@ -48,12 +54,15 @@ class Reads(MemoryParts):
         plan: SearchPlan | str | None = None,
         now: datetime | str | float | None = None,
         include_archived: bool = False,
+        group: bool = True,
     ) -> SearchResponse:
         """The few memories of a scope that best answer `query`, with per-channel scores.
 
         `now` is the question's own date, against which "last May" or "yesterday" in the
         query are resolved (default: `as_of`, else the current time); `include_archived`
-        also searches memories that consolidation archived as faded.
+        also searches memories that consolidation archived as faded. With `group` (the
+        default) memories derived from the same source messages are one hit, the best of
+        them leading and the others in its `related`; `limit` counts those hits.
         """
         started = time.perf_counter()
         text = clean_text(query, max_bytes=self.settings.max_text_bytes, field="query")
@@ -67,27 +76,41 @@ class Reads(MemoryParts):
             ChannelQuery(text, visibility, now=reference), search_plan
         )
         fetch_started = time.perf_counter()
-        top = retrieval.hits[: search_plan.limit]
-        top_ids = [h.memory_id for h in top]
-        records = self.store.get_many(top_ids)
-        results = [
-            ScoredMemory(
-                memory=records[h.memory_id],
-                score=h.score,
-                channel_scores=h.channel_scores,
-                channel_ranks=h.channel_ranks,
-            )
-            for h in top
-            if h.memory_id in records
-        ]
+        # Without `as_of` a search answers about the present (or the question's `now`):
+        # facts whose validity has ended are not current any more.
+        current_at = None if visibility.as_of is not None else (reference or _now())
+        results = self._select(retrieval.hits, search_plan.limit, group=_flag(group, "group"),
+                               current_at=current_at)
         if search_plan.track_access and results:
-            self._access.record([r.memory.id for r in results], _now())
+            self._access.record([m.memory.id for r in results for m in (r, *r.related)],
+                                _now())
         timing = dict(retrieval.timing_ms)
         timing["fetch"] = (time.perf_counter() - fetch_started) * 1000
         timing["total"] = (time.perf_counter() - started) * 1000
         return SearchResponse(
             query=text, results=results, plan=search_plan.describe(), timing_ms=timing
         )
+
+    def _select(self, hits: Sequence[FusedHit], limit: int, *, group: bool,
+                current_at: datetime | None) -> list[ScoredMemory]:
+        """The first `limit` hits (groups, with `group`) as records, fetched in batches: a
+        grouped search reads a little past `limit`, since some hits fold into others. With
+        `current_at`, memories expired by then are passed over (`retrievers.validity`)."""
+        groups = SourceGroups(limit, enabled=group)
+        batch = limit * GROUP_FETCH_FACTOR if group else limit
+        position = 0
+        while position < len(hits) and not groups.full:
+            chunk = hits[position: position + batch]
+            position += len(chunk)
+            records = self.store.get_many([h.memory_id for h in chunk])
+            for h in chunk:
+                record = records.get(h.memory_id)
+                if record is not None and not (current_at and expired(record, current_at)):
+                    groups.offer(ScoredMemory(memory=record, score=h.score,
+                                              channel_scores=h.channel_scores,
+                                              channel_ranks=h.channel_ranks))
+            batch = limit
+        return groups.results()
 
     def context(
         self,
@@ -104,8 +127,12 @@ class Reads(MemoryParts):
         plan: SearchPlan | str | None = None,
         now: datetime | str | float | None = None,
         include_archived: bool = False,
+        group: bool = True,
     ) -> ContextBlock:
-        """`search`, then the best hits packed into one prompt block of at most `max_tokens`."""
+        """`search`, then the best hits packed into one prompt block of at most `max_tokens`.
+
+        Grouped (the default), each hit is packed once, by its leading memory: a fact and
+        the episode it was extracted from never both take up the budget."""
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not (
             16 <= max_tokens <= 100_000
         ):
@@ -114,7 +141,7 @@ class Reads(MemoryParts):
         response = self.search(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id, filters=filters,
             kinds=kinds, limit=limit, as_of=as_of, plan=plan, now=now,
-            include_archived=include_archived,
+            include_archived=include_archived, group=group,
         )
         return pack_context(response.results, max_tokens=max_tokens)
 
@@ -156,10 +183,7 @@ class Reads(MemoryParts):
             statuses = (MemoryStatus.ACTIVE.value, MemoryStatus.SUPERSEDED.value)
         else:
             statuses = (MemoryStatus.ACTIVE.value,)
-        if not isinstance(include_archived, bool):
-            raise InvalidInputError("include_archived must be true or false",
-                                    field="include_archived")
-        if include_archived and statuses:
+        if _flag(include_archived, "include_archived") and statuses:
             statuses = (*statuses, MemoryStatus.ARCHIVED.value)
         return VisibilityQuery(
             scope=scope,
@@ -249,6 +273,12 @@ def _memory_id(memory_id: object) -> str:
     ident = clean_id(memory_id.strip(), field="id")
     assert ident is not None
     return ident
+
+
+def _flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{field} must be true or false", field=field)
+    return value
 
 
 def _check_plan(plan: SearchPlan) -> None:
