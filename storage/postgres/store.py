@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
@@ -36,9 +36,10 @@ from memsvc.model.records import (
 from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
 from memsvc.storage.keys import ApiKeyStore
 from memsvc.storage.postgres import health, lexical
-from memsvc.storage.postgres.engine import APP_ROLE, open_engine, set_tenant
+from memsvc.storage.postgres.engine import APP_ROLE, libpq_url, open_engine, set_tenant
 from memsvc.storage.postgres.filters import visibility_clause
 from memsvc.storage.postgres.graph import PostgresGraphReads, link_memories, purge_orphans
+from memsvc.storage.postgres.notify import KeyChangeFeed
 from memsvc.storage.postgres.tables import RECORD_COLUMNS, unit
 from memsvc.storage.postgres.tables import pg_memories as memories
 from memsvc.storage.row_mapping import (
@@ -61,6 +62,9 @@ _WRITE_ATTEMPTS = 5
 _RETRYABLE = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 T = TypeVar("T")
 
+if TYPE_CHECKING:
+    from memsvc.storage.postgres.queue import PostgresJobQueue
+
 
 class PostgresStore(PostgresGraphReads):
     """One PostgreSQL database; each instance sees exactly one tenant's rows."""
@@ -80,11 +84,22 @@ class PostgresStore(PostgresGraphReads):
         self.embedding_dim = embedding_dim
         self.exact_search_below = exact_search_below
         self.engine = _engine or open_engine(url, embedding_dim, app_role=app_role)
+        self._key_changes: KeyChangeFeed | None = None
 
     def key_store(self) -> ApiKeyStore:
         """The API keys of every tenant (`api_keys` has no tenant policy: a key is looked up
-        before its tenant is known), on this store's pool."""
-        return ApiKeyStore(self.engine)
+        before its tenant is known), on this store's pool; its cache is cleared by any
+        process's key change (storage/postgres/notify.py)."""
+        if self._key_changes is None:
+            self._key_changes = KeyChangeFeed(libpq_url(self.engine.url))
+        return ApiKeyStore(self.engine, changes=self._key_changes)
+
+    def job_queue(self) -> PostgresJobQueue:
+        """The durable queue of background work (procrastinate, in this database; loaded
+        only by the processes that use it)."""
+        from memsvc.storage.postgres.queue import PostgresJobQueue
+
+        return PostgresJobQueue(self.engine)
 
     def for_tenant(self, tenant: str) -> PostgresStore:
         """The same database seen by another tenant (shares the connection pool)."""
@@ -92,6 +107,8 @@ class PostgresStore(PostgresGraphReads):
                              exact_search_below=self.exact_search_below, _engine=self.engine)
 
     def close(self) -> None:
+        if self._key_changes is not None:
+            self._key_changes.close()
         self.engine.dispose()
 
     # -- transactions ---------------------------------------------------------------------
@@ -370,4 +387,6 @@ def open_postgres_key_store(url: str, *, embedding_dim: int | None = None) -> Ap
     dim = embedding_dim or model_dimension(default_embedder_path())
     if dim is None:
         raise StoreError("cannot tell the embedder's vector width; open the store with Memory")
-    return ApiKeyStore(open_engine(url, dim), owns_engine=True)
+    engine = open_engine(url, dim)
+    # announces its changes to the servers; never listens (the CLI resolves no key)
+    return ApiKeyStore(engine, owns_engine=True, changes=KeyChangeFeed(libpq_url(engine.url)))
