@@ -15,9 +15,8 @@ import secrets
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Protocol
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from memsvc.model.errors import InvalidInputError, NotFoundError
 from memsvc.model.ids import new_id
@@ -29,25 +28,6 @@ KEY_PREFIX = "msk_"
 CACHE_SECONDS = 5.0
 
 
-class ChangeFeed(Protocol):
-    """Why: several server processes on one database each cache keys; a change made through
-    one (or by the CLI) must reach the others' caches (PostgreSQL: storage/postgres/notify.py)."""
-
-    def live(self) -> bool:
-        """Whether every change is being heard right now (else the cache is not trusted)."""
-        ...
-
-    def generation(self) -> int:
-        """Moves on every change heard (and on every lost or regained connection)."""
-        ...
-
-    def announce(self, conn: Connection) -> None:
-        """Tell every process, as part of the caller's transaction."""
-        ...
-
-    def close(self) -> None: ...
-
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -57,11 +37,11 @@ class ApiKeyStore:
     disposed by `close`)."""
 
     def __init__(self, engine: Engine, *, owns_engine: bool = False,
-                 changes: ChangeFeed | None = None) -> None:
+                 cache_seconds: float = CACHE_SECONDS) -> None:
         self.engine = engine
         self._owns_engine = owns_engine
-        self._changes = changes
-        self._cache: dict[str, tuple[str, float, int]] = {}
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def create(self, name: str, tenant: str) -> tuple[ApiKeyInfo, str]:
@@ -83,8 +63,6 @@ class ApiKeyStore:
                     key_hash=hash_key(key), created_at=info.created_at,
                 )
             )
-            if self._changes is not None:
-                self._changes.announce(conn)
         return info, key
 
     def list(self, *, include_revoked: bool = False) -> list[ApiKeyInfo]:
@@ -110,8 +88,6 @@ class ApiKeyStore:
                 raise NotFoundError(f"no API key with id or prefix {key_id!r}", field="id")
             at = row.revoked_at or datetime.now(UTC)
             conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(revoked_at=at))
-            if self._changes is not None:
-                self._changes.announce(conn)
         with self._lock:
             self._cache.clear()
         return ApiKeyInfo(id=row.id, name=row.name, tenant=row.tenant, prefix=row.prefix,
@@ -127,23 +103,20 @@ class ApiKeyStore:
     def resolve(self, key: str) -> str | None:
         """The tenant of an active key, or None.
 
-        Hits are cached for `CACHE_SECONDS`. Without a change feed (SQLite: one server per
-        file) a revoke made by another process (the CLI) takes effect within that time; a
-        revoke through this object is immediate. With one (PostgreSQL), every process's
-        cache is cleared by the revoke's notification, and trusted only while it listens.
-        Misses are never cached, so a key created elsewhere works at once.
+        Hits are cached for `cache_seconds` (`CACHE_SECONDS`: one server per SQLite file),
+        so a revoke made by another process (the CLI) takes effect within that time; a
+        revoke through this object is immediate. Misses are never cached, so a key created
+        by the CLI works at once. A store shared by replicas passes 0 (see PostgresStore.
+        key_store): every request looks its key up, and a revoke is refused everywhere at
+        once.
         """
         if not key or len(key) > 256:
             return None
         digest = hash_key(key)
         now = time.monotonic()
-        feed = self._changes
-        generation = feed.generation() if feed is not None else 0
-        trusted = feed.live() if feed is not None else True
         with self._lock:
             hit = self._cache.get(digest)
-            if (trusted and hit is not None and hit[2] == generation
-                    and now - hit[1] < CACHE_SECONDS):
+            if hit is not None and now - hit[1] < self._cache_seconds:
                 return hit[0]
         with self.engine.connect() as conn:
             tenant = conn.execute(
@@ -151,12 +124,11 @@ class ApiKeyStore:
                     api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
                 )
             ).scalar_one_or_none()
-        unchanged = feed is None or (feed.live() and feed.generation() == generation)
-        if tenant is not None and trusted and unchanged:
+        if tenant is not None and self._cache_seconds > 0:
             with self._lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
-                self._cache[digest] = (tenant, now, generation)
+                self._cache[digest] = (tenant, now)
         return tenant
 
     def clear_cache(self) -> None:
@@ -164,7 +136,6 @@ class ApiKeyStore:
             self._cache.clear()
 
     def close(self) -> None:
-        """Dispose the engine if this key store opened it; a store's engine stays open (and
-        so does a change feed it was given: its store closes it)."""
+        """Dispose the engine if this key store opened it; a store's engine stays open."""
         if self._owns_engine:
             self.engine.dispose()

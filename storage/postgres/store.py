@@ -36,10 +36,9 @@ from memsvc.model.records import (
 from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
 from memsvc.storage.keys import ApiKeyStore
 from memsvc.storage.postgres import health, lexical
-from memsvc.storage.postgres.engine import APP_ROLE, libpq_url, open_engine, set_tenant
+from memsvc.storage.postgres.engine import APP_ROLE, open_engine, set_tenant
 from memsvc.storage.postgres.filters import visibility_clause
 from memsvc.storage.postgres.graph import PostgresGraphReads, link_memories, purge_orphans
-from memsvc.storage.postgres.notify import KeyChangeFeed
 from memsvc.storage.postgres.tables import RECORD_COLUMNS, unit
 from memsvc.storage.postgres.tables import pg_memories as memories
 from memsvc.storage.row_mapping import (
@@ -84,15 +83,21 @@ class PostgresStore(PostgresGraphReads):
         self.embedding_dim = embedding_dim
         self.exact_search_below = exact_search_below
         self.engine = _engine or open_engine(url, embedding_dim, app_role=app_role)
-        self._key_changes: KeyChangeFeed | None = None
 
     def key_store(self) -> ApiKeyStore:
         """The API keys of every tenant (`api_keys` has no tenant policy: a key is looked up
-        before its tenant is known), on this store's pool; its cache is cleared by any
-        process's key change (storage/postgres/notify.py)."""
-        if self._key_changes is None:
-            self._key_changes = KeyChangeFeed(libpq_url(self.engine.url))
-        return ApiKeyStore(self.engine, changes=self._key_changes)
+        before its tenant is known), on this store's pool, with no cache.
+
+        Why no cache, where replicas share the database: a revoked key must be refused by
+        every replica at once. LISTEN/NOTIFY clears other replicas' caches only when the
+        notification has travelled (a request sent right after the revoke got through in
+        our replica test, on a loaded machine), and a version counter in the database costs
+        the very round trip the cache would spare (one index probe, like the lookup). So
+        each request looks its key up. The per-user graph cache is the other case: its
+        version counter (`graph_state`, bumped in every transaction that changes links) is
+        one row to read, where a miss means rebuilding a whole graph; it is checked on
+        every search, so it follows every replica's writes at once."""
+        return ApiKeyStore(self.engine, cache_seconds=0)
 
     def job_queue(self) -> PostgresJobQueue:
         """The durable queue of background work (procrastinate, in this database; loaded
@@ -107,8 +112,6 @@ class PostgresStore(PostgresGraphReads):
                              exact_search_below=self.exact_search_below, _engine=self.engine)
 
     def close(self) -> None:
-        if self._key_changes is not None:
-            self._key_changes.close()
         self.engine.dispose()
 
     # -- transactions ---------------------------------------------------------------------
@@ -387,6 +390,4 @@ def open_postgres_key_store(url: str, *, embedding_dim: int | None = None) -> Ap
     dim = embedding_dim or model_dimension(default_embedder_path())
     if dim is None:
         raise StoreError("cannot tell the embedder's vector width; open the store with Memory")
-    engine = open_engine(url, dim)
-    # announces its changes to the servers; never listens (the CLI resolves no key)
-    return ApiKeyStore(engine, owns_engine=True, changes=KeyChangeFeed(libpq_url(engine.url)))
+    return ApiKeyStore(open_engine(url, dim), owns_engine=True, cache_seconds=0)
