@@ -79,6 +79,10 @@ def test_a_job_retried_after_its_work_committed_adds_nothing_twice(memory: Memor
     assert again is not None and again.status == "done" and again.attempts == 2
     assert len(runs) == 2
     assert _derived(memory, "u1") == extracted  # nothing extracted twice
+    # nor run again at all: no turn was pending, so the extractor was not called (the
+    # manager's dedup alone would have "reinforced" the memory a second time)
+    assert again.result is not None
+    assert [c["event"] for c in again.result["result"]["results"]] == ["ADD"]  # the episode
     # and a job recorded done is not run a third time
     queue.execute(handle, "default", job.id)  # type: ignore[attr-defined]
     assert len(runs) == 2
