@@ -85,8 +85,10 @@ class PostgresJobQueue:
         app = App(connector=PsycopgConnector(conninfo=self.conninfo, min_size=1,
                                              max_size=concurrency + 2))
 
-        @app.task(name=TASK, queue=QUEUE, retry=RetryStrategy(max_attempts=MAX_ATTEMPTS - 1,
-                                                              wait=2))
+        # memsvc's own count decides when to give up (`execute`); procrastinate's limit is
+        # only a backstop, since its count also moves when a stalled job is handed back
+        @app.task(name=TASK, queue=QUEUE,
+                  retry=RetryStrategy(max_attempts=3 * MAX_ATTEMPTS, wait=2))
         def run(job_id: str, tenant: str) -> None:
             self.execute(handler, tenant, job_id)
 
@@ -112,13 +114,18 @@ class PostgresJobQueue:
         A job already done (a retry after the first attempt committed its work and died
         before procrastinate heard of it) is left alone. A `MemsvcError` is the job's own
         fault (bad input, a memory deleted meanwhile): it fails at once. Anything else is
-        raised for procrastinate to retry, up to `MAX_ATTEMPTS` in all.
+        raised for procrastinate to retry; after `MAX_ATTEMPTS` started attempts (dead
+        workers' included) the job fails.
         """
         with self.engine.begin() as lock:
             lock.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
                          {"k": f"memsvc-job:{job_id}"})
             job = self._claim(tenant, job_id)
             if job is None or job.status in ("done", "failed"):
+                return
+            if job.attempts > MAX_ATTEMPTS:  # its workers keep dying (killed, out of memory)
+                self._finish(tenant, job_id, "failed", error={
+                    "code": "internal", "message": f"gave up after {MAX_ATTEMPTS} attempts"})
                 return
             try:
                 result = handler(job)
