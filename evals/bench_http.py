@@ -41,6 +41,7 @@ class Tally:
     finished_at: list[tuple[float, str]] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     acknowledged: dict[str, set[str]] = field(default_factory=dict)  # user -> message ids
+    jobs: list[str] = field(default_factory=list)  # ids of background writes (202)
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -52,7 +53,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(db: Path, port: int) -> subprocess.Popen[str]:
+def start_server(db: Path | str, port: int) -> subprocess.Popen[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "memsvc.cli", "serve", "--port", str(port), "--db", str(db)],
@@ -72,7 +73,8 @@ def start_server(db: Path, port: int) -> subprocess.Popen[str]:
 
 
 async def client_loop(http: httpx.AsyncClient, cid: int, stop_at: float, write_ratio: float,
-                      tally: Tally, t0: float) -> None:
+                      tally: Tally, t0: float, background_ratio: float = 0.0) -> None:
+    """One client: writes (a share of them `background: true`, answered 202) and searches."""
     rng = random.Random(cid)
     seq = 0
     while time.monotonic() < stop_at:
@@ -83,14 +85,18 @@ async def client_loop(http: httpx.AsyncClient, cid: int, stop_at: float, write_r
         try:
             if kind == "write":
                 seq += 1
+                background = rng.random() < background_ratio
                 r = await http.post("/v1/memories", json={
-                    "messages": f"client {cid} note {seq}: {words}", "user_id": user})
-                if r.status_code == 201:
+                    "messages": f"client {cid} note {seq}: {words}", "user_id": user,
+                    "background": background})
+                if r.status_code == (202 if background else 201):
                     tally.acknowledged.setdefault(user, set()).update(r.json()["message_ids"])
+                    if background:
+                        tally.jobs.append(r.json()["id"])
             else:
                 r = await http.post("/v1/search", json={"query": words, "user_id": user,
                                                         "limit": 10})
-            ok = r.status_code in (200, 201)
+            ok = r.status_code in (200, 201, 202)
             if not ok:
                 tally.error(f"{kind} HTTP {r.status_code}")
         except httpx.HTTPError as exc:
@@ -106,20 +112,25 @@ async def run_load(base_url: str, clients: int, duration: float, write_ratio: fl
                    warmup_writes: int) -> Tally:
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
-        warm = Tally()
-        for i in range(warmup_writes):  # every user has memories before searches are timed
-            user = USERS[i % len(USERS)]
-            r = await http.post("/v1/memories", json={
-                "messages": f"warm-up note {i}: {' '.join(random.sample(TOPICS, 3))}",
-                "user_id": user})
-            r.raise_for_status()
-            warm.acknowledged.setdefault(user, set()).update(r.json()["message_ids"])
-        tally = Tally(acknowledged=warm.acknowledged)
+        tally = await warm_up(http, warmup_writes)
         t0 = time.monotonic()
         stop_at = t0 + duration
         await asyncio.gather(*(client_loop(http, c, stop_at, write_ratio, tally, t0)
                                for c in range(clients)))
     return tally
+
+
+async def warm_up(http: httpx.AsyncClient, writes: int) -> Tally:
+    """Every user has memories before searches are timed; those writes count as acknowledged."""
+    warm = Tally()
+    for i in range(writes):
+        user = USERS[i % len(USERS)]
+        r = await http.post("/v1/memories", json={
+            "messages": f"warm-up note {i}: {' '.join(random.sample(TOPICS, 3))}",
+            "user_id": user})
+        r.raise_for_status()
+        warm.acknowledged.setdefault(user, set()).update(r.json()["message_ids"])
+    return warm
 
 
 def count_lost(base_url: str, tally: Tally) -> dict[str, int]:

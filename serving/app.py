@@ -26,14 +26,14 @@ from memsvc.serving.chat import ChatService, chat_router
 from memsvc.serving.docs import mount_offline_docs
 from memsvc.serving.errors import install_error_handlers
 from memsvc.serving.http_guard import BodyGuard, error_body
-from memsvc.serving.jobs import JobRunner
+from memsvc.serving.jobs import BackgroundJobs, JobRunner, QueuedJobs
 from memsvc.serving.mcp_server import build_mcp
 from memsvc.serving.metrics import Metrics
 from memsvc.serving.origin_guard import OriginGuard
 from memsvc.serving.recovery import recover_pending
 from memsvc.serving.routers import manage, memories, ops, read
 from memsvc.serving.tenancy import AuthError, Tenancy
-from memsvc.storage.base import KeyStore
+from memsvc.storage.base import JobQueueSource, KeyStore
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -52,7 +52,11 @@ def create_app(
     """The whole server around one base `Memory` (its store's file holds every tenant)."""
     tenancy = Tenancy(memory, keys, require_keys=require_keys)
     metrics = Metrics(memory.settings.db_path)
-    jobs = JobRunner()
+    jobs: BackgroundJobs
+    if isinstance(memory.store, JobQueueSource):  # PostgreSQL: `memsvc worker` runs them
+        jobs = QueuedJobs(memory.store.job_queue())
+    else:
+        jobs = JobRunner()
 
     def resolve_mcp(ctx: Context | None) -> Memory:
         headers = (ctx.headers if ctx is not None else None) or {}
@@ -73,7 +77,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        recover_pending(tenancy, jobs)  # background adds a crash left unextracted
+        if isinstance(jobs, JobRunner):  # background adds a crash left unextracted
+            recover_pending(tenancy, jobs)
         async with mcp.session_manager.run():
             yield
         jobs.close()

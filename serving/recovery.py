@@ -7,18 +7,19 @@ them in every tenant it knows (the default one and every tenant an API key, revo
 ever named) and queues one job per scope and chunk, under the same `JobRunner`. A tenant
 the server cannot name is still covered by consolidation's retry step.
 
-One server process per store file is assumed: a second process starting up would take over
+Only for the in-process runner (a SQLite store): with a durable queue (PostgreSQL) every
+acknowledged background add has its job in the database already. One server process per
+store file is assumed: a second process starting up would take over
 the pending work of a live first one (an extraction run twice is reinforced, not repeated).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
-from memsvc.model.records import AddResult, Scope
+from memsvc.model.records import AddResult
 from memsvc.sdk.background import pending_extractions
-from memsvc.sdk.memory import Memory
+from memsvc.serving.background_work import ADD, add_payload
 from memsvc.serving.jobs import JobRunner
 from memsvc.serving.tenancy import Tenancy
 
@@ -38,15 +39,12 @@ def recover_pending(tenancy: Tenancy, jobs: JobRunner) -> int:
     for tenant in known_tenants(tenancy):
         memory = tenancy.memory(tenant)
         for scope, ids in pending_extractions(memory):
-            jobs.submit(tenant, AddResult(message_ids=ids), _infer(memory, ids, scope))
+            scope_ids = {"user_id": scope.user_id, "agent_id": scope.agent_id,
+                         "session_id": scope.session_id}
+            jobs.submit(tenant, memory, ADD,
+                        add_payload(AddResult(message_ids=ids), scope_ids, extract=True))
             queued += 1
     if queued:
         log.warning("queued %d background extractions left pending by the last run", queued)
     return queued
 
-
-def _infer(memory: Memory, ids: list[str], scope: Scope) -> Callable[[], AddResult]:
-    def work() -> AddResult:
-        return memory.infer(ids, user_id=scope.user_id, agent_id=scope.agent_id,
-                            session_id=scope.session_id)
-    return work

@@ -19,6 +19,7 @@ from pydantic import (
     field_validator,
 )
 
+from memsvc.consolidate import ConsolidationReport
 from memsvc.model.records import AddResult, MemoryKind
 from memsvc.retrievers.plan import ChannelSpec, SearchPlan
 
@@ -158,6 +159,11 @@ class ConsolidateRequest(_Body):
     config: dict[str, float] | None = Field(
         default=None, description="ConsolidationConfig fields, e.g. {\"merge_threshold\": 0.9}."
     )
+    background: bool = Field(
+        default=False,
+        description="Accept with 202 and a job id; the run happens afterwards (on a worker "
+        "when the store is PostgreSQL). Poll GET /v1/jobs/{job_id}.",
+    )
 
 
 class InferRequest(ScopeFields):
@@ -179,12 +185,15 @@ class ResetRequest(_Body):
 
 
 class JobInfo(BaseModel):
-    """A background write: the raw messages are stored before this is returned."""
+    """A background job: an add's extraction (its raw messages are stored before this is
+    returned) or a consolidation run. `result` is an add's, `report` a consolidation's."""
 
     id: str
+    kind: Literal["add", "consolidate"] = "add"
     status: Literal["queued", "running", "done", "failed"]
     message_ids: list[str] = Field(default_factory=list)
     result: AddResult | None = None
+    report: ConsolidationReport | None = None
     error: dict[str, Any] | None = None
 
 

@@ -14,7 +14,7 @@ outside `storage/` imports a backend module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -275,3 +275,48 @@ class MemoryStore(
 ):
     """Everything a store backend offers: what `Memory`, serving and the evals hold."""
 
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A background job as the queue keeps it: what to do (`kind`, `payload`) for whom
+    (`tenant`), and how far it got. `result` and `error` are JSON objects."""
+
+    id: str
+    tenant: str
+    kind: str
+    status: str  # queued, running, done, failed
+    payload: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    attempts: int = 0
+
+
+JobHandler = Callable[[JobRecord], dict[str, Any]]
+
+
+@runtime_checkable
+class JobQueue(Protocol):
+    """Why: background work must outlive the process that accepted it when several replicas
+    share a database; the server submits and reports, `memsvc worker` processes execute."""
+
+    def submit(self, tenant: str, kind: str, payload: dict[str, Any]) -> JobRecord:
+        """Record and enqueue a job in one transaction; it is durable when this returns."""
+        ...
+
+    def get(self, tenant: str, job_id: str) -> JobRecord | None:
+        """A job of this tenant (None for another tenant's or an unknown id)."""
+        ...
+
+    def run_worker(self, handler: JobHandler, *, concurrency: int = 1,
+                   heartbeat_seconds: float = 10.0) -> None:
+        """Execute jobs with `handler` until interrupted; retry the jobs of dead workers."""
+        ...
+
+
+@runtime_checkable
+class JobQueueSource(Protocol):
+    """Why: only a shared database (PostgreSQL) has a durable queue; a SQLite store has
+    none, and the server then runs background work in its own process."""
+
+    def job_queue(self) -> JobQueue: ...

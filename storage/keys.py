@@ -36,9 +36,11 @@ class ApiKeyStore:
     """Create, list, revoke and resolve keys, on a store's engine (or its own: `owns_engine`,
     disposed by `close`)."""
 
-    def __init__(self, engine: Engine, *, owns_engine: bool = False) -> None:
+    def __init__(self, engine: Engine, *, owns_engine: bool = False,
+                 cache_seconds: float = CACHE_SECONDS) -> None:
         self.engine = engine
         self._owns_engine = owns_engine
+        self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -101,9 +103,12 @@ class ApiKeyStore:
     def resolve(self, key: str) -> str | None:
         """The tenant of an active key, or None.
 
-        Hits are cached for `CACHE_SECONDS`, so a revoke made by another process (the CLI)
-        takes effect within that time; a revoke through this object is immediate. Misses are
-        never cached, so a key created by the CLI works at once.
+        Hits are cached for `cache_seconds` (`CACHE_SECONDS`: one server per SQLite file),
+        so a revoke made by another process (the CLI) takes effect within that time; a
+        revoke through this object is immediate. Misses are never cached, so a key created
+        by the CLI works at once. A store shared by replicas passes 0 (see PostgresStore.
+        key_store): every request looks its key up, and a revoke is refused everywhere at
+        once.
         """
         if not key or len(key) > 256:
             return None
@@ -111,7 +116,7 @@ class ApiKeyStore:
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(digest)
-            if hit is not None and now - hit[1] < CACHE_SECONDS:
+            if hit is not None and now - hit[1] < self._cache_seconds:
                 return hit[0]
         with self.engine.connect() as conn:
             tenant = conn.execute(
@@ -119,7 +124,7 @@ class ApiKeyStore:
                     api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
                 )
             ).scalar_one_or_none()
-        if tenant is not None:
+        if tenant is not None and self._cache_seconds > 0:
             with self._lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()

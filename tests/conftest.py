@@ -1,16 +1,27 @@
-"""Shared fixtures: real stores in temp dirs, one real embedder loaded once per session."""
+"""Shared fixtures: real stores in temp dirs, one real embedder loaded once per session, and
+one embedded PostgreSQL server per session (started on first use, so a run that never asks
+for it never starts it), with a fresh schema per test (`pg_url`: a schema plus the
+migrations is ~0.15 s where a fresh database would be ~0.3 s)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
+import psycopg
 import pytest
 
 from memsvc import Memory
 from memsvc.embedding.embedder import SentenceTransformerEmbedder
 from memsvc.model.settings import Settings, default_embedder_path
+from memsvc.storage.postgres.server import EmbeddedPostgres
+
+TEST_DATABASE = "memsvc_test"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,6 +38,33 @@ def _integrity_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterato
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[EmbeddedPostgres]:
+    """One throw-away cluster per session, in a short fresh dir right under /tmp: pytest's
+    own tmp tree is 0700 (re-chmodded every session) and long paths overflow a socket path."""
+    root = Path(tempfile.mkdtemp(prefix="memsvc-pg-"))
+    server = EmbeddedPostgres(root / "pg", database=TEST_DATABASE, fast_unsafe=True)
+    server.start()
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
+    """The URL of a fresh, empty schema (as the server's superuser), dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield pg_server.url() + "&options=" + quote(f"-csearch_path={schema},public", safe="")
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(scope="session")

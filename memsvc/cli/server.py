@@ -124,6 +124,28 @@ def serve(
         run(memory, host=host, port=port, ui_query=ui_query)
 
 
+def worker(
+    db: DbOption = None,
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once", min=1, max=64)] = 1,
+    heartbeat: Annotated[float, typer.Option(
+        help="Seconds between heartbeats; a worker silent for 3 is presumed dead and its "
+        "jobs are retried", min=0.2, max=600)] = 10.0,
+) -> None:
+    """Run the background jobs (extractions, consolidations) of a PostgreSQL store; start
+    as many as you like, on any machine that reaches the database."""
+    from memsvc.model.settings import Settings
+    from memsvc.serving.worker import NOT_A_QUEUE, run_worker
+    from memsvc.storage.factory import parse_location
+
+    location = Settings.from_env(db_path=db).db_path
+    if parse_location(location).backend != "postgresql":  # checked before anything opens
+        _err.print(f"error: {NOT_A_QUEUE}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    with Memory(location) as memory:
+        print(f"memsvc worker on {memory.store.stats().path}", file=sys.stderr)
+        run_worker(memory, concurrency=concurrency, heartbeat_seconds=heartbeat)
+
+
 def mcp(
     db: DbOption = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant to serve (default: default)")] =
@@ -142,7 +164,8 @@ def mcp(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `serve`, `mcp` and `keys` to the main `memsvc` command."""
+    """Add `serve`, `worker`, `mcp` and `keys` to the main `memsvc` command."""
     app.command("serve")(serve)
     app.command("mcp")(mcp)
+    app.command("worker")(worker)
     app.add_typer(keys_app, name="keys")

@@ -19,7 +19,7 @@ from memsvc.sdk.operations import MessagesInput
 from memsvc.sdk.writes import Writes
 from memsvc.write.pending import pending_by_scope
 
-__all__ = ["add_for_later", "pending_extractions"]
+__all__ = ["add_for_later", "infer_pending", "pending_extractions"]
 
 
 def add_for_later(
@@ -35,6 +35,24 @@ def add_for_later(
     """Store the messages (no extraction yet), their episodes marked pending, atomically."""
     return memory._add(messages, user_id=user_id, agent_id=agent_id, session_id=session_id,
                        metadata=metadata, timestamp=timestamp, infer=False, pending=True)
+
+
+def infer_pending(memory: Writes, message_ids: list[str], scope: Scope) -> AddResult:
+    """`Memory.infer` over those of `message_ids` whose episodes are still marked pending.
+
+    What makes a retried background extraction safe: the mark comes off in the transaction
+    that writes the extracted memories, so a job killed before that commit finds its turns
+    still pending and extracts them, and a job killed after it finds nothing left to do (its
+    `results` are then empty; the memories are in the store)."""
+    if memory.extractor is None:
+        return AddResult(message_ids=message_ids)
+    pending = set(pending_by_scope(memory.store, scope).get(scope, []))
+    todo = [m for m in message_ids if m in pending]
+    if not todo:
+        return AddResult(message_ids=message_ids)
+    done = memory.infer(todo, user_id=scope.user_id, agent_id=scope.agent_id,
+                        session_id=scope.session_id)
+    return AddResult(message_ids=message_ids, results=done.results)
 
 
 def pending_extractions(memory: Writes, *, chunk: int = 50) -> list[tuple[Scope, list[str]]]:

@@ -13,7 +13,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from memsvc.model.errors import InvalidFilterError
 from memsvc.sdk.memory import Memory
 from memsvc.serving.chat import ChatService
-from memsvc.serving.jobs import JobRunner
+from memsvc.serving.jobs import BackgroundJobs
 from memsvc.serving.metrics import Metrics
 from memsvc.serving.schemas import ErrorResponse
 
@@ -50,8 +50,8 @@ def metrics(request: Request) -> Metrics:
     return found
 
 
-def jobs(request: Request) -> JobRunner:
-    found: JobRunner = request.app.state.jobs
+def jobs(request: Request) -> BackgroundJobs:
+    found: BackgroundJobs = request.app.state.jobs
     return found
 
 
@@ -63,7 +63,7 @@ def chat_service(request: Request) -> ChatService:
 Caller = Annotated[Memory, Depends(caller)]
 Tenant = Annotated[str, Depends(caller_tenant)]
 AppMetrics = Annotated[Metrics, Depends(metrics)]
-AppJobs = Annotated[JobRunner, Depends(jobs)]
+AppJobs = Annotated[BackgroundJobs, Depends(jobs)]
 AppChat = Annotated[ChatService, Depends(chat_service)]
 
 

@@ -1,35 +1,44 @@
 """`/v1/consolidate`, `/v1/stats`, `/v1/import`, and erasing: a user, or the whole tenant."""
 
+from typing import Any
+
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from memsvc.consolidate import ConsolidationConfig, ConsolidationReport
-from memsvc.model.errors import InvalidInputError
+from memsvc.consolidate import ConsolidationReport
 from memsvc.model.records import StoreStats
-from memsvc.serving.routers.deps import ERRORS, AppChat, Caller
+from memsvc.serving.background_work import (
+    CONSOLIDATE,
+    consolidate_payload,
+    consolidation_kwargs,
+)
+from memsvc.serving.routers.deps import ERRORS, AppChat, AppJobs, Caller, Tenant
 from memsvc.serving.schemas import (
     ConsolidateRequest,
     DeleteResult,
     ImportRequest,
     ImportResult,
+    JobInfo,
     ResetRequest,
 )
 
 router = APIRouter(tags=["manage"])
 
 
-@router.post("/v1/consolidate", response_model=ConsolidationReport, responses=ERRORS)
-def consolidate(m: Caller, chat: AppChat,
-                body: ConsolidateRequest | None = None) -> ConsolidationReport:
+@router.post("/v1/consolidate", response_model=ConsolidationReport,
+             responses={**ERRORS, 202: {"model": JobInfo}})
+def consolidate(m: Caller, chat: AppChat, tenant: Tenant, jobs: AppJobs,
+                body: ConsolidateRequest | None = None) -> Any:
     """Offline upkeep of a scope (the whole tenant when none is named): retry failed
-    extractions, merge near-duplicates, summaries, decay/archive, profiles. Idempotent."""
+    extractions, merge near-duplicates, summaries, decay/archive, profiles. Idempotent.
+    With `background`, 202 and a job id (a worker runs it when the store is PostgreSQL)."""
     body = body or ConsolidateRequest()
-    try:
-        config = ConsolidationConfig(**body.config) if body.config is not None else None
-    except TypeError as exc:
-        raise InvalidInputError(f"config: {exc}", field="config") from exc
-    report = m.consolidate(user_id=body.user_id, agent_id=body.agent_id, now=body.now,
-                           steps=body.steps, config=config)
+    if body.background:
+        job = jobs.submit(tenant, m, CONSOLIDATE, consolidate_payload(body))
+        return JSONResponse(job.model_dump(mode="json"), status_code=202)
+    kwargs = consolidation_kwargs(body.model_dump(mode="json", exclude={"background"}))
+    report = m.consolidate(**kwargs)
     chat.after_consolidate(m, report)  # pre-warm rewritten profiles
     return report
 

@@ -16,6 +16,7 @@ from memsvc.model.records import (
     StoredMessage,
 )
 from memsvc.sdk.background import add_for_later
+from memsvc.serving.background_work import ADD, add_payload
 from memsvc.serving.graph_view import memory_graph
 from memsvc.serving.routers.deps import (
     ERRORS,
@@ -57,10 +58,7 @@ def add_memories(body: AddRequest, m: Caller, tenant: Tenant, jobs: AppJobs,
     metrics.ingest.observe(time.perf_counter() - started)
     if not body.background:
         return result
-    if infer_later:
-        job = jobs.submit(tenant, result, lambda: m.infer(result.message_ids, **scope))
-    else:
-        job = jobs.submit(tenant, result, lambda: AddResult())
+    job = jobs.submit(tenant, m, ADD, add_payload(result, scope, extract=infer_later))
     return JSONResponse(job.model_dump(mode="json"), status_code=202)
 
 
@@ -74,7 +72,8 @@ def infer(body: InferRequest, m: Caller) -> AddResult:
 
 @router.get("/v1/jobs/{job_id}", response_model=JobInfo, responses=ID_ERRORS)
 def get_job(job_id: str, tenant: Tenant, jobs: AppJobs) -> JobInfo:
-    """Progress of a background write (`background: true`)."""
+    """Progress of a background job (`background: true` add or consolidation); with a
+    PostgreSQL store, answered from the database by any replica."""
     return jobs.get(tenant, job_id)
 
 

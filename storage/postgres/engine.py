@@ -27,7 +27,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -47,6 +47,12 @@ def migration_config() -> AlembicConfig:
 
 def _engine(url: Any) -> Engine:
     return create_engine(url, pool_size=8, max_overflow=16)
+
+
+def libpq_url(url: URL) -> str:
+    """The same database as a libpq URI (psycopg itself, procrastinate, LISTEN): the
+    engine's URL without SQLAlchemy's driver suffix, password included."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def open_engine(url: str, embedding_dim: int, *, app_role: str = APP_ROLE) -> Engine:

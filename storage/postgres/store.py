@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
@@ -61,6 +61,9 @@ _WRITE_ATTEMPTS = 5
 _RETRYABLE = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 T = TypeVar("T")
 
+if TYPE_CHECKING:
+    from memsvc.storage.postgres.queue import PostgresJobQueue
+
 
 class PostgresStore(PostgresGraphReads):
     """One PostgreSQL database; each instance sees exactly one tenant's rows."""
@@ -83,8 +86,25 @@ class PostgresStore(PostgresGraphReads):
 
     def key_store(self) -> ApiKeyStore:
         """The API keys of every tenant (`api_keys` has no tenant policy: a key is looked up
-        before its tenant is known), on this store's pool."""
-        return ApiKeyStore(self.engine)
+        before its tenant is known), on this store's pool, with no cache.
+
+        Why no cache, where replicas share the database: a revoked key must be refused by
+        every replica at once. LISTEN/NOTIFY clears other replicas' caches only when the
+        notification has travelled (a request sent right after the revoke got through in
+        our replica test, on a loaded machine), and a version counter in the database costs
+        the very round trip the cache would spare (one index probe, like the lookup). So
+        each request looks its key up. The per-user graph cache is the other case: its
+        version counter (`graph_state`, bumped in every transaction that changes links) is
+        one row to read, where a miss means rebuilding a whole graph; it is checked on
+        every search, so it follows every replica's writes at once."""
+        return ApiKeyStore(self.engine, cache_seconds=0)
+
+    def job_queue(self) -> PostgresJobQueue:
+        """The durable queue of background work (procrastinate, in this database; loaded
+        only by the processes that use it)."""
+        from memsvc.storage.postgres.queue import PostgresJobQueue
+
+        return PostgresJobQueue(self.engine)
 
     def for_tenant(self, tenant: str) -> PostgresStore:
         """The same database seen by another tenant (shares the connection pool)."""
@@ -370,4 +390,4 @@ def open_postgres_key_store(url: str, *, embedding_dim: int | None = None) -> Ap
     dim = embedding_dim or model_dimension(default_embedder_path())
     if dim is None:
         raise StoreError("cannot tell the embedder's vector width; open the store with Memory")
-    return ApiKeyStore(open_engine(url, dim), owns_engine=True)
+    return ApiKeyStore(open_engine(url, dim), owns_engine=True, cache_seconds=0)

@@ -9,50 +9,19 @@ the memories a synchronous add would have extracted, and no episode may stay pen
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
-from serve_process import ServeProcess
+from serve_process import HangingLLM, ServeProcess
 
 from memsvc import Memory
 from memsvc.embedding.embedder import SentenceTransformerEmbedder
 from memsvc.model.settings import Settings
 
 USERS = 40
-
-
-class HangingLLM:
-    """An address where an 'LLM' accepts every request and never answers."""
-
-    def __init__(self) -> None:
-        release = self.release = threading.Event()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                release.wait(600)
-
-            do_GET = do_POST
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> HangingLLM:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _text(i: int) -> str:
