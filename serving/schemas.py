@@ -139,6 +139,10 @@ class UpdateRequest(_Body):
     importance: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
+class ReviewRequest(_Body):
+    action: Literal["release", "delete"]
+
+
 class DeleteResult(BaseModel):
     deleted: int
 

@@ -41,8 +41,11 @@ from memsvc.write.extraction import (
 )
 from memsvc.write.manager import snapshot
 from memsvc.write.pending import clear_pending, episodes_of, mark_pending, owned_messages
+from memsvc.write.quarantine import QUARANTINE_KEY, flagged_messages
 
 ROLES = frozenset({"user", "assistant", "system", "tool"})
+#: `review` actions and the status each leaves a quarantined memory in.
+REVIEW_ACTIONS = {"release": MemoryStatus.ACTIVE, "delete": MemoryStatus.DELETED}
 
 
 class Writes(Reads):
@@ -109,7 +112,8 @@ class Writes(Reads):
         embeddings = self.embedder.embed_documents([c.text for c, _, _ in candidates])
         batch = WriteBatch(messages=stored)
         changes = self._manager.plan(
-            candidates, embeddings, scope, now=now, actor="add", batch=batch
+            candidates, embeddings, scope, now=now, actor="add", batch=batch,
+            flagged=flagged_messages(stored),
         )
         if self.extractor is not None:
             record_failures(batch, extracted, self.extractor.name, "add", now)
@@ -143,7 +147,8 @@ class Writes(Reads):
         batch = WriteBatch()
         now = _now()
         changes = self._manager.plan(
-            extracted.candidates, embeddings, scope, now=now, actor="add", batch=batch
+            extracted.candidates, embeddings, scope, now=now, actor="add", batch=batch,
+            flagged=flagged_messages(stored),
         )
         # what failed is marked on the episodes, for consolidation's retry step, as add() does;
         # a background add's "pending" mark comes off the others in the same transaction
@@ -232,6 +237,37 @@ class Writes(Reads):
                 ],
             )
         )
+        return new
+
+    def review(self, memory_id: str, action: str) -> MemoryRecord:
+        """Decide on a quarantined memory: `release` it (active again) or `delete` it.
+
+        Quarantine (``memsvc.write.quarantine``) keeps memories from instruction-shaped or
+        stuffed text out of every default read until someone looks at them. The decision goes
+        to the memory's history and to ``metadata.quarantine.reviewed``; asking again for the
+        decision already taken returns the memory unchanged."""
+        if action not in REVIEW_ACTIONS:
+            raise InvalidInputError(f"action must be one of {sorted(REVIEW_ACTIONS)}",
+                                    field="action")
+        old = self.get(memory_id)
+        target = REVIEW_ACTIONS[action]
+        mark = old.metadata.get(QUARANTINE_KEY)
+        if isinstance(mark, dict) and mark.get("reviewed") == action and old.status is target:
+            return old
+        if old.status is not MemoryStatus.QUARANTINED:
+            raise InvalidInputError(f"memory {memory_id} is not quarantined", field="id")
+        now = _now()
+        metadata = {**old.metadata, QUARANTINE_KEY: {**(mark if isinstance(mark, dict) else {}),
+                                                    "reviewed": action}}
+        update: dict[str, Any] = {"status": target, "metadata": metadata, "updated_at": now,
+                                  "version": old.version + 1}
+        if target is MemoryStatus.DELETED:
+            update["invalidated_at"] = now
+        new = old.model_copy(update=update)
+        event = HistoryEvent.RESTORE if target is MemoryStatus.ACTIVE else HistoryEvent.DELETE
+        self.store.apply(WriteBatch(updates=[(new, None)], history=[
+            HistoryDraft(memory_id, event, snapshot(old), snapshot(new), "review",
+                         f"quarantine reviewed: {action}", now)]))
         return new
 
     def delete(self, memory_id: str, *, hard: bool = False) -> None:
