@@ -28,6 +28,7 @@ __all__ = [
     "normalize_text",
     "one_line",
     "profile_block",
+    "quote",
     "to_memory_view",
 ]
 
@@ -49,6 +50,9 @@ class MemoryView:
     text: str
     kind: str = "fact"
     valid_from: str | None = None  # ISO date "YYYY-MM-DD", or None when unknown
+    #: Who it came from: the role of an episode's message, else the extractor that derived
+    #: it ("rules", "llm", "consolidation"...); None when unknown.
+    source: str | None = None
 
 
 def normalize_text(text: str) -> str:
@@ -61,6 +65,27 @@ def normalize_text(text: str) -> str:
 
 def one_line(text: str) -> str:
     return " ".join(normalize_text(text).split())
+
+
+#: Longest quoted memory text and source label (characters): a memory is data for the model,
+#: and an over-long caller-chosen label or text must not crowd out the prompt.
+MAX_QUOTED_TEXT = 2000
+MAX_QUOTED_LABEL = 40
+_ROLE_PREFIX = re.compile(r"^\s*(system|assistant|user|developer|tool)\s*:", re.IGNORECASE)
+
+
+def quote(text: Any, *, limit: int = MAX_QUOTED_TEXT) -> str:
+    """Stored text made safe to quote inside a prompt's data block: one line (no newline can
+    start a fake turn or a fake block line), no control or format characters, no angle
+    brackets (no tag can close the block or open a chat-template token), no leading role
+    prefix ("SYSTEM: ..."), at most `limit` characters."""
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c
+                      for c in unicodedata.normalize("NFC", str(text)))
+    cleaned = one_line(cleaned).replace("<", "\u2039").replace(">", "\u203a")
+    cleaned = _ROLE_PREFIX.sub(lambda m: f"({m.group(1)})", cleaned)
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1].rstrip() + "\u2026"
+    return cleaned
 
 
 def format_date(value: Any) -> str | None:
@@ -100,7 +125,22 @@ def to_memory_view(obj: Any) -> MemoryView:
     if text is None:
         raise TypeError(f"memory has no text: {obj!r}")
     return MemoryView(text=one_line(text), kind=_kind_str(getter("kind")),
-                      valid_from=format_date(getter("valid_from")))
+                      valid_from=format_date(getter("valid_from")),
+                      source=_source(getter("source"), getter("metadata"),
+                                     getter("provenance")))
+
+
+def _source(source: Any, metadata: Any, provenance: Any) -> str | None:
+    """Where a memory came from, as a short label: the caller's ``source``, an episode's
+    message role, or the extractor that derived it."""
+    if source is None and isinstance(metadata, Mapping):
+        source = metadata.get("role")
+    if source is None and provenance is not None:
+        source = (provenance.get("extractor") if isinstance(provenance, Mapping)
+                  else getattr(provenance, "extractor", None))
+    if source is None or not str(source).strip():
+        return None
+    return quote(source, limit=MAX_QUOTED_LABEL).lower()
 
 
 def kind_rank(kind: str) -> tuple[int, str]:
@@ -137,12 +177,14 @@ def profile_block(profile: str | Mapping[str, Any] | Iterable[Any] | None) -> st
     if profile is None:
         return ""
     if isinstance(profile, str):
-        return normalize_text(profile)
+        # each line quoted: a profile is stored text, it may not open or close a block
+        return "\n".join(quote(line) if line else ""
+                         for line in normalize_text(profile).split("\n"))
     if isinstance(profile, Mapping):
-        lines = [f"- {one_line(str(k))}: {one_line(str(v))}"
+        lines = [f"- {quote(k, limit=MAX_QUOTED_LABEL)}: {quote(v)}"
                  for k, v in sorted(profile.items(), key=lambda kv: str(kv[0]))
                  if v is not None and str(v).strip()]
         return "\n".join(lines)
     views = dedupe(to_memory_view(m) for m in profile)
     views.sort(key=lambda v: (kind_rank(v.kind), v.valid_from or "", v.text))
-    return "\n".join(f"- {v.text}" for v in views)
+    return "\n".join(f"- {quote(v.text)}" for v in views)

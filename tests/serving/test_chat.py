@@ -299,7 +299,7 @@ def test_profile_block_leads_and_is_prewarmed_after_consolidation(
         assert time.monotonic() < deadline, "no pre-warm request after the profile changed"
         time.sleep(0.05)
     warm = next(q for q in fake.requests if q.get("max_tokens") == 1)
-    assert [m["role"] for m in warm["messages"]] == ["system"]
+    assert [m["role"] for m in warm["messages"]] == ["system", "user"]
     assert warm["cache_salt"] == "memsvc:default"
     # an unchanged profile is not pre-warmed again
     http.post("/v1/consolidate", json={"user_id": "caroline", "steps": ["profile"]})
@@ -309,9 +309,11 @@ def test_profile_block_leads_and_is_prewarmed_after_consolidation(
     r = http.post("/v1/chat", json={"message": "What do I enjoy?", "user_id": "caroline"})
     assert r.status_code == 200, r.text
     assert r.json()["profile_id"] == profile.id
-    system = fake.chats()[0]["messages"][0]["content"]
-    assert system == warm["messages"][0]["content"]  # the pre-warmed head, byte for byte
-    assert "painting" in system
+    sent = fake.chats()[0]["messages"]
+    assert sent[0] == warm["messages"][0]  # the pre-warmed head, byte for byte ...
+    assert sent[1]["content"].startswith(warm["messages"][1]["content"])  # ... and profile
+    assert "painting" not in sent[0]["content"]  # the profile is data, not in the system
+    assert "painting" in warm["messages"][1]["content"]
     assert profile.id not in r.json()["memory_ids"]  # not repeated among the turn's memories
 
 
