@@ -53,7 +53,6 @@ from typing import Any, Literal
 from memsvc.llm.tokens import estimate_tokens
 from memsvc.serving.prompt_render import (
     KIND_ORDER,
-    MAX_QUOTED_LABEL,
     MemoryView,
     dedupe,
     format_date,
@@ -61,6 +60,7 @@ from memsvc.serving.prompt_render import (
     normalize_text,
     profile_block,
     quote,
+    quote_label,
     to_memory_view,
 )
 
@@ -167,7 +167,7 @@ def render_memories(memories: Iterable[Any], options: LayoutOptions | None = Non
         if opts.include_memory_dates and v.valid_from:
             parts.append(f"[{v.valid_from}]")
         if opts.include_memory_kinds:
-            label = quote(v.kind, limit=MAX_QUOTED_LABEL)
+            label = quote_label(v.kind)
             parts.append(f"({label}, {v.source})" if v.source else f"({label})")
         parts.append(quote(v.text))
         lines.append(" ".join(parts))

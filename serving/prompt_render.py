@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from memsvc.text.quoting import MAX_QUOTED_LABEL, quote, quote_label
+
 __all__ = [
     "KIND_ORDER",
     "MemoryView",
@@ -29,6 +31,7 @@ __all__ = [
     "one_line",
     "profile_block",
     "quote",
+    "quote_label",
     "to_memory_view",
 ]
 
@@ -67,25 +70,6 @@ def one_line(text: str) -> str:
     return " ".join(normalize_text(text).split())
 
 
-#: Longest quoted memory text and source label (characters): a memory is data for the model,
-#: and an over-long caller-chosen label or text must not crowd out the prompt.
-MAX_QUOTED_TEXT = 2000
-MAX_QUOTED_LABEL = 40
-_ROLE_PREFIX = re.compile(r"^\s*(system|assistant|user|developer|tool)\s*:", re.IGNORECASE)
-
-
-def quote(text: Any, *, limit: int = MAX_QUOTED_TEXT) -> str:
-    """Stored text made safe to quote inside a prompt's data block: one line (no newline can
-    start a fake turn or a fake block line), no control or format characters, no angle
-    brackets (no tag can close the block or open a chat-template token), no leading role
-    prefix ("SYSTEM: ..."), at most `limit` characters."""
-    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c
-                      for c in unicodedata.normalize("NFC", str(text)))
-    cleaned = one_line(cleaned).replace("<", "\u2039").replace(">", "\u203a")
-    cleaned = _ROLE_PREFIX.sub(lambda m: f"({m.group(1)})", cleaned)
-    if len(cleaned) > limit:
-        cleaned = cleaned[: limit - 1].rstrip() + "\u2026"
-    return cleaned
 
 
 def format_date(value: Any) -> str | None:
@@ -140,7 +124,7 @@ def _source(source: Any, metadata: Any, provenance: Any) -> str | None:
                   else getattr(provenance, "extractor", None))
     if source is None or not str(source).strip():
         return None
-    return quote(source, limit=MAX_QUOTED_LABEL).lower()
+    return quote_label(source)
 
 
 def kind_rank(kind: str) -> tuple[int, str]:
