@@ -31,7 +31,8 @@ class _Body(BaseModel):
 
 
 class MessageIn(_Body):
-    role: Literal["user", "assistant", "system", "tool"] = "user"
+    # no "system": a system prompt is not a memory (memsvc.sdk.writes refuses it)
+    role: Literal["user", "assistant", "tool"] = "user"
     content: str
     name: str | None = None
     timestamp: str | float | None = None

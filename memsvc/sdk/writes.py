@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from memsvc.extractors.base import Candidate
-from memsvc.model.errors import InvalidInputError
+from memsvc.model.chat import CHAT_METADATA_KEY
+from memsvc.model.errors import InvalidInputError, RoleNotAllowedError
 from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import (
     AddResult,
@@ -43,7 +44,11 @@ from memsvc.write.manager import snapshot
 from memsvc.write.pending import clear_pending, episodes_of, mark_pending, owned_messages
 from memsvc.write.quarantine import QUARANTINE_KEY, flagged_messages
 
-ROLES = frozenset({"user", "assistant", "system", "tool"})
+ROLES = frozenset({"user", "assistant", "tool"})
+#: Speaker names refused because they mimic a role: an episode reads "<speaker>: <content>",
+#: and "SYSTEM: ..." in a prompt reads as the deployment's own voice.
+ROLE_NAMES = frozenset({"system", "assistant", "user", "developer", "tool", "model", "admin",
+                        "administrator", "root", "operator"})
 #: `review` actions and the status each leaves a quarantined memory in.
 REVIEW_ACTIONS = {"release": MemoryStatus.ACTIVE, "delete": MemoryStatus.DELETED}
 
@@ -79,9 +84,16 @@ class Writes(Reads):
         timestamp: datetime | str | float | None,
         infer: bool,
         pending: bool = False,
+        chat: bool = False,
     ) -> AddResult:
         """`add`; with `pending` (a background add: `memsvc.sdk.background`), each episode is
-        stored marked "extraction pending" in the same transaction (memsvc.write.pending)."""
+        stored marked "extraction pending" in the same transaction (memsvc.write.pending).
+        Only `chat` (memsvc's own chat, `serving/chat.py`) may write `metadata.chat`: a chat
+        turn's memory block is replayed into later prompts, so a caller must not forge one."""
+        if not chat and isinstance(metadata, dict) and CHAT_METADATA_KEY in metadata:
+            raise InvalidInputError(
+                f"metadata.{CHAT_METADATA_KEY} is reserved for memsvc's chat (it holds the "
+                f"memory block a chat turn was sent with)", field=f"metadata.{CHAT_METADATA_KEY}")
         scope = make_scope(user_id, agent_id, session_id)
         meta = clean_metadata(metadata)
         default_time = parse_timestamp(timestamp) or _now()
@@ -181,10 +193,20 @@ class Writes(Reads):
                     f"{where} has unknown fields {sorted(unknown)}", field=where
                 )
             role = raw.get("role", "user")
+            if isinstance(role, str) and role.strip().casefold() == "system":
+                raise RoleNotAllowedError(
+                    f"{where}.role 'system' is not stored: system prompts are the "
+                    f"deployment's, not memories (leave them out, or send them as 'user')",
+                    field=f"{where}.role")
             if role not in ROLES:
                 raise InvalidInputError(
                     f"{where}.role must be one of {sorted(ROLES)}", field=f"{where}.role"
                 )
+            name = clean_id(raw.get("name"), field=f"{where}.name")
+            if name is not None and _role_like(name):
+                raise RoleNotAllowedError(
+                    f"{where}.name {name!r} mimics a role; use the speaker's own name",
+                    field=f"{where}.name")
             out.append(
                 {
                     "role": role,
@@ -192,7 +214,7 @@ class Writes(Reads):
                         raw.get("content"), max_bytes=self.settings.max_text_bytes,
                         field=f"{where}.content",
                     ),
-                    "name": clean_id(raw.get("name"), field=f"{where}.name"),
+                    "name": name,
                     "timestamp": parse_timestamp(raw.get("timestamp"), field=f"{where}.timestamp"),
                 }
             )
@@ -311,3 +333,10 @@ class Writes(Reads):
     def reset(self) -> None:
         """Erase everything this tenant has stored."""
         self.store.reset()
+
+
+def _role_like(name: str) -> bool:
+    """Whether a speaker name reads as a role ("SYSTEM", "[assistant]", "System Admin")."""
+    words = "".join(c if c.isalnum() else " " for c in name.casefold()).split()
+    return bool(words) and (" ".join(words) in ROLE_NAMES or "".join(words) in ROLE_NAMES
+                            or words[0] in ("system", "assistant", "developer"))
