@@ -42,7 +42,7 @@ from memsvc.write.extraction import (
 )
 from memsvc.write.manager import snapshot
 from memsvc.write.pending import clear_pending, episodes_of, mark_pending, owned_messages
-from memsvc.write.quarantine import QUARANTINE_KEY, flagged_messages
+from memsvc.write.quarantine import QUARANTINE_KEY, flagged_messages, screened
 
 ROLES = frozenset({"user", "assistant", "tool"})
 #: Speaker names refused because they mimic a role: an episode reads "<speaker>: <content>",
@@ -228,7 +228,10 @@ class Writes(Reads):
         metadata: dict[str, Any] | None = None,
         importance: float | None = None,
     ) -> MemoryRecord:
-        """Write a new version of a memory; the old one is kept in its history."""
+        """Write a new version of a memory; the old one is kept in its history.
+
+        New text is screened as an added message is: instruction-shaped or stuffed text
+        leaves the memory quarantined (`review` decides)."""
         old = self.get(memory_id)
         if old.status is MemoryStatus.DELETED:
             raise InvalidInputError(f"memory {memory_id} is deleted", field="id")
@@ -250,6 +253,8 @@ class Writes(Reads):
                                         field="importance")
             changes["importance"] = float(importance)
         new = old.model_copy(update=changes)
+        if text is not None:
+            new = screened(new)  # a caller's new text is screened like an added message
         self.store.apply(
             WriteBatch(
                 updates=[(new, embedding)],

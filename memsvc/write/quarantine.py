@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from memsvc.model.records import MemoryRecord, MemoryStatus, StoredMessage
+from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, StoredMessage
 from memsvc.text.screening import screen
 
-__all__ = ["QUARANTINE_KEY", "flagged_messages", "quarantined"]
+__all__ = ["QUARANTINE_KEY", "flagged_messages", "quarantined", "screened"]
 
 #: Where a quarantined memory keeps why.
 QUARANTINE_KEY = "quarantine"
@@ -43,4 +43,23 @@ def quarantined(record: MemoryRecord, flagged: Mapping[str, tuple[str, ...]]
     if not reasons:
         return None
     metadata = {**record.metadata, QUARANTINE_KEY: {"reasons": reasons}}
+    return record.model_copy(update={"status": MemoryStatus.QUARANTINED, "metadata": metadata})
+
+
+def screened(record: MemoryRecord) -> MemoryRecord:
+    """`record` quarantined when its own text is flagged (a memory written directly, by
+    `update` or `import_records`, with no message behind it); unchanged otherwise, and
+    whenever it is not active. An episode is screened without the ``speaker: `` prefix
+    memsvc put in front of its message."""
+    if record.status is not MemoryStatus.ACTIVE:
+        return record
+    text = record.text
+    speaker = record.metadata.get("speaker")
+    if record.kind is MemoryKind.EPISODE and isinstance(speaker, str) and text.startswith(
+            f"{speaker}: "):
+        text = text[len(speaker) + 2:]
+    verdict = screen(text)
+    if not verdict.flagged:
+        return record
+    metadata = {**record.metadata, QUARANTINE_KEY: {"reasons": list(verdict.reasons)}}
     return record.model_copy(update={"status": MemoryStatus.QUARANTINED, "metadata": metadata})
