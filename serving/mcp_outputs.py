@@ -21,6 +21,7 @@ TITLES: dict[str, str] = {
     "list_memories": "List memories",
     "update_memory": "Correct a memory",
     "delete_memory": "Forget a memory",
+    "review_memory": "Review a quarantined memory",
 }
 
 

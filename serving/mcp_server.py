@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -54,10 +54,13 @@ TOOLS: dict[str, Surface] = {
                                                            "include_archived"})),
     "get_context": Surface("context", omitted=frozenset({
         "filters", "kinds", "limit", "as_of", "plan", "now", "include_archived"})),
+    # no `status`: quarantined text is kept away from agents (a human reviews it)
     "list_memories": Surface("get_all", omitted=frozenset({
-        "filters", "kinds", "include_inactive", "include_archived"}), defaults={"limit": 50}),
+        "filters", "kinds", "include_inactive", "include_archived", "status"}),
+        defaults={"limit": 50}),
     "update_memory": Surface("update"),
     "delete_memory": Surface("delete", omitted=frozenset({"hard"})),
+    "review_memory": Surface("review"),
 }
 
 
@@ -231,5 +234,19 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
     ) -> DeletedOut:
         resolve(ctx).delete(memory_id)
         return DeletedOut(deleted=memory_id)
+
+    @server.tool(
+        title=TITLES["review_memory"],
+        annotations=tool_annotations("review_memory"),
+        description="Decide on a quarantined memory (one whose text read as instructions to "
+        "a model): 'release' makes it an ordinary memory again, 'delete' forgets it."
+    )
+    @_agent_errors
+    def review_memory(
+        memory_id: Annotated[str, Field(description="Id of the quarantined memory.")],
+        action: Annotated[Literal["release", "delete"], Field(description="The decision.")],
+        ctx: Context | None = None,
+    ) -> MemoryBrief:
+        return MemoryBrief.of(resolve(ctx).review(memory_id, action))
 
     return server

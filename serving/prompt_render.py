@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from memsvc.text.quoting import MAX_QUOTED_LABEL, quote, quote_label
+
 __all__ = [
     "KIND_ORDER",
     "MemoryView",
@@ -28,6 +30,8 @@ __all__ = [
     "normalize_text",
     "one_line",
     "profile_block",
+    "quote",
+    "quote_label",
     "to_memory_view",
 ]
 
@@ -49,6 +53,9 @@ class MemoryView:
     text: str
     kind: str = "fact"
     valid_from: str | None = None  # ISO date "YYYY-MM-DD", or None when unknown
+    #: Who it came from: the role of an episode's message, else the extractor that derived
+    #: it ("rules", "llm", "consolidation"...); None when unknown.
+    source: str | None = None
 
 
 def normalize_text(text: str) -> str:
@@ -61,6 +68,8 @@ def normalize_text(text: str) -> str:
 
 def one_line(text: str) -> str:
     return " ".join(normalize_text(text).split())
+
+
 
 
 def format_date(value: Any) -> str | None:
@@ -100,7 +109,22 @@ def to_memory_view(obj: Any) -> MemoryView:
     if text is None:
         raise TypeError(f"memory has no text: {obj!r}")
     return MemoryView(text=one_line(text), kind=_kind_str(getter("kind")),
-                      valid_from=format_date(getter("valid_from")))
+                      valid_from=format_date(getter("valid_from")),
+                      source=_source(getter("source"), getter("metadata"),
+                                     getter("provenance")))
+
+
+def _source(source: Any, metadata: Any, provenance: Any) -> str | None:
+    """Where a memory came from, as a short label: the caller's ``source``, an episode's
+    message role, or the extractor that derived it."""
+    if source is None and isinstance(metadata, Mapping):
+        source = metadata.get("role")
+    if source is None and provenance is not None:
+        source = (provenance.get("extractor") if isinstance(provenance, Mapping)
+                  else getattr(provenance, "extractor", None))
+    if source is None or not str(source).strip():
+        return None
+    return quote_label(source)
 
 
 def kind_rank(kind: str) -> tuple[int, str]:
@@ -137,12 +161,14 @@ def profile_block(profile: str | Mapping[str, Any] | Iterable[Any] | None) -> st
     if profile is None:
         return ""
     if isinstance(profile, str):
-        return normalize_text(profile)
+        # each line quoted: a profile is stored text, it may not open or close a block
+        return "\n".join(quote(line) if line else ""
+                         for line in normalize_text(profile).split("\n"))
     if isinstance(profile, Mapping):
-        lines = [f"- {one_line(str(k))}: {one_line(str(v))}"
+        lines = [f"- {quote(k, limit=MAX_QUOTED_LABEL)}: {quote(v)}"
                  for k, v in sorted(profile.items(), key=lambda kv: str(kv[0]))
                  if v is not None and str(v).strip()]
         return "\n".join(lines)
     views = dedupe(to_memory_view(m) for m in profile)
     views.sort(key=lambda v: (kind_rank(v.kind), v.valid_from or "", v.text))
-    return "\n".join(f"- {v.text}" for v in views)
+    return "\n".join(f"- {quote(v.text)}" for v in views)

@@ -32,7 +32,8 @@ class _Body(BaseModel):
 
 
 class MessageIn(_Body):
-    role: Literal["user", "assistant", "system", "tool"] = "user"
+    # no "system": a system prompt is not a memory (memsvc.sdk.writes refuses it)
+    role: Literal["user", "assistant", "tool"] = "user"
     content: str
     name: str | None = None
     timestamp: str | float | None = None
@@ -142,6 +143,10 @@ class UpdateRequest(_Body):
     text: str | None = None
     metadata: dict[str, Any] | None = None
     importance: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class ReviewRequest(_Body):
+    action: Literal["release", "delete"]
 
 
 class DeleteResult(BaseModel):

@@ -55,6 +55,7 @@ COMMANDS: dict[str, Surface] = {
     "get": Surface("get", extra=_OWN),
     "list": Surface("get_all", extra=_OWN),
     "delete": Surface("delete", extra=_OWN),
+    "review": Surface("review", extra=_OWN),
     "history": Surface("history", extra=_OWN),
     "stats": Surface("stats", extra=_OWN),
     "export": Surface("export", extra=_OWN | {"output"}),
@@ -212,6 +213,8 @@ def list_(
     kinds: KindsOption = None,
     include_inactive: Annotated[bool, typer.Option("--all")] = False,
     include_archived: ArchivedOption = False,
+    status: Annotated[str | None, typer.Option(
+        help="Only memories of this status (e.g. quarantined, for review)")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -222,7 +225,7 @@ def list_(
                 user_id=user_id, agent_id=agent_id, session_id=session_id,
                 filters=_parse_json(filters, "filters"), kinds=kinds, limit=limit,
                 cursor=cursor, include_inactive=include_inactive,
-                include_archived=include_archived,
+                include_archived=include_archived, status=status,
             )
         )
         if as_json:
@@ -248,6 +251,22 @@ def delete(
     with _memory(db) as m:
         _run(lambda: m.delete(memory_id, hard=hard))
         console.print(f"deleted {memory_id}{' (hard)' if hard else ''}")
+
+
+@app.command()
+def review(
+    memory_id: str,
+    action: Annotated[str, typer.Argument(help="release (active again) or delete")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Decide on a quarantined memory: release it or delete it (Memory.review)."""
+    with _memory(db) as m:
+        record = _run(lambda: m.review(memory_id, action))
+        if as_json:
+            _print_json(record.model_dump(mode="json"))
+            return
+        console.print(f"{memory_id}: {record.status.value}")
 
 
 @app.command()

@@ -49,8 +49,8 @@ class _Mem0:
         if memory_type is not None:
             raise ValueError("memsvc.compat.mem0 does not create procedural memories "
                              "(memory_type); add the text as a memory instead")
-        result = self._sdk.add(messages, user_id=user_id, agent_id=agent_id, session_id=run_id,
-                               metadata=metadata, infer=infer)
+        result = self._sdk.add(_without_system(messages), user_id=user_id, agent_id=agent_id,
+                               session_id=run_id, metadata=metadata, infer=infer)
         return {"results": [{"id": c.id, "memory": c.text, "event": _EVENTS[c.event.value]}
                             for c in result.results]}
 
@@ -238,3 +238,14 @@ def _history(entry: HistoryEntry) -> dict[str, Any]:
         "actor_id": entry.actor,
         "role": None,
     }
+
+
+def _without_system(messages: Any) -> Any:
+    """Mem0's own examples add the system prompt along with the turns (memories included);
+    memsvc stores no system messages, so they are left out (an add of only system
+    messages still reaches memsvc, which refuses it)."""
+    if not isinstance(messages, list):
+        return messages
+    kept = [m for m in messages if not (isinstance(m, dict) and isinstance(m.get("role"), str)
+                                        and m["role"].strip().casefold() == "system")]
+    return kept or messages

@@ -91,7 +91,8 @@ def render_profile(part: Scope, sources: Sequence[MemoryRecord], per_section: in
         (MemoryKind.FACT, "Facts"),
         (MemoryKind.PROCEDURE, "Procedures and lessons"),
     )
-    lines = [f"Profile of {part.user_id}"]
+    # not the user id: a caller-chosen string that would reach every chat prompt
+    lines = ["Profile of the user"]
     found = False
     for kind, title in sections:
         texts: dict[str, MemoryRecord] = {}

@@ -16,6 +16,7 @@ from memsvc.consolidate.context import ACTOR, StepContext
 from memsvc.model.records import HistoryEvent, MemoryChange, MemoryKind, MemoryRecord, Scope
 from memsvc.storage.base import HistoryDraft, WriteBatch
 from memsvc.write.extraction import run_extractor
+from memsvc.write.quarantine import flagged_messages
 from memsvc.write.revision import snapshot
 
 # The metadata key the write path marks a failed extraction with (memsvc.write.extraction).
@@ -50,7 +51,7 @@ def retry_failed(ctx: StepContext, part: Scope) -> None:
             embeddings = ctx.embedder.embed_documents(texts)
             changes = ctx.manager.plan(
                 outcome.candidates, embeddings, episode.scope, now=ctx.now, actor=ACTOR,
-                batch=batch,
+                batch=batch, flagged=flagged_messages(sources),
             )
             mark.update(status="retried", retry=False)
             mark.pop("error", None)

@@ -161,10 +161,16 @@ class MemsvcStore(BaseStore):
     # -- operations ------------------------------------------------------------------------
 
     def _find(self, namespace: tuple[str, ...], key: str) -> Plan[MemoryRecord | None]:
-        page = yield call("get_all", **self._scope(namespace), kinds=_EPISODE, limit=1,
-                          filters={"metadata.lg_namespace": ".".join(namespace),
-                                   "metadata.lg_key": key})
-        return page.items[0] if page.items else None
+        """The item under `key`, also when memsvc quarantined its text (a key-value store
+        must not lose what was put; quarantine still keeps it out of `search`)."""
+        for status in (None, "quarantined"):
+            page = yield call("get_all", **self._scope(namespace), kinds=_EPISODE, limit=1,
+                              filters={"metadata.lg_namespace": ".".join(namespace),
+                                       "metadata.lg_key": key}, status=status)
+            if page.items:
+                item: MemoryRecord = page.items[0]
+                return item
+        return None
 
     def _put(self, op: PutOp, checked: tuple[str, dict[str, Any]] | None) -> Plan[None]:
         existing = yield from self._find(op.namespace, op.key)
@@ -246,7 +252,7 @@ class MemsvcStore(BaseStore):
         page = yield call("get_all", agent_id=self.registry_agent, limit=1,
                           filters={"metadata.lg_registry": name})
         if not page.items:
-            yield call("add", [{"role": "system", "content": f"langgraph namespace {name}"}],
+            yield call("add", [{"role": "tool", "content": f"langgraph namespace {name}"}],
                        agent_id=self.registry_agent, infer=False,
                        metadata={"lg_registry": name,
                                  **{f"lg_ns{i}": label for i, label in enumerate(namespace)}})

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 
 _PAGE = 1000
 _MAX_TEXT = 16 * 1024  # the searchable rendering of an item is cut here; the JSON is whole
-_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+# memsvc stores no `system` messages (a system prompt is not a memory, and replayed it would
+# speak as the deployment): the item itself is kept whole in metadata, its episode is "tool".
+_ROLES = {"user": "user", "assistant": "assistant", "system": "tool", "developer": "tool"}
 
 
 class MemsvcSession:
@@ -87,16 +89,19 @@ class MemsvcSession:
     # -- plans ---------------------------------------------------------------------------
 
     def _records(self) -> Plan[list[MemoryRecord]]:
-        """This session's items, oldest first."""
+        """This session's items, oldest first; also those memsvc quarantined (a session is
+        the transcript the agent already had in context, and must give back what it got)."""
         found: list[MemoryRecord] = []
-        cursor = None
-        while True:
-            page = yield call("get_all", kinds=["episode"], limit=_PAGE, cursor=cursor,
-                              filters={"metadata.oa_item": {"ne": None}}, **self.scope)
-            found += page.items
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
+        for status in (None, "quarantined"):
+            cursor = None
+            while True:
+                page = yield call("get_all", kinds=["episode"], limit=_PAGE, cursor=cursor,
+                                  filters={"metadata.oa_item": {"ne": None}}, status=status,
+                                  **self.scope)
+                found += page.items
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
         found.sort(key=lambda r: (r.valid_from or r.created_at, r.metadata.get("oa_seq", 0)))
         return found
 

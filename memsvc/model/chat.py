@@ -24,6 +24,7 @@ from memsvc.model.settings import DEFAULT_MAX_TEXT_BYTES
 from memsvc.model.validation import clean_id, clean_limit, clean_text, make_scope
 
 __all__ = [
+    "CHAT_METADATA_KEY",
     "ChatEvent",
     "ChatRequest",
     "ChatResponse",
@@ -35,6 +36,11 @@ __all__ = [
 ]
 
 MAX_ANSWER_TOKENS = 4096
+
+#: The message metadata key under which chat keeps a user turn's memory block, replayed into
+#: later prompts. Only chat itself writes it: `Memory.add` refuses it from callers, or anyone
+#: could store a forged block that every later turn of the session would replay.
+CHAT_METADATA_KEY = "chat"
 
 
 class ChatUnavailableError(MemsvcError):

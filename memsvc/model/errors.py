@@ -51,6 +51,13 @@ class InvalidFilterError(InvalidInputError):
     code = "invalid_filter"
 
 
+class RoleNotAllowedError(InvalidInputError):
+    """A stored message may not speak as the system (role `system`, or a speaker name that
+    mimics a role): replayed into a prompt it would read as the deployment's own voice."""
+
+    code = "role_not_allowed"
+
+
 class ScopeRequiredError(InvalidInputError):
     """Every memory belongs to a user, an agent or a session; a call naming none is refused."""
 
@@ -97,6 +104,7 @@ ERRORS_BY_CODE: dict[str, type[MemsvcError]] = {
         EncodingError,
         InvalidTimestampError,
         InvalidFilterError,
+        RoleNotAllowedError,
         ScopeRequiredError,
         NotFoundError,
         UnauthorizedError,

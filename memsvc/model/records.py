@@ -29,6 +29,9 @@ class MemoryStatus(StrEnum):
     SUPERSEDED = "superseded"
     ARCHIVED = "archived"
     DELETED = "deleted"
+    #: Written from text that reads as instructions to a model, or is keyword-stuffed
+    #: (``memsvc.text.screening``): kept for review, never served by default.
+    QUARANTINED = "quarantined"
 
 
 class HistoryEvent(StrEnum):

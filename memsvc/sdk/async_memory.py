@@ -105,6 +105,7 @@ class AsyncMemory:
     update = threaded(Memory.update)
     delete = threaded(Memory.delete)
     delete_all = threaded(Memory.delete_all)
+    review = threaded(Memory.review)
     reset = threaded(Memory.reset)
     consolidate = threaded(Memory.consolidate)
     search = threaded(Memory.search)

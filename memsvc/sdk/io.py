@@ -12,6 +12,7 @@ from memsvc.model.validation import clean_record, make_scope
 from memsvc.sdk.parts import MemoryParts, _now
 from memsvc.storage.base import HistoryDraft, VisibilityQuery, WriteBatch
 from memsvc.write.manager import snapshot
+from memsvc.write.quarantine import screened
 
 
 class ImportExport(MemoryParts):
@@ -58,8 +59,8 @@ class ImportExport(MemoryParts):
             record = clean_record(record, max_bytes=self.settings.max_text_bytes, field=f"[{i}]")
             # the dedupe key is derived here, never taken from the file: a forged hash would
             # let an imported memory shadow or dodge a real one
-            parsed.append(record.model_copy(
-                update={"content_hash": content_hash(record.kind.value, record.text)}))
+            parsed.append(screened(record.model_copy(
+                update={"content_hash": content_hash(record.kind.value, record.text)})))
         existing = self.store.get_many([r.id for r in parsed])
         fresh = [r for r in parsed if r.id not in existing]
         fresh = list({r.id: r for r in fresh}.values())

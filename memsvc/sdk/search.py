@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -226,12 +227,18 @@ class Reads(MemoryParts):
         cursor: str | None = None,
         include_inactive: bool = False,
         include_archived: bool = False,
+        status: str | None = None,
     ) -> Page:
-        """One page of a scope's memories, oldest first; pass `next_cursor` for the next."""
+        """One page of a scope's memories, oldest first; pass `next_cursor` for the next.
+
+        `status` lists only the memories of that status (e.g. ``"quarantined"``, for review);
+        it overrides `include_inactive` and `include_archived`."""
         visibility = self._visibility(
             user_id, agent_id, session_id, filters, kinds, None, include_inactive,
             include_archived=include_archived,
         )
+        if status is not None:
+            visibility = replace(visibility, statuses=(_status(status),))
         self._access.flush()
         items, total = self.store.list_memories(
             visibility, limit=clean_limit(limit), after_id=clean_id(cursor, field="cursor")
@@ -297,3 +304,11 @@ def _check_plan(plan: SearchPlan) -> None:
         1 <= plan.rrf_k <= 1000
     ):
         raise InvalidInputError("plan rrf_k must be an integer from 1 to 1000", field="plan")
+
+
+def _status(value: Any) -> str:
+    """A memory status named by a caller, checked against `MemoryStatus`."""
+    allowed = [s.value for s in MemoryStatus]
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidInputError(f"status must be one of {allowed}", field="status")
+    return value

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from memsvc.extractors.base import Candidate
-from memsvc.model.errors import InvalidInputError
+from memsvc.model.chat import CHAT_METADATA_KEY
+from memsvc.model.errors import InvalidInputError, RoleNotAllowedError
 from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import (
     AddResult,
@@ -41,8 +42,15 @@ from memsvc.write.extraction import (
 )
 from memsvc.write.manager import snapshot
 from memsvc.write.pending import clear_pending, episodes_of, mark_pending, owned_messages
+from memsvc.write.quarantine import QUARANTINE_KEY, flagged_messages, screened
 
-ROLES = frozenset({"user", "assistant", "system", "tool"})
+ROLES = frozenset({"user", "assistant", "tool"})
+#: Speaker names refused because they mimic a role: an episode reads "<speaker>: <content>",
+#: and "SYSTEM: ..." in a prompt reads as the deployment's own voice.
+ROLE_NAMES = frozenset({"system", "assistant", "user", "developer", "tool", "model", "admin",
+                        "administrator", "root", "operator"})
+#: `review` actions and the status each leaves a quarantined memory in.
+REVIEW_ACTIONS = {"release": MemoryStatus.ACTIVE, "delete": MemoryStatus.DELETED}
 
 
 class Writes(Reads):
@@ -76,9 +84,16 @@ class Writes(Reads):
         timestamp: datetime | str | float | None,
         infer: bool,
         pending: bool = False,
+        chat: bool = False,
     ) -> AddResult:
         """`add`; with `pending` (a background add: `memsvc.sdk.background`), each episode is
-        stored marked "extraction pending" in the same transaction (memsvc.write.pending)."""
+        stored marked "extraction pending" in the same transaction (memsvc.write.pending).
+        Only `chat` (memsvc's own chat, `serving/chat.py`) may write `metadata.chat`: a chat
+        turn's memory block is replayed into later prompts, so a caller must not forge one."""
+        if not chat and isinstance(metadata, dict) and CHAT_METADATA_KEY in metadata:
+            raise InvalidInputError(
+                f"metadata.{CHAT_METADATA_KEY} is reserved for memsvc's chat (it holds the "
+                f"memory block a chat turn was sent with)", field=f"metadata.{CHAT_METADATA_KEY}")
         scope = make_scope(user_id, agent_id, session_id)
         meta = clean_metadata(metadata)
         default_time = parse_timestamp(timestamp) or _now()
@@ -109,7 +124,8 @@ class Writes(Reads):
         embeddings = self.embedder.embed_documents([c.text for c, _, _ in candidates])
         batch = WriteBatch(messages=stored)
         changes = self._manager.plan(
-            candidates, embeddings, scope, now=now, actor="add", batch=batch
+            candidates, embeddings, scope, now=now, actor="add", batch=batch,
+            flagged=flagged_messages(stored),
         )
         if self.extractor is not None:
             record_failures(batch, extracted, self.extractor.name, "add", now)
@@ -143,7 +159,8 @@ class Writes(Reads):
         batch = WriteBatch()
         now = _now()
         changes = self._manager.plan(
-            extracted.candidates, embeddings, scope, now=now, actor="add", batch=batch
+            extracted.candidates, embeddings, scope, now=now, actor="add", batch=batch,
+            flagged=flagged_messages(stored),
         )
         # what failed is marked on the episodes, for consolidation's retry step, as add() does;
         # a background add's "pending" mark comes off the others in the same transaction
@@ -176,10 +193,20 @@ class Writes(Reads):
                     f"{where} has unknown fields {sorted(unknown)}", field=where
                 )
             role = raw.get("role", "user")
+            if isinstance(role, str) and role.strip().casefold() == "system":
+                raise RoleNotAllowedError(
+                    f"{where}.role 'system' is not stored: system prompts are the "
+                    f"deployment's, not memories (leave them out, or send them as 'user')",
+                    field=f"{where}.role")
             if role not in ROLES:
                 raise InvalidInputError(
                     f"{where}.role must be one of {sorted(ROLES)}", field=f"{where}.role"
                 )
+            name = clean_id(raw.get("name"), field=f"{where}.name")
+            if name is not None and _role_like(name):
+                raise RoleNotAllowedError(
+                    f"{where}.name {name!r} mimics a role; use the speaker's own name",
+                    field=f"{where}.name")
             out.append(
                 {
                     "role": role,
@@ -187,7 +214,7 @@ class Writes(Reads):
                         raw.get("content"), max_bytes=self.settings.max_text_bytes,
                         field=f"{where}.content",
                     ),
-                    "name": clean_id(raw.get("name"), field=f"{where}.name"),
+                    "name": name,
                     "timestamp": parse_timestamp(raw.get("timestamp"), field=f"{where}.timestamp"),
                 }
             )
@@ -201,7 +228,10 @@ class Writes(Reads):
         metadata: dict[str, Any] | None = None,
         importance: float | None = None,
     ) -> MemoryRecord:
-        """Write a new version of a memory; the old one is kept in its history."""
+        """Write a new version of a memory; the old one is kept in its history.
+
+        New text is screened as an added message is: instruction-shaped or stuffed text
+        leaves the memory quarantined (`review` decides)."""
         old = self.get(memory_id)
         if old.status is MemoryStatus.DELETED:
             raise InvalidInputError(f"memory {memory_id} is deleted", field="id")
@@ -223,6 +253,8 @@ class Writes(Reads):
                                         field="importance")
             changes["importance"] = float(importance)
         new = old.model_copy(update=changes)
+        if text is not None:
+            new = screened(new)  # a caller's new text is screened like an added message
         self.store.apply(
             WriteBatch(
                 updates=[(new, embedding)],
@@ -232,6 +264,37 @@ class Writes(Reads):
                 ],
             )
         )
+        return new
+
+    def review(self, memory_id: str, action: str) -> MemoryRecord:
+        """Decide on a quarantined memory: `release` it (active again) or `delete` it.
+
+        Quarantine (``memsvc.write.quarantine``) keeps memories from instruction-shaped or
+        stuffed text out of every default read until someone looks at them. The decision goes
+        to the memory's history and to ``metadata.quarantine.reviewed``; asking again for the
+        decision already taken returns the memory unchanged."""
+        if action not in REVIEW_ACTIONS:
+            raise InvalidInputError(f"action must be one of {sorted(REVIEW_ACTIONS)}",
+                                    field="action")
+        old = self.get(memory_id)
+        target = REVIEW_ACTIONS[action]
+        mark = old.metadata.get(QUARANTINE_KEY)
+        if isinstance(mark, dict) and mark.get("reviewed") == action and old.status is target:
+            return old
+        if old.status is not MemoryStatus.QUARANTINED:
+            raise InvalidInputError(f"memory {memory_id} is not quarantined", field="id")
+        now = _now()
+        metadata = {**old.metadata, QUARANTINE_KEY: {**(mark if isinstance(mark, dict) else {}),
+                                                    "reviewed": action}}
+        update: dict[str, Any] = {"status": target, "metadata": metadata, "updated_at": now,
+                                  "version": old.version + 1}
+        if target is MemoryStatus.DELETED:
+            update["invalidated_at"] = now
+        new = old.model_copy(update=update)
+        event = HistoryEvent.RESTORE if target is MemoryStatus.ACTIVE else HistoryEvent.DELETE
+        self.store.apply(WriteBatch(updates=[(new, None)], history=[
+            HistoryDraft(memory_id, event, snapshot(old), snapshot(new), "review",
+                         f"quarantine reviewed: {action}", now)]))
         return new
 
     def delete(self, memory_id: str, *, hard: bool = False) -> None:
@@ -275,3 +338,10 @@ class Writes(Reads):
     def reset(self) -> None:
         """Erase everything this tenant has stored."""
         self.store.reset()
+
+
+def _role_like(name: str) -> bool:
+    """Whether a speaker name reads as a role ("SYSTEM", "[assistant]", "System Admin")."""
+    words = "".join(c if c.isalnum() else " " for c in name.casefold()).split()
+    return bool(words) and (" ".join(words) in ROLE_NAMES or "".join(words) in ROLE_NAMES
+                            or words[0] in ("system", "assistant", "developer"))

@@ -32,7 +32,7 @@ forms a write produces (`revision`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -52,6 +52,7 @@ from memsvc.write.decider import Decider, Decision, delegate
 from memsvc.write.lookup import Pending, lookup_query, same_subject
 from memsvc.write.lookup import neighbours as find_neighbours
 from memsvc.write.matching import RETIRES, is_functional, objects_match, same_meaning_allowed
+from memsvc.write.quarantine import QUARANTINE_KEY, quarantined
 from memsvc.write.revision import (
     record_from_candidate,
     reinforce_in_place,
@@ -90,14 +91,25 @@ class WriteManager:
         now: datetime,
         actor: str,
         batch: WriteBatch,
+        flagged: Mapping[str, tuple[str, ...]] | None = None,
     ) -> list[MemoryChange]:
-        """Add the decisions for `candidates` (each with extractor name, version) to `batch`."""
+        """Add the decisions for `candidates` (each with extractor name, version) to `batch`.
+
+        `flagged` ({message id: reasons}, from `memsvc.write.quarantine.flagged_messages`):
+        a candidate drawn from one of these messages is added as quarantined, without a
+        decision (it may neither supersede nor reinforce what is known)."""
         changes: list[MemoryChange] = []
         pending = Pending()
         for (candidate, extractor, version), embedding in zip(candidates, embeddings, strict=True):
             record = record_from_candidate(
                 candidate, scope, extractor=extractor, extractor_version=version, now=now
             )
+            held = quarantined(record, flagged) if flagged else None
+            if held is not None:
+                why = ", ".join(held.metadata[QUARANTINE_KEY]["reasons"])
+                self._add(held, embedding, f"quarantined: {why}", now, actor, batch, pending,
+                          changes)
+                continue
             if candidate.kind is MemoryKind.EPISODE:
                 self._add(record, embedding, f"new episode from {extractor}", now, actor, batch,
                           pending, changes)

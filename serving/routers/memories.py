@@ -12,6 +12,7 @@ from memsvc.model.records import (
     HistoryEntry,
     MemoryKind,
     MemoryRecord,
+    MemoryStatus,
     Page,
     StoredMessage,
 )
@@ -33,6 +34,7 @@ from memsvc.serving.schemas import (
     InferRequest,
     JobInfo,
     MemoryGraph,
+    ReviewRequest,
     UpdateRequest,
 )
 
@@ -89,6 +91,8 @@ def list_memories(
     cursor: Annotated[str | None, Query(max_length=256)] = None,
     include_inactive: bool = False,
     include_archived: bool = False,
+    status: Annotated[MemoryStatus | None, Query(
+        description="Only memories of this status (e.g. quarantined, for review).")] = None,
 ) -> Page:
     """One page of a scope's memories, oldest first; pass `next_cursor` for the next."""
     return m.get_all(
@@ -96,6 +100,7 @@ def list_memories(
         filters=json_param(filters, "filters"),
         kinds=[k.value for k in kinds] if kinds else None, limit=limit, cursor=cursor,
         include_inactive=include_inactive, include_archived=include_archived,
+        status=status.value if status is not None else None,
     )
 
 
@@ -121,6 +126,13 @@ def get_memory(memory_id: str, m: Caller) -> MemoryRecord:
 def update_memory(memory_id: str, body: UpdateRequest, m: Caller) -> MemoryRecord:
     """A new version of the memory; the old one stays in its history."""
     return m.update(memory_id, body.text, metadata=body.metadata, importance=body.importance)
+
+
+@router.post("/v1/memories/{memory_id}/review", response_model=MemoryRecord,
+             responses=ID_ERRORS)
+def review_memory(memory_id: str, body: ReviewRequest, m: Caller) -> MemoryRecord:
+    """Decide on a quarantined memory: `release` it (active again) or `delete` it."""
+    return m.review(memory_id, body.action)
 
 
 @router.delete("/v1/memories/{memory_id}", status_code=204, responses=ID_ERRORS)

@@ -1,5 +1,6 @@
 // memsvc memory explorer: plain JS over the REST API, no build step.
-// URL parameters (?user_id=..&q=..&select=first) make a view linkable and testable.
+// URL parameters (?user_id=..&q=..&status=..&select=first) make a view linkable and testable.
+// status: which memories a listing shows (active, quarantined for review, or all).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -67,8 +68,10 @@ async function run(select) {
   const user = $("user").value.trim();
   const query = $("query").value.trim();
   if (!user) { setStatus("Enter a user id.", true); return; }
+  const show = $("show").value;
   const params = new URLSearchParams({ user_id: user });
   if (query) params.set("q", query);
+  if (show !== "active") params.set("status", show);
   history.replaceState(null, "", "?" + params);
   setStatus("Loading…");
   try {
@@ -79,8 +82,8 @@ async function run(select) {
       hits = res.results.map((r) => ({ memory: r.memory, score: r.score, ranks: r.channel_ranks }));
       setStatus(`${hits.length} results in ${Math.round(res.timing_ms.total)} ms`);
     } else {
-      hits = allMemories.filter((m) => m.status === "active").map((m) => ({ memory: m }));
-      setStatus(`${hits.length} active memories`);
+      hits = allMemories.filter((m) => show === "all" || m.status === show).map((m) => ({ memory: m }));
+      setStatus(`${hits.length} ${show === "all" ? "" : show + " "}memories`);
     }
     renderResults(hits);
     renderTimeline(allMemories, new Set(hits.map((h) => h.memory.id)));
@@ -211,6 +214,13 @@ async function showDetail(id) {
       ["importance", `${m.importance} · used ${m.access_count}×`],
       ["version", m.version],
     ];
+    const held = m.status === "quarantined";
+    $("review").hidden = !held;
+    if (held) {
+      $("review-reasons").textContent = ((m.metadata.quarantine || {}).reasons || []).join(", ");
+      $("review-release").onclick = () => review(m.id, "release");
+      $("review-delete").onclick = () => review(m.id, "delete");
+    }
     $("detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { "data-field": k }, v)]));
     $("history").replaceChildren(...hist.map((h) => el("li", { class: "history-entry" },
       el("span", { class: "event" }, h.event), ` ${h.created_at.replace("T", " ").slice(0, 19)} by ${h.actor}`,
@@ -231,6 +241,16 @@ async function showDetail(id) {
   }
 }
 
+async function review(id, action) {
+  try {
+    await api("POST", `/v1/memories/${encodeURIComponent(id)}/review`, { action });
+    await run();
+    showDetail(id);
+  } catch (err) {
+    setStatus("Error: " + err.message, true);
+  }
+}
+
 $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); run(); });
 $("key").value = localStorage.getItem("memsvc-key") || "";
 $("key").addEventListener("change", () => localStorage.setItem("memsvc-key", $("key").value.trim()));
@@ -240,5 +260,6 @@ if (initial.get("key")) $("key").value = initial.get("key");
 if (initial.get("user_id")) {
   $("user").value = initial.get("user_id");
   $("query").value = initial.get("q") || "";
+  if (initial.get("status")) $("show").value = initial.get("status");
   run(initial.get("select"));
 }

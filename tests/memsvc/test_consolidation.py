@@ -259,7 +259,8 @@ def test_profile_is_deterministic_and_kept_current(memory: Memory) -> None:
     profile = memory.get_all(user_id="u1", kinds=["profile"]).items
     assert len(profile) == 1
     assert profile[0].text == (
-        "Profile of u1\nPreferences:\n- Caroline likes hiking.\nFacts:\n- Caroline lives in Boston."
+        "Profile of the user\nPreferences:\n- Caroline likes hiking.\nFacts:\n"
+        "- Caroline lives in Boston."
     )
     memory.search("hiking", user_id="u1")  # use counts change; the profile must not
     again = memory.consolidate(user_id="u1", now=NOW, steps=["profile"])

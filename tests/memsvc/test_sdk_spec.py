@@ -162,7 +162,7 @@ def test_cli_commands_match_the_spec() -> None:
 
 def test_destructive_operations_are_flagged_and_never_plain_gets() -> None:
     flagged = {op.name for op in OPERATIONS if op.destructive}
-    assert flagged == {"delete", "delete_all", "reset"}
+    assert flagged == {"delete", "delete_all", "reset", "review"}  # review may delete
     for op in OPERATIONS:
         assert not (op.read_only and op.destructive), op.name
         assert op.method != "GET" or op.read_only, op.name

@@ -28,9 +28,11 @@ def test_best_first_selection_rendered_oldest_first() -> None:
             _hit(3, "Middle and third", 0.7, 10)]
     block = pack_context(hits, max_tokens=200)
     lines = block.text.splitlines()
-    assert lines[1:] == ["- [2024-01-02] (fact) Oldest and second",
-                         "- [2024-01-11] (fact) Middle and third",
-                         "- [2024-01-31] (fact) Newest but best"]
+    assert lines[1:] == ["<memories>",
+                         "- [2024-01-02] (fact, episode) Oldest and second",
+                         "- [2024-01-11] (fact, episode) Middle and third",
+                         "- [2024-01-31] (fact, episode) Newest but best",
+                         "</memories>"]
     assert block.dropped == 0 and block.considered == 3
 
 
@@ -43,7 +45,7 @@ def test_budget_is_never_exceeded_and_the_best_win() -> None:
         if block.memory_ids:
             assert block.memory_ids[0] in [h.memory.id for h in hits]
         assert block.dropped == 40 - len(block.memory_ids)
-    small = pack_context(hits, max_tokens=40)
+    small = pack_context(hits, max_tokens=60)  # header, block tags and one line
     assert "memory 0 " in small.text  # the top hit fits and is kept
 
 

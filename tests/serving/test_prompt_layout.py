@@ -88,9 +88,13 @@ def test_order_system_profile_history_memories_message() -> None:
                        [{"text": "Caroline moved to Boston.", "valid_from": "2023-04-30"}])
     assert [m["role"] for m in b.messages] == ["system", "user", "assistant", "user"]
     system = b.messages[0]["content"]
-    assert system.startswith(SYSTEM)
-    assert system.index("Caroline prefers tea") > system.index(SYSTEM)
+    assert system == SYSTEM  # the system message holds the system prompt and nothing else
+    first = b.messages[1]["content"]  # the profile is a data block leading the first user turn
+    assert first.index("<profile>") < first.index("Caroline prefers tea") < first.index(
+        "</profile>") < first.index("hi")
     last = b.messages[-1]["content"]
+    assert last.index("<memories>") < last.index("Caroline moved to Boston.") < last.index(
+        "</memories>")
     assert last.index("Caroline moved to Boston.") < last.index("Where do I live?")
     assert last.endswith("Where do I live?")
     assert "Caroline moved to Boston." not in system  # memories are not in the head
@@ -149,9 +153,9 @@ def test_memories_chronological_deduplicated_undated_last() -> None:
         {"text": "went to a concert. ", "valid_from": "2023-07-02"},  # duplicate
     ]
     assert render_memories(mems).splitlines() == [
-        "- [2023-05-01] Started painting.",
-        "- [2023-07-02] Went to a concert.",
-        "- Undated thing.",
+        "- [2023-05-01] (fact) Started painting.",
+        "- [2023-07-02] (fact) Went to a concert.",
+        "- (fact) Undated thing.",
     ]
     assert render_memories(list(reversed(mems))) != ""  # same set, any order ...
     assert sorted(render_memories(list(reversed(mems))).splitlines()) == sorted(
@@ -187,10 +191,12 @@ def test_prewarm_request_is_the_head_of_every_request() -> None:
     req = build_prewarm_request(SYSTEM, PROFILE, "m", cache_salt="tenant-1")
     assert req["max_tokens"] == 1
     assert req["cache_salt"] == "tenant-1"
-    assert len(req["messages"]) == 1
+    assert [m["role"] for m in req["messages"]] == ["system", "user"]
     for build in _conversation(LayoutOptions(), turns=3):
         assert build.messages[0] == req["messages"][0]
-        assert _serialize(build.messages).startswith(_serialize(req["messages"]))
+        # the profile block leads the first user message: everything up to its end is shared
+        assert _serialize(build.messages).startswith(_serialize(req["messages"])[
+            : -len("<|im_end|>\n")])
 
 
 def test_fingerprint_changes_only_with_the_head() -> None:
