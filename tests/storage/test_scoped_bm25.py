@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from alembic import command
+from alembic.config import Config as AlembicConfig
 
 from memsvc.model.records import Scope
 from memsvc.storage.base import VisibilityQuery, WriteBatch
+from memsvc.storage.sqlite import SQLiteStore
+from memsvc.storage.sqlite.engine import MIGRATIONS
 from tests.storage.test_store import DIM, record
 
 MATCH = '"apple" OR "banana"'
@@ -43,3 +49,34 @@ def test_another_tenants_memories_do_not_change_a_users_ranking(
                   vectors[i]) for i in range(start, start + 2_000)]
         other.apply(WriteBatch(inserts=batch))
     assert _order(store) == before
+
+
+def test_migration_0007_indexes_existing_memories_as_the_triggers_do(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, embedding_dim=DIM)
+    texts = ["Running in Boston", "boston rivers and cafés", "a note on rivers", "x"]
+    store.apply(WriteBatch(inserts=[(record(t, u), v) for t, u, v in zip(
+        texts * 2, ["u"] * 4 + ["w"] * 4, _vectors(8, 3), strict=True)]))
+    # the delete trigger must leave what indexing the remaining rows afresh gives
+    store.delete_scope(Scope(user_id="w"), hard=True, at=datetime.now(UTC), actor="test")
+    tables = ("fts_scopes", "fts_terms", "memory_terms", "memory_fts_len")
+
+    def snapshot() -> dict[str, list[Any]]:
+        with store.engine.connect() as conn:
+            return {t: sorted(conn.exec_driver_sql(f"SELECT * FROM {t}").all()) for t in tables}
+
+    by_triggers, before = snapshot(), _order(store)
+    with store.engine.connect().execution_options(write=True) as conn, conn.begin():
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+        assert not conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE name = 'fts_terms'").all()
+    store.close()
+    store = SQLiteStore(path, embedding_dim=DIM)  # upgrades itself, indexing what is there
+    try:
+        assert snapshot() == by_triggers
+        assert by_triggers["fts_terms"] and _order(store) == before
+    finally:
+        store.close()

@@ -54,6 +54,8 @@ DELETE FROM fts_terms WHERE tenant = {tenant} AND user_key = coalesce({user}, ''
 UPDATE fts_scopes SET n_docs = n_docs - 1,
     total_len = total_len - coalesce((SELECT len FROM memory_fts_len WHERE pk = {pk}), 0)
     WHERE tenant = {tenant} AND user_key = coalesce({user}, '');
+DELETE FROM fts_scopes WHERE tenant = {tenant} AND user_key = coalesce({user}, '')
+    AND n_docs <= 0;
 DELETE FROM memory_terms WHERE pk = {pk};
 DELETE FROM memory_fts_len WHERE pk = {pk};
 """
