@@ -2,17 +2,16 @@
 
 `ts_rank` / `ts_rank_cd` have no inverse document frequency: a word in every memory weighs
 as much as a rare name, which is what makes BM25 worth having next to the vectors. So the
-score is computed in SQL with FTS5's formula and constants:
-
-    score(d) = Σ_t idf(t) · f(t,d)·(k1+1) / (f(t,d) + k1·(1 − b + b·|d|/avgdl))
-    idf(t)   = max(ln((N − n(t) + 0.5) / (n(t) + 0.5)), 1e-6),   k1 = 1.2, b = 0.75
+score is computed in SQL with FTS5's formula and constants (`storage/bm25_formula.py`, which
+the SQLite backend shares).
 
 Statistics are per scope — the tenant's memories of the queried user, or the whole tenant
 when the query names no user — and kept in the writing transaction by triggers
 (`fts_scopes`: N and the total length; `fts_terms`: n(t) per lexeme; migration pg0001), so a
 query reads them in a few index lookups. FTS5 counts over the whole file, every tenant
 included; per-scope statistics rank a user's memories by what is rare for that user, and
-leak nothing between tenants. f(t,d) comes from each match's `tsvector` cut down to the
+leak nothing between tenants (the SQLite backend keeps the same statistics since its
+migration 0007). f(t,d) comes from each match's `tsvector` cut down to the
 query's lexemes (`setweight` marks them, `ts_filter` keeps them).
 
 Pruning: a term in more than half of the scope has idf clamped to 1e-6, so a memory matching
@@ -29,32 +28,21 @@ English stemming, stop words dropped, accents folded), so query and document agr
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, TextClause, bindparam, select, text
 from sqlalchemy.types import Boolean, Integer, String
 
+from memsvc.storage.bm25_formula import (
+    raw_idf_sql,
+    term_score_sql,
+    words_of_match,
+    words_of_text,
+)
 from memsvc.storage.postgres.tables import pg_memories as memories
 
-K1 = 1.2
-B = 0.75
 CONFIG = "memsvc_english"
 FILL = 1000
-
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_QUOTED = re.compile(r'"((?:[^"]|"")*)"')
-
-
-def words_of_text(raw: str) -> list[str]:
-    """The distinct words of a user's query, in order (stop words are left to the database)."""
-    return list(dict.fromkeys(w.lower() for w in _WORD.findall(raw)))
-
-
-def words_of_match(match: str) -> list[str]:
-    """The words of an FTS5 MATCH string as `bm25_search` callers build it (`"a" OR "b"`)."""
-    quoted = _QUOTED.findall(match)
-    return words_of_text(" ".join(quoted) if quoted else match)
 
 
 def _scope(user_id: str | None, alias: str = "") -> str:
@@ -81,7 +69,7 @@ def bm25_statement(user_id: str | None) -> TextClause:
             FROM fts_scopes WHERE {_scope(user_id)}
         ),
         dfs AS MATERIALIZED (
-            SELECT t.lexeme, ln((st.n - t.df + 0.5) / (t.df + 0.5)) AS raw_idf
+            SELECT t.lexeme, {raw_idf_sql("st.n", "t.df")} AS raw_idf
             FROM (SELECT lexeme, sum(df)::float8 AS df FROM fts_terms, q
                   WHERE {_scope(user_id)} AND lexeme = ANY (q.terms) GROUP BY lexeme) t, st
             WHERE t.df > 0
@@ -110,11 +98,8 @@ def bm25_statement(user_id: str | None) -> TextClause:
         SELECT tf.pk,
             (SELECT :prune AND bool_or(raw_idf <= 0) AND bool_or(raw_idf > 0) FROM dfs)
                 AS pruned,
-            sum(
-            greatest(d.raw_idf, 1e-6)
-            * tf.f * {K1 + 1}
-            / (tf.f + {K1} * (1 - {B} + {B} * tf.fts_len / greatest(st.avgdl, 1)))
-        ) AS score
+            sum({term_score_sql("d.raw_idf", "tf.f", "tf.fts_len", "st.avgdl",
+                                greatest="greatest")}) AS score
         FROM tf JOIN dfs d USING (lexeme) CROSS JOIN st
         GROUP BY tf.pk
     """

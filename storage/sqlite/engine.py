@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from memsvc.model.errors import StoreError
 from memsvc.storage.driver import sqlite_dbapi
 from memsvc.storage.schema import store_meta
+from memsvc.storage.sqlite.lexical import QUERY_TOKENIZER
 
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 _MMAP_BYTES = 1 << 30
@@ -43,6 +44,10 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     # memory map that is a copy instead of a pread per page, a measurably faster KNN.
     # Address space only: pages are shared with the OS cache, not allocated per connection.
     cursor.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
+    # Per connection, in its temp schema (a read writes nothing to the file): turns a query's
+    # words into FTS5's terms for BM25 (`storage/sqlite/lexical.py`).
+    for statement in QUERY_TOKENIZER:
+        cursor.execute(statement)
     cursor.close()
 
 

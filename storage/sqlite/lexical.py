@@ -5,24 +5,36 @@ read as FTS5 syntax, and so a memory matching some of the words still ranks (BM2
 candidates the vector channel missed, rather than only re-scoring its hits). The MATCH string
 is built here, inside the backend, because it is FTS5's query language: another backend
 turns the same text into its own (PostgreSQL: a tsquery).
+
+FTS5 finds the matches; the score is not its `bm25()`, whose statistics span the whole file
+(another tenant's memories would change this user's ranking), but the same formula over the
+scope's statistics (`storage/bm25_formula.py`, tables of migration 0007). The query's words
+become FTS5 terms (stemmed as the documents were) through a one-row FTS5 table in the
+connection's temp schema.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from sqlalchemy import Connection, column, literal_column, select, table, text
+from sqlalchemy import Connection, Float, Integer, column, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.selectable import Join
 
 from memsvc.storage.base import Hit, VisibilityQuery
+from memsvc.storage.bm25_formula import raw_idf_sql, term_score_sql, words_of_match
 from memsvc.storage.filter_sql import visibility_clause
 from memsvc.storage.schema import memories, scope_token
 from memsvc.text.stopwords import STOPWORDS
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
-_fts = table("memory_fts", column("rowid"))
+TOKENIZE = "porter unicode61 remove_diacritics 2"  # memory_fts's (migration 0001)
+QUERY_TOKENIZER = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tok USING fts5(text, tokenize='{TOKENIZE}')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tok_vocab USING fts5vocab(temp, query_tok, row)",
+)
 
 
 def fts5_match(text: str) -> str:
@@ -43,37 +55,83 @@ class _CrossJoin(Join):
 
 @compiles(_CrossJoin, "sqlite")
 def _compile_cross_join(element: _CrossJoin, compiler: Any, **kw: Any) -> str:
-    return str(compiler.visit_join(element, **kw)).replace(" JOIN ", " CROSS JOIN ", 1)
+    # the last JOIN is this one's: the left side may be a subquery with joins of its own
+    head, _, tail = str(compiler.visit_join(element, **kw)).rpartition(" JOIN ")
+    return f"{head} CROSS JOIN {tail}"
+
+
+def query_terms(conn: Connection, match: str) -> list[str]:
+    """The FTS5 terms of a MATCH string's words (stemmed and folded as the index's)."""
+    words = " ".join(words_of_match(match))
+    conn.exec_driver_sql("DELETE FROM temp.query_tok")
+    conn.exec_driver_sql("INSERT INTO temp.query_tok(rowid, text) VALUES (1, ?)", (words,))
+    terms = [row[0] for row in conn.exec_driver_sql("SELECT term FROM temp.query_tok_vocab")]
+    conn.exec_driver_sql("DELETE FROM temp.query_tok")
+    return terms
+
+
+def _scored_sql(user_scoped: bool) -> str:
+    """Every match of the MATCH expression with its BM25 score over the scope's statistics.
+
+    The matches are materialized and drive the rest: each one's terms and length are looked
+    up by primary key; statistics are a few rows of the scope's tables.
+    """
+    scope = "tenant = :tenant" + (" AND user_key = :user_key" if user_scoped else "")
+    score = term_score_sql("d.raw_idf", "mt.tf", "l.len", "st.avgdl", greatest="max")
+    return f"""
+        WITH fts_matches AS MATERIALIZED (
+            SELECT rowid AS pk FROM memory_fts WHERE memory_fts MATCH :match
+        ),
+        st AS MATERIALIZED (
+            SELECT coalesce(sum(n_docs), 0) * 1.0 AS n,
+                   coalesce(sum(total_len) * 1.0 / nullif(sum(n_docs), 0), 0) AS avgdl
+            FROM fts_scopes WHERE {scope}
+        ),
+        dfs AS MATERIALIZED (
+            SELECT t.term, {raw_idf_sql("st.n", "t.df")} AS raw_idf
+            FROM (SELECT term, sum(df) AS df FROM fts_terms
+                  WHERE {scope} AND term IN (SELECT value FROM json_each(:terms))
+                  GROUP BY term) AS t, st
+            WHERE t.df > 0
+        )
+        SELECT c.pk AS pk, sum({score}) AS score
+        FROM fts_matches AS c
+        CROSS JOIN dfs AS d
+        CROSS JOIN memory_terms AS mt ON mt.pk = c.pk AND mt.term = d.term
+        CROSS JOIN memory_fts_len AS l ON l.pk = c.pk
+        CROSS JOIN st
+        GROUP BY c.pk
+    """
 
 
 def bm25(
     conn: Connection, tenant: str, query: VisibilityQuery, match: str, k: int
 ) -> list[Hit]:
-    """FTS5 BM25 over the scope; `match` is an FTS5 query already made safe (`fts5_match`)."""
+    """BM25 over the scope; `match` is an FTS5 query already made safe (`fts5_match`)."""
     if not match:
         return []
-    # The FTS match must drive the join. Left to itself SQLite's planner walks the scope's
-    # rows by index and re-runs the MATCH for each one (seconds at 10k rows), so the
-    # matches are materialized first; and even then it preferred walking the scope's 10k
-    # rows by index and probing the matches, so a CROSS JOIN pins the order: each match
-    # looks its row up by primary key, which roughly halved BM25 at 10k memories in a scope.
+    terms = query_terms(conn, match)
+    if not terms:
+        return []
+    user_id = query.scope.user_id
     expression = f"text : ({match})"
-    if query.scope.user_id is not None:
-        expression += f" AND fts_scope : {scope_token(tenant, query.scope.user_id)}"
-    matches = (
-        # weight 0 for the scope column: it filters, it must not score
-        select(_fts.c.rowid, literal_column("bm25(memory_fts, 1.0, 0.0)").label("s"))
-        .where(text("memory_fts MATCH :match").bindparams(match=expression))
-        .cte("fts_matches")
-        .prefix_with("MATERIALIZED")
+    params: dict[str, Any] = {"tenant": tenant, "terms": json.dumps(terms)}
+    if user_id is not None:
+        expression += f" AND fts_scope : {scope_token(tenant, user_id)}"
+        params["user_key"] = user_id
+    params["match"] = expression
+    scored = (
+        text(_scored_sql(user_id is not None)).bindparams(**params)
+        .columns(column("pk", Integer), column("score", Float))
+        .subquery("scored")
     )
+    # The scored matches drive the join (each looks its row up by primary key): left to
+    # itself SQLite's planner walks a big scope's rows by index and probes the matches.
     stmt = (
-        select(memories.c.id, matches.c.s)
-        .select_from(_CrossJoin(matches, memories, memories.c.pk == matches.c.rowid))
+        select(memories.c.id, scored.c.score)
+        .select_from(_CrossJoin(scored, memories, memories.c.pk == scored.c.pk))
         .where(visibility_clause(tenant, query))
-        .order_by(matches.c.s)
+        .order_by(scored.c.score.desc(), memories.c.id)
         .limit(k)
     )
-    rows = conn.execute(stmt).all()
-    # FTS5's bm25() is lower-is-better; flip it so every channel scores higher-is-better.
-    return [Hit(r.id, -float(r.s)) for r in rows]
+    return [Hit(r.id, float(r.score)) for r in conn.execute(stmt).all()]

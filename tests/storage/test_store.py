@@ -219,4 +219,6 @@ def test_bm25_walks_the_matches_not_the_scope(sqlite_store: SQLiteStore) -> None
     with store.engine.connect() as conn:
         plan = " | ".join(row[3] for row in conn.exec_driver_sql(
             f"EXPLAIN QUERY PLAN {statement}", parameters))
-    assert "SCAN fts_matches" in plan and "SEARCH memories USING INTEGER PRIMARY KEY" in plan
+    assert "MATERIALIZE fts_matches" in plan and "SCAN c" in plan  # the matches, walked
+    assert "SEARCH mt USING PRIMARY KEY (pk=? AND term=?)" in plan  # their terms, looked up
+    assert "SEARCH memories USING INTEGER PRIMARY KEY" in plan and "SCAN memories" not in plan
