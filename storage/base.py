@@ -213,6 +213,12 @@ class StoreDiagnostics(Protocol):
         ...
 
 
+class StoredApiKey(ApiKeyInfo):
+    """A key as its store keeps it: the info plus the hash (never the key itself)."""
+
+    key_hash: str
+
+
 @runtime_checkable
 class KeyStore(Protocol):
     """The server's API keys, across tenants: each key maps to one tenant.
@@ -230,6 +236,14 @@ class KeyStore(Protocol):
         ...
 
     def count_active(self) -> int: ...
+
+    def dump_keys(self) -> list[StoredApiKey]:
+        """Every key of every tenant with its hash (`memsvc migrate-store` copies them)."""
+        ...
+
+    def restore_keys(self, keys: Sequence[StoredApiKey]) -> int:
+        """Insert the keys whose id is not here yet, in one transaction; how many were."""
+        ...
 
     def resolve(self, key: str) -> str | None:
         """The tenant of an active key, or None (may be cached for a few seconds)."""
@@ -261,6 +275,39 @@ class KeyStoreSource(Protocol):
         ...
 
 
+TRANSFER_COUNTS = ("memories", "messages", "history", "entities", "links", "relations")
+
+
+@runtime_checkable
+class StoreTransfer(Protocol):
+    """Why: `memsvc migrate-store` copies a whole store between backends through this and
+    the record protocols only (storage/transfer.py), never through a backend's rows. A dump
+    reads in keyset pages ordered by id; a restore is `apply`, so the destination signs,
+    indexes and links every row itself (integrity data is re-made, not copied)."""
+
+    def transfer_tenants(self) -> list[str]:
+        """Every tenant with memories, messages or history in this store (a PostgreSQL role
+        bound by row-level security sees only the tenants it can learn from API keys)."""
+        ...
+
+    def dump_messages(self, *, after_id: str | None, limit: int) -> list[StoredMessage]:
+        """This tenant's messages of every scope, ordered by id (keyset page)."""
+        ...
+
+    def messages_by_id(self, message_ids: Sequence[str]) -> dict[str, StoredMessage]:
+        """Those of `message_ids` this tenant holds."""
+        ...
+
+    def dump_history(self, memory_ids: Sequence[str]) -> dict[str, list[HistoryEntry]]:
+        """memory id -> its history, oldest first (ids without history are left out)."""
+        ...
+
+    def transfer_counts(self) -> dict[str, int]:
+        """This tenant's row counts, every status, keyed by `TRANSFER_COUNTS` (links: memory →
+        entity links; relations: entity relations)."""
+        ...
+
+
 @runtime_checkable
 class MemoryStore(
     RecordStore,
@@ -271,6 +318,7 @@ class MemoryStore(
     StoreDiagnostics,
     TenantViews,
     KeyStoreSource,
+    StoreTransfer,
     Protocol,
 ):
     """Everything a store backend offers: what `Memory`, serving and the evals hold."""

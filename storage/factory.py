@@ -101,6 +101,19 @@ def open_store(location: str | Path, *, tenant: str, embedding_dim: int) -> Memo
     return SQLiteStore(where.path, tenant=tenant, embedding_dim=embedding_dim)
 
 
+def store_exists(location: str | Path) -> bool:
+    """Is there a store at `location` already? Opens nothing and creates nothing (a file
+    that exists counts; a PostgreSQL database must hold the store's tables)."""
+    where = parse_location(location)
+    if where.backend == "postgresql":
+        from memsvc.storage.postgres.engine import store_exists as pg_store_exists
+
+        assert where.url is not None
+        return pg_store_exists(where.url)
+    assert where.path is not None
+    return where.path.is_file()
+
+
 def open_key_store(location: str | Path, *, embedding_dim: int | None = None) -> KeyStore:
     """The API keys of the store at `location`, on their own connection (close it after).
 

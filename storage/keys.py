@@ -14,6 +14,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, insert, select, update
@@ -21,7 +22,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from memsvc.model.errors import InvalidInputError, NotFoundError
 from memsvc.model.ids import new_id
 from memsvc.model.validation import clean_id
-from memsvc.storage.base import ApiKeyInfo
+from memsvc.storage.base import ApiKeyInfo, StoredApiKey
 from memsvc.storage.schema import api_keys
 
 KEY_PREFIX = "msk_"
@@ -64,6 +65,23 @@ class ApiKeyStore:
                 )
             )
         return info, key
+
+    def dump_keys(self) -> list[StoredApiKey]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).all()
+        return [StoredApiKey.model_validate(dict(r._mapping)) for r in rows]
+
+    def restore_keys(self, keys: Sequence[StoredApiKey]) -> int:
+        """Only ids not here yet are inserted, so a second run copies nothing twice."""
+        if not keys:
+            return 0
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            have = set(conn.execute(select(api_keys.c.id).where(
+                api_keys.c.id.in_([k.id for k in keys]))).scalars())
+            new = [k.model_dump() for k in keys if k.id not in have]
+            if new:
+                conn.execute(insert(api_keys), new)
+        return len(new)
 
     def list(self, *, include_revoked: bool = False) -> list[ApiKeyInfo]:
         stmt = select(api_keys).order_by(api_keys.c.created_at)

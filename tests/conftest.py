@@ -1,7 +1,10 @@
 """Shared fixtures: real stores in temp dirs, one real embedder loaded once per session, and
-one embedded PostgreSQL server per session (started on first use, so a run that never asks
-for it never starts it), with a fresh schema per test (`pg_url`: a schema plus the
-migrations is ~0.15 s where a fresh database would be ~0.3 s)."""
+one embedded PostgreSQL server per session with a fresh schema per test (`pg_url`).
+
+PostgreSQL is started on first use, so a run of only SQLite cases never starts it; a schema
+plus the migrations is ~0.15 s where a fresh database would be ~0.3 s. Suites that run on
+both backends take `backend` ("sqlite" / "postgres") and `store_location` (a file or a URL).
+"""
 
 from __future__ import annotations
 
@@ -41,6 +44,24 @@ def _integrity_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The shipped all-MiniLM-L6-v2, loaded from the wheel by path (offline)."""
+    return SentenceTransformerEmbedder(default_embedder_path())
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "memsvc.db"
+
+
+@pytest.fixture
+def memory(db_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[Memory]:
+    m = Memory(settings=Settings(db_path=db_path), embedder=embedder)
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="session")
 def pg_server() -> Iterator[EmbeddedPostgres]:
     """One throw-away cluster per session, in a short fresh dir right under /tmp: pytest's
     own tmp tree is 0700 (re-chmodded every session) and long paths overflow a socket path."""
@@ -67,19 +88,14 @@ def pg_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    """The shipped all-MiniLM-L6-v2, loaded from the wheel by path (offline)."""
-    return SentenceTransformerEmbedder(default_embedder_path())
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "memsvc.db"
-
-
-@pytest.fixture
-def memory(db_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[Memory]:
-    m = Memory(settings=Settings(db_path=db_path), embedder=embedder)
-    yield m
-    m.close()
+def store_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where this test's store lives on `backend`: a fresh file, or a fresh schema's URL."""
+    if backend == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "memsvc.db")

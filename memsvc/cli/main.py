@@ -407,10 +407,10 @@ def demo(
 
 # The other command groups, each in its own module (their heavy imports load only when run):
 # `eval` (benchmarks), `serve`/`mcp`/`keys` (server), `llm` (local vLLM), `db postgres`
-# (embedded PostgreSQL), `verify` (tamper audit).
-from memsvc.cli import db, evals, llm, server, verify  # noqa: E402
+# (embedded PostgreSQL), `verify` (tamper audit), `migrate-store` (copy between backends).
+from memsvc.cli import db, evals, llm, migrate, server, verify  # noqa: E402
 
-for _group in (evals, server, llm, db, verify):
+for _group in (evals, server, llm, db, verify, migrate):
     _group.register(app)
 
 

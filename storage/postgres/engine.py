@@ -28,7 +28,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from memsvc.model.errors import StoreError
@@ -55,12 +55,20 @@ def libpq_url(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def open_engine(url: str, embedding_dim: int, *, app_role: str = APP_ROLE) -> Engine:
-    """Migrate the database at `url` and return the engine the store works through."""
-    parsed = make_url(url)
+def _psycopg_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {exc}") from exc
     if parsed.drivername != "postgresql+psycopg":
         shown = parsed.render_as_string(hide_password=True)
         raise StoreError(f"a PostgreSQL store needs a postgresql+psycopg:// URL, not {shown!r}")
+    return parsed
+
+
+def open_engine(url: str, embedding_dim: int, *, app_role: str = APP_ROLE) -> Engine:
+    """Migrate the database at `url` and return the engine the store works through."""
+    parsed = _psycopg_url(url)
     owner = create_engine(parsed, poolclass=NullPool)
     try:
         with owner.connect() as conn, conn.begin():
@@ -72,12 +80,34 @@ def open_engine(url: str, embedding_dim: int, *, app_role: str = APP_ROLE) -> En
             if privileged:
                 _ensure_app_role(conn, app_role)
     except DBAPIError as exc:
-        raise StoreError(f"cannot open the PostgreSQL store: {exc.orig}") from exc
+        raise StoreError(f"cannot open the PostgreSQL store: {_first_line(exc)}") from exc
     finally:
         owner.dispose()
     if not privileged:
         return _engine(parsed)
     return _engine(parsed.set(username=app_role, password=None))
+
+
+def _first_line(exc: DBAPIError) -> str:
+    """The server's message without its DETAIL/HINT lines; a missing pgvector named as such."""
+    message = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else repr(exc)
+    if 'extension "vector"' in message:
+        return f"pgvector cannot be enabled in this database ({message})"
+    return message
+
+
+def store_exists(url: str) -> bool:
+    """Does the database at `url` hold a store (its `store_meta` table)? Reads only, so a
+    source that is not a store is refused without creating one; StoreError when the
+    server cannot be reached."""
+    engine = create_engine(_psycopg_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT to_regclass('store_meta') IS NOT NULL")).scalar_one()
+    except DBAPIError as exc:
+        raise StoreError(f"cannot open the PostgreSQL store: {_first_line(exc)}") from exc
+    finally:
+        engine.dispose()
 
 
 def _upgrade(conn: Connection, embedding_dim: int) -> None:

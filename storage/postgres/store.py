@@ -41,6 +41,7 @@ from memsvc.storage.postgres.filters import visibility_clause
 from memsvc.storage.postgres.graph import PostgresGraphReads, link_memories, purge_orphans
 from memsvc.storage.postgres.tables import RECORD_COLUMNS, unit
 from memsvc.storage.postgres.tables import pg_memories as memories
+from memsvc.storage.postgres.transfer import PostgresTransferMixin
 from memsvc.storage.row_mapping import (
     history_from_row,
     history_row,
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
     from memsvc.storage.postgres.queue import PostgresJobQueue
 
 
-class PostgresStore(PostgresGraphReads):
+class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
     """One PostgreSQL database; each instance sees exactly one tenant's rows."""
 
     def __init__(

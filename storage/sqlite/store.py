@@ -41,9 +41,10 @@ from memsvc.storage.sqlite.integrity import (
     memory_select,
     message_select,
 )
+from memsvc.storage.sqlite.transfer import SQLiteTransferMixin
 
 
-class SQLiteStore(GraphStoreMixin):
+class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
     """One SQLite file; each instance sees exactly one tenant's rows."""
 
     def __init__(

@@ -1,8 +1,5 @@
-"""Stores under test: every storage test that takes `make_store` runs on SQLite and PostgreSQL.
-
-PostgreSQL is one embedded server per test session and a fresh schema per test: the
-`pg_server` and `pg_url` fixtures of tests/conftest.py (the server tests use them too).
-"""
+"""Stores under test: every storage test that takes `make_store` runs on SQLite and PostgreSQL
+(the server and the per-test schema, `pg_server` / `pg_url`, are tests/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -16,11 +13,6 @@ from memsvc.storage.postgres.store import PostgresStore
 from memsvc.storage.sqlite import SQLiteStore
 
 Store = SQLiteStore | PostgresStore
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from memsvc.storage.base import (
     MemoryStore,
     RecordStore,
     StoreDiagnostics,
+    StoreTransfer,
     TenantViews,
     VectorSearch,
     VisibilityQuery,
@@ -38,7 +39,7 @@ from memsvc.storage.sqlite import SQLiteStore
 DIM = 8
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 STORE_PROTOCOLS = (RecordStore, VectorSearch, LexicalSearch, GraphReader, AccessCounter,
-                   StoreDiagnostics, TenantViews, KeyStoreSource)
+                   StoreDiagnostics, TenantViews, KeyStoreSource, StoreTransfer)
 ROOT = Path(__file__).resolve().parents[2]
 
 
