@@ -151,7 +151,8 @@ def test_mcp_tools_match_the_spec_and_carry_its_flags() -> None:
 
 def test_cli_commands_match_the_spec() -> None:
     group: Any = typer.main.get_command(cli_app)
-    not_operations = {"demo", "serve", "worker", "mcp", "eval", "keys", "llm", "db", "verify"}
+    not_operations = {"demo", "serve", "worker", "mcp", "eval", "keys", "llm", "db", "verify",
+                      "migrate-store"}
     assert set(group.commands) == set(COMMANDS) | not_operations
     assert {s.operation for s in COMMANDS.values()} | NOT_IN_CLI == {o.name for o in OPERATIONS}
     for name, surface in COMMANDS.items():
