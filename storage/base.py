@@ -43,6 +43,7 @@ class VisibilityQuery:
     statuses: tuple[str, ...] = ("active",)
     filters: FilterNode | None = None
     as_of: datetime | None = None  # only memories valid (in the world) at that instant
+    min_trust: int | None = None  # only memories at least this trusted (memsvc.model.trust)
 
 
 @dataclass(frozen=True)
