@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -50,7 +50,8 @@ TOOLS: dict[str, Surface] = {
     "search_memory": Surface("search", omitted=frozenset({"as_of", "plan", "now",
                                                            "include_archived"})),
     "get_context": Surface("context", omitted=frozenset({
-        "filters", "kinds", "limit", "as_of", "plan", "now", "include_archived"})),
+        "filters", "kinds", "limit", "as_of", "plan", "now", "include_archived",
+        "min_trust"})),
     "list_memories": Surface("get_all", omitted=frozenset({
         "filters", "kinds", "include_inactive", "include_archived"}), defaults={"limit": 50}),
     "update_memory": Surface("update"),
@@ -67,6 +68,9 @@ def tool_annotations(tool: str) -> ToolAnnotations:
                            open_world_hint=False)
 
 
+MinTrust = Annotated[Literal["user", "agent", "external"], Field(
+    description="Least trusted memories served: user, agent (default) or external (also "
+    "what came from tools and documents).")]
 UserId = Annotated[str | None, Field(description="Whose memories (the end user's stable id).")]
 AgentId = Annotated[str | None, Field(description="Optional: the agent the memories belong to.")]
 SessionId = Annotated[str | None, Field(description="Optional: one conversation/session id.")]
@@ -140,11 +144,12 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         filters: Annotated[
             dict[str, Any] | None, Field(description='Filter object, e.g. {"kind": "fact"}.')
         ] = None,
+        min_trust: MinTrust = "agent",
         ctx: Context | None = None,
     ) -> SearchOut:
         response = resolve(ctx).search(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
-            kinds=kinds, filters=filters,
+            kinds=kinds, filters=filters, min_trust=min_trust,
         )
         return SearchOut(results=[
             ScoredBrief(**MemoryBrief.of(hit.memory).model_dump(), score=hit.score)
@@ -186,11 +191,12 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         session_id: SessionId = None,
         limit: Annotated[int, Field(ge=1, le=1000, description="Page size.")] = 50,
         cursor: Annotated[str | None, Field(description="next_cursor of the last page.")] = None,
+        min_trust: MinTrust = "agent",
         ctx: Context | None = None,
     ) -> PageOut:
         page = resolve(ctx).get_all(
             user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
-            cursor=cursor,
+            cursor=cursor, min_trust=min_trust,
         )
         return PageOut(items=[MemoryBrief.of(r) for r in page.items],
                        next_cursor=page.next_cursor, total=page.total)

@@ -108,6 +108,9 @@ class SearchRequest(ScopeFields):
         default=None, description="The question's own date, for relative times in the query."
     )
     include_archived: bool = False
+    min_trust: Literal["user", "agent", "external"] | int = Field(
+        default="agent", description="Least trusted memories served: user, agent (default: "
+        "tool- and document-derived memories are left out) or external (everything).")
 
     @field_validator("plan", mode="wrap")
     @classmethod

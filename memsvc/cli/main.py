@@ -43,6 +43,8 @@ SessionOption = Annotated[str | None, typer.Option("--session-id", "-s")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 KindsOption = Annotated[list[str] | None, typer.Option("--kind", help="Repeat for several")]
 ArchivedOption = Annotated[bool, typer.Option(help="Also memories archived as faded")]
+MinTrustOption = Annotated[str, typer.Option(
+    help="Least trusted memories shown: user, agent, or external (also tool/document ones)")]
 
 # The operation each command runs, and where it knowingly differs from the SDK;
 # tests/memsvc/test_sdk_spec.py checks them against memsvc/sdk/operations.py. `--db` and
@@ -171,6 +173,7 @@ def search(
     now: Annotated[str | None, typer.Option(help="The question's date, ISO-8601 (for "
                                             "'last May' in the query)")] = None,
     include_archived: ArchivedOption = False,
+    min_trust: MinTrustOption = "agent",
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -180,7 +183,7 @@ def search(
             lambda: m.search(
                 query, user_id=user_id, agent_id=agent_id, session_id=session_id,
                 filters=_parse_json(filters, "filters"), kinds=kinds, limit=limit, as_of=as_of,
-                plan=plan, now=now, include_archived=include_archived,
+                plan=plan, now=now, include_archived=include_archived, min_trust=min_trust,
             )
         )
         if as_json:
@@ -207,6 +210,7 @@ def list_(
     kinds: KindsOption = None,
     include_inactive: Annotated[bool, typer.Option("--all")] = False,
     include_archived: ArchivedOption = False,
+    min_trust: MinTrustOption = "agent",
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -217,7 +221,7 @@ def list_(
                 user_id=user_id, agent_id=agent_id, session_id=session_id,
                 filters=_parse_json(filters, "filters"), kinds=kinds, limit=limit,
                 cursor=cursor, include_inactive=include_inactive,
-                include_archived=include_archived,
+                include_archived=include_archived, min_trust=min_trust,
             )
         )
         if as_json:

@@ -101,3 +101,23 @@ class Writer:
 
 
 LOCAL = Writer()
+
+
+def least_trusted(stamps: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """Of several provenance stamps ({writer, channel, trust}), the least trusted (first of
+    equals): what content drawn from all of them may claim."""
+    found: dict[str, Any] | None = None
+    for stamp in stamps:
+        if found is None or stamp["trust"] < found["trust"]:
+            found = stamp
+    return found
+
+
+def derived_from(records: Iterable[Any], writer: str = "consolidation") -> dict[str, Any]:
+    """The provenance of a memory built from other memories (a summary, a profile): never
+    more trusted than the least trusted of them."""
+    weakest = least_trusted({"writer": r.writer, "channel": r.channel, "trust": r.trust}
+                            for r in records)
+    if weakest is None:
+        return {"writer": writer, "channel": Channel.USER.value, "trust": int(Trust.USER)}
+    return {**weakest, "writer": writer}

@@ -195,6 +195,9 @@ MEMORY_ID = _p("memory_id", str, positional=True)
 FILTERS = _p("filters", dict[str, Any] | None, None)
 KINDS = _p("kinds", Sequence[str] | None, None)
 PLAN = _p("plan", SearchPlan | str | None, None)
+# the least trusted memories a read serves (memsvc.model.trust): "user", "agent" (default:
+# tool- and document-derived memories are left out) or "external" (everything)
+MIN_TRUST = _p("min_trust", str | int, "agent")
 
 
 def _search_params(limit: int) -> tuple[Param, ...]:
@@ -235,13 +238,14 @@ OPERATIONS: tuple[Operation, ...] = (
               idempotent=True),
     # -- read
     Operation("search", (*_search_params(10), _p("as_of", Time, None), PLAN,
-                         _p("now", Time, None), _p("include_archived", bool, False)),
+                         _p("now", Time, None), _p("include_archived", bool, False),
+                         MIN_TRUST),
               SearchResponse, "POST", "/v1/search",
               "The few memories of a scope that best answer `query`, with per-channel scores.",
               read_only=True, idempotent=True),
     Operation("context", (*_search_params(50), _p("max_tokens", int, 1000),
                           _p("as_of", Time, None), PLAN, _p("now", Time, None),
-                          _p("include_archived", bool, False)),
+                          _p("include_archived", bool, False), MIN_TRUST),
               ContextBlock, "POST", "/v1/context",
               "`search`, then the best hits packed into one prompt block of `max_tokens`.",
               read_only=True, idempotent=True),
@@ -255,7 +259,7 @@ OPERATIONS: tuple[Operation, ...] = (
               "One memory by id.", read_only=True, idempotent=True),
     Operation("get_all", (*SCOPE, FILTERS, KINDS, _p("limit", int, 100),
                           _p("cursor", str | None, None), _p("include_inactive", bool, False),
-                          _p("include_archived", bool, False)),
+                          _p("include_archived", bool, False), MIN_TRUST),
               Page, "GET", "/v1/memories",
               "One page of a scope's memories, oldest first; pass `next_cursor` for the next.",
               read_only=True, idempotent=True),

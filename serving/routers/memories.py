@@ -1,7 +1,7 @@
 """`/v1/memories`, `/v1/messages` and `/v1/jobs`: writing, listing and editing memories."""
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -90,6 +90,7 @@ def list_memories(
     cursor: Annotated[str | None, Query(max_length=256)] = None,
     include_inactive: bool = False,
     include_archived: bool = False,
+    min_trust: Literal["user", "agent", "external"] = "agent",
 ) -> Page:
     """One page of a scope's memories, oldest first; pass `next_cursor` for the next."""
     return m.get_all(
@@ -97,6 +98,7 @@ def list_memories(
         filters=json_param(filters, "filters"),
         kinds=[k.value for k in kinds] if kinds else None, limit=limit, cursor=cursor,
         include_inactive=include_inactive, include_archived=include_archived,
+        min_trust=min_trust,
     )
 
 

@@ -27,7 +27,7 @@ def search(body: SearchRequest, m: Caller, metrics: AppMetrics) -> SearchRespons
         session_id=body.session_id, filters=body.filters,
         kinds=body.kinds, limit=body.limit,
         as_of=body.as_of, plan=body.search_plan(), now=body.now,
-        include_archived=body.include_archived,
+        include_archived=body.include_archived, min_trust=body.min_trust,
     )
     metrics.search.observe(time.perf_counter() - started)
     return response
@@ -42,7 +42,7 @@ def context(body: ContextRequest, m: Caller, metrics: AppMetrics) -> ContextBloc
         session_id=body.session_id, filters=body.filters,
         kinds=body.kinds, limit=body.limit,
         max_tokens=body.max_tokens, as_of=body.as_of, plan=body.search_plan(), now=body.now,
-        include_archived=body.include_archived,
+        include_archived=body.include_archived, min_trust=body.min_trust,
     )
     metrics.search.observe(time.perf_counter() - started)
     return block
