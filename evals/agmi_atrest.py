@@ -52,10 +52,29 @@ _ENV = ("MEMSVC_CONFIG_DIR", "MEMSVC_WITNESS_DIR")
 
 
 @cache
-def _embedder() -> Embedder:
-    """The shipped model, loaded once per process (each attack reopens the store twice)."""
+def shipped_embedder() -> Embedder:
+    """The shipped model, loaded once per process (each attack reopens the store twice; the
+    API family, evals/agmi_api.py, shares it)."""
     # cast: the protocol declares `dim` a plain attribute, the class a read-only property
     return cast(Embedder, SentenceTransformerEmbedder(default_embedder_path()))
+
+
+def isolate_integrity(config_dir: Path) -> dict[str, str | None]:
+    """Key and witness: the caller's, if configured; else our own under `config_dir`
+    (outside the store). Returns what to hand `restore_env` afterwards."""
+    saved = {k: os.environ.get(k) for k in _ENV}
+    if not os.environ.get("MEMSVC_INTEGRITY_KEY") and not os.environ.get(_ENV[0]):
+        os.environ[_ENV[0]] = str(config_dir)
+        os.environ.setdefault(_ENV[1], str(config_dir / "witness"))
+    return saved
+
+
+def restore_env(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 class MemsvcAtRestAdapter(MemoryAdapter):
@@ -82,26 +101,18 @@ class MemsvcAtRestAdapter(MemoryAdapter):
         self.dir = Path(tempfile.mkdtemp(prefix="memsvc-agmi-"))
         self.db = self.dir / "store" / "memsvc.db"
         self.db.parent.mkdir()
-        # key and witness: the caller's, if configured; else our own, outside the store dir
-        self._saved_env = {k: os.environ.get(k) for k in _ENV}
-        if not os.environ.get("MEMSVC_INTEGRITY_KEY") and not os.environ.get(_ENV[0]):
-            os.environ[_ENV[0]] = str(self.dir / "config")
-            os.environ.setdefault(_ENV[1], str(self.dir / "config" / "witness"))
+        self._saved_env = isolate_integrity(self.dir / "config")
         self.ids = []
 
     def teardown(self) -> None:
         self._close()
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore_env(self._saved_env)
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _open(self) -> Memory:
         if self.memory is None:
-            self.memory = Memory(db_path=self.db, embedder=_embedder())
+            self.memory = Memory(db_path=self.db, embedder=shipped_embedder())
         return self.memory
 
     def _close(self) -> None:

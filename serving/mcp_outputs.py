@@ -37,6 +37,10 @@ class MemoryBrief(BaseModel):
     created_at: str
     entities: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    channel: str = Field(default="user", description="How it arrived: user, agent, tool, "
+                         "imported")
+    trust: int = Field(default=3, description="3 user-stated, 2 agent, 1 external (tool, "
+                       "document)")
 
     @classmethod
     def of(cls, record: MemoryRecord) -> MemoryBrief:
@@ -50,6 +54,8 @@ class MemoryBrief(BaseModel):
             created_at=record.created_at.isoformat(),
             entities=list(record.entities),
             metadata=dict(record.metadata),
+            channel=record.channel,
+            trust=record.trust,
         )
 
 

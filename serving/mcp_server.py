@@ -53,7 +53,8 @@ TOOLS: dict[str, Surface] = {
     "search_memory": Surface("search", omitted=frozenset({"as_of", "plan", "now",
                                                            "include_archived"})),
     "get_context": Surface("context", omitted=frozenset({
-        "filters", "kinds", "limit", "as_of", "plan", "now", "include_archived"})),
+        "filters", "kinds", "limit", "as_of", "plan", "now", "include_archived",
+        "min_trust"})),
     # no `status`: quarantined text is kept away from agents (a human reviews it)
     "list_memories": Surface("get_all", omitted=frozenset({
         "filters", "kinds", "include_inactive", "include_archived", "status"}),
@@ -73,6 +74,9 @@ def tool_annotations(tool: str) -> ToolAnnotations:
                            open_world_hint=False)
 
 
+MinTrust = Annotated[Literal["user", "agent", "external"], Field(
+    description="Least trusted memories served: user, agent (default) or external (also "
+    "what came from tools and documents).")]
 UserId = Annotated[str | None, Field(description="Whose memories (the end user's stable id).")]
 AgentId = Annotated[str | None, Field(description="Optional: the agent the memories belong to.")]
 SessionId = Annotated[str | None, Field(description="Optional: one conversation/session id.")]
@@ -147,11 +151,12 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
             dict[str, Any] | None, Field(description='Filter object, e.g. {"kind": "fact"}.')
         ] = None,
         group: Annotated[bool, Field(description=GROUP_HELP)] = True,
+        min_trust: MinTrust = "agent",
         ctx: Context | None = None,
     ) -> SearchOut:
         response = resolve(ctx).search(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
-            kinds=kinds, filters=filters, group=group,
+            kinds=kinds, filters=filters, group=group, min_trust=min_trust,
         )
         return SearchOut(results=[
             ScoredBrief(**MemoryBrief.of(hit.memory).model_dump(), score=hit.score,
@@ -195,11 +200,12 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
         session_id: SessionId = None,
         limit: Annotated[int, Field(ge=1, le=1000, description="Page size.")] = 50,
         cursor: Annotated[str | None, Field(description="next_cursor of the last page.")] = None,
+        min_trust: MinTrust = "agent",
         ctx: Context | None = None,
     ) -> PageOut:
         page = resolve(ctx).get_all(
             user_id=user_id, agent_id=agent_id, session_id=session_id, limit=limit,
-            cursor=cursor,
+            cursor=cursor, min_trust=min_trust,
         )
         return PageOut(items=[MemoryBrief.of(r) for r in page.items],
                        next_cursor=page.next_cursor, total=page.total)

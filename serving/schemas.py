@@ -114,6 +114,9 @@ class SearchRequest(ScopeFields):
         default=True, description="One hit per source: memories derived from the same "
         "messages are folded into the best of them (its `related`); false: a flat ranking.",
     )
+    min_trust: Literal["user", "agent", "external"] | int = Field(
+        default="agent", description="Least trusted memories served: user, agent (default: "
+        "tool- and document-derived memories are left out) or external (everything).")
 
     @field_validator("plan", mode="wrap")
     @classmethod

@@ -4,6 +4,11 @@ A request's API key resolves to a tenant; the tenant gets its own `Memory` whose
 `MemoryStore.for_tenant(tenant)`, so every statement it runs is confined to that tenant in
 the storage layer itself: a route cannot forget to filter, because it never holds a store
 that could see another tenant. All tenants share one embedder and one connection pool.
+
+The key also decides who writes: each request gets a view of its tenant's `Memory` acting as
+the key (`memsvc.sdk.parts.acting_as`): its id is the `writer` of what the request stores,
+its trust level caps the memories' `trust`, and a key bound to a user may act for that user
+only. None of this comes from the request body, so a caller cannot claim another writer's trust.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import time
 from collections.abc import Mapping
 
 from memsvc.model.errors import UnauthorizedError
+from memsvc.model.trust import Trust, Writer
 from memsvc.sdk.memory import Memory
-from memsvc.storage.base import KeyStore
+from memsvc.sdk.parts import acting_as
+from memsvc.storage.base import KeyGrant, KeyStore
 
 AuthError = UnauthorizedError  # the name the serving modules use
 KEYS_RECHECK_SECONDS = 2.0
@@ -57,15 +64,21 @@ class Tenancy:
         Without required keys (a server bound to 127.0.0.1 only) everyone is the default
         tenant; a wrong key is still refused rather than silently ignored.
         """
+        found = self.grant_for(headers)
+        return self.default_tenant if found is None else found.tenant
+
+    def grant_for(self, headers: Mapping[str, str]) -> KeyGrant | None:
+        """The caller's key as resolved (None: a key-less call, allowed only when keys are
+        not required); AuthError for a missing required key or a wrong one."""
         key = _key_from(headers)
         if key is None:
             if self.keys_required():
                 raise AuthError("an API key is required: send 'Authorization: Bearer <key>'")
-            return self.default_tenant
-        tenant = self.keys.resolve(key) if self.keys is not None else None
-        if tenant is None:
+            return None
+        found = self.keys.grant(key) if self.keys is not None else None
+        if found is None:
             raise AuthError("unknown or revoked API key")
-        return tenant
+        return found
 
     def memory(self, tenant: str) -> Memory:
         with self._lock:
@@ -84,7 +97,12 @@ class Tenancy:
             return memory
 
     def memory_for(self, headers: Mapping[str, str]) -> Memory:
-        return self.memory(self.tenant_for(headers))
+        """The caller's tenant's `Memory`, acting as the caller's key."""
+        found = self.grant_for(headers)
+        if found is None:
+            return self.memory(self.default_tenant)  # acts as LOCAL
+        writer = Writer(found.key_id, Trust(found.trust), found.user_id)
+        return acting_as(self.memory(found.tenant), writer)
 
     def close(self) -> None:
         """Close the per-tenant retrievers; the shared store is closed with the base."""

@@ -43,6 +43,7 @@ class VisibilityQuery:
     statuses: tuple[str, ...] = ("active",)
     filters: FilterNode | None = None
     as_of: datetime | None = None  # only memories valid (in the world) at that instant
+    min_trust: int | None = None  # only memories at least this trusted (memsvc.model.trust)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,19 @@ class ApiKeyInfo(BaseModel):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None = None
+    trust: int = 3  # the highest trust its writes get (memsvc.model.trust)
+    user_id: str | None = None  # the one user it may act for; None: any of its tenant
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """What an active key lets its caller do: act in `tenant`, as writer `key_id`, with
+    writes trusted at most `trust`, for `user_id` only when set."""
+
+    key_id: str
+    tenant: str
+    trust: int = 3
+    user_id: str | None = None
 
 
 @runtime_checkable
@@ -227,8 +241,11 @@ class KeyStore(Protocol):
     keys through it, and neither should care which database holds them.
     """
 
-    def create(self, name: str, tenant: str) -> tuple[ApiKeyInfo, str]:
-        """A new key; returns its info and the plaintext key, shown only now."""
+    def create(
+        self, name: str, tenant: str, *, trust: int = 3, user_id: str | None = None
+    ) -> tuple[ApiKeyInfo, str]:
+        """A new key (trust ceiling, optional user binding); returns its info and the
+        plaintext key, shown only now."""
         ...
 
     def revoke(self, key_id: str) -> ApiKeyInfo:
@@ -247,6 +264,10 @@ class KeyStore(Protocol):
 
     def resolve(self, key: str) -> str | None:
         """The tenant of an active key, or None (may be cached for a few seconds)."""
+        ...
+
+    def grant(self, key: str) -> KeyGrant | None:
+        """Everything an active key grants, or None (cached like `resolve`)."""
         ...
 
     def clear_cache(self) -> None: ...

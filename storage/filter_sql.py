@@ -47,7 +47,8 @@ class FilterCompiler:
         return SQL_OPS[node.op](self.table.c[node.field], node.value)
 
     def visibility(self, tenant: str, query: VisibilityQuery) -> ColumnElement[bool]:
-        """The WHERE clause every read uses: tenant, scope, status, kind, validity, filters."""
+        """The WHERE clause every read uses: tenant, scope, status, kind, trust, validity,
+        filters."""
         table = self.table
         parts: list[ColumnElement[bool]] = [table.c.tenant == tenant]
         scope = query.scope
@@ -59,6 +60,8 @@ class FilterCompiler:
             parts.append(table.c.status.in_(query.statuses))
         if query.kinds:
             parts.append(table.c.kind.in_(query.kinds))
+        if query.min_trust is not None:
+            parts.append(table.c.trust >= query.min_trust)
         if query.as_of is not None:
             at = query.as_of
             parts.append(or_(table.c.valid_from.is_(None), table.c.valid_from <= at))

@@ -21,8 +21,9 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from memsvc.model.errors import InvalidInputError, NotFoundError
 from memsvc.model.ids import new_id
+from memsvc.model.trust import Trust, parse_trust
 from memsvc.model.validation import clean_id
-from memsvc.storage.base import ApiKeyInfo, StoredApiKey
+from memsvc.storage.base import ApiKeyInfo, KeyGrant, StoredApiKey
 from memsvc.storage.schema import api_keys
 
 KEY_PREFIX = "msk_"
@@ -42,26 +43,35 @@ class ApiKeyStore:
         self.engine = engine
         self._owns_engine = owns_engine
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[str, float]] = {}
+        self._cache: dict[str, tuple[KeyGrant, float]] = {}
         self._lock = threading.Lock()
 
-    def create(self, name: str, tenant: str) -> tuple[ApiKeyInfo, str]:
-        """A new key for `tenant`; returns its info and the plaintext (shown only now)."""
+    def create(
+        self, name: str, tenant: str, *, trust: int | str = Trust.USER,
+        user_id: str | None = None,
+    ) -> tuple[ApiKeyInfo, str]:
+        """A new key for `tenant`, its writes trusted at most `trust` and, with `user_id`,
+        acting for that user only; returns its info and the plaintext (shown only now)."""
         clean_name = clean_id(name, field="name")
         clean_tenant = clean_id(tenant, field="tenant")
         if clean_name is None or clean_tenant is None or len(clean_tenant) > 128:
             raise InvalidInputError("name and tenant (at most 128 characters) are required",
                                     field="tenant")
+        level = parse_trust(trust, field="trust")
+        bound = clean_id(user_id, field="user_id")
+        if bound is not None and len(bound) > 256:
+            raise InvalidInputError("user_id is at most 256 characters", field="user_id")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         info = ApiKeyInfo(
             id=new_id(), name=clean_name[:128], tenant=clean_tenant, prefix=key[:12],
-            created_at=datetime.now(UTC),
+            created_at=datetime.now(UTC), trust=int(level), user_id=bound,
         )
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
             conn.execute(
                 insert(api_keys).values(
                     id=info.id, name=info.name, tenant=info.tenant, prefix=info.prefix,
-                    key_hash=hash_key(key), created_at=info.created_at,
+                    key_hash=hash_key(key), created_at=info.created_at, trust=info.trust,
+                    user_id=info.user_id,
                 )
             )
         return info, key
@@ -91,7 +101,8 @@ class ApiKeyStore:
             rows = conn.execute(stmt).all()
         return [
             ApiKeyInfo(id=r.id, name=r.name, tenant=r.tenant, prefix=r.prefix,
-                       created_at=r.created_at, revoked_at=r.revoked_at)
+                       created_at=r.created_at, revoked_at=r.revoked_at, trust=r.trust,
+                       user_id=r.user_id)
             for r in rows
         ]
 
@@ -109,7 +120,8 @@ class ApiKeyStore:
         with self._lock:
             self._cache.clear()
         return ApiKeyInfo(id=row.id, name=row.name, tenant=row.tenant, prefix=row.prefix,
-                          created_at=row.created_at, revoked_at=at)
+                          created_at=row.created_at, revoked_at=at, trust=row.trust,
+                          user_id=row.user_id)
 
     def count_active(self) -> int:
         with self.engine.connect() as conn:
@@ -119,7 +131,13 @@ class ApiKeyStore:
         return int(n)
 
     def resolve(self, key: str) -> str | None:
-        """The tenant of an active key, or None.
+        """The tenant of an active key, or None (see `grant`)."""
+        found = self.grant(key)
+        return found.tenant if found is not None else None
+
+    def grant(self, key: str) -> KeyGrant | None:
+        """What an active key grants (tenant, its id as the writer, trust ceiling, user
+        binding), or None.
 
         Hits are cached for `cache_seconds` (`CACHE_SECONDS`: one server per SQLite file),
         so a revoke made by another process (the CLI) takes effect within that time; a
@@ -137,17 +155,19 @@ class ApiKeyStore:
             if hit is not None and now - hit[1] < self._cache_seconds:
                 return hit[0]
         with self.engine.connect() as conn:
-            tenant = conn.execute(
-                select(api_keys.c.tenant).where(
-                    api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)
-                )
-            ).scalar_one_or_none()
-        if tenant is not None and self._cache_seconds > 0:
+            row = conn.execute(
+                select(api_keys.c.id, api_keys.c.tenant, api_keys.c.trust, api_keys.c.user_id)
+                .where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
+            ).first()
+        if row is None:
+            return None
+        found = KeyGrant(row.id, row.tenant, int(row.trust), row.user_id)
+        if self._cache_seconds > 0:
             with self._lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
-                self._cache[digest] = (tenant, now)
-        return tenant
+                self._cache[digest] = (found, now)
+        return found
 
     def clear_cache(self) -> None:
         with self._lock:

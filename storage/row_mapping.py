@@ -40,6 +40,10 @@ def record_from_row(row: Any) -> MemoryRecord:
         last_accessed_at=row.last_accessed_at,
         content_hash=row.content_hash,
         version=row.version,
+        # a file migrating through 0003 has no provenance columns yet (0006 adds them)
+        writer=getattr(row, "writer", "legacy"),
+        channel=getattr(row, "channel", "user"),
+        trust=getattr(row, "trust", 3),
     )
 
 
@@ -73,6 +77,9 @@ def memory_row(tenant: str, rec: MemoryRecord) -> dict[str, Any]:
         "last_accessed_at": rec.last_accessed_at,
         "content_hash": rec.content_hash,
         "version": rec.version,
+        "writer": rec.writer,
+        "channel": rec.channel,
+        "trust": rec.trust,
         "fts_scope": scope_token(tenant, rec.scope.user_id),
     }
 

@@ -107,6 +107,10 @@ class MemoryRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
     fts_scope: Mapped[str] = mapped_column(String(24))  # see scope_token()
+    # provenance (memsvc.model.trust, migration 0006): writing key, channel, trust level
+    writer: Mapped[str] = mapped_column(String(64), default="local")
+    channel: Mapped[str] = mapped_column(String(16), default="user")
+    trust: Mapped[int] = mapped_column(Integer, default=3)
     # integrity (memsvc.storage.integrity): position in the owner's chain, MAC, key id
     chain_seq: Mapped[int | None] = mapped_column(Integer)
     mac: Mapped[str | None] = mapped_column(String(64))
@@ -195,6 +199,10 @@ class ApiKeyRow(Base):
     key_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the highest trust its writes get (memsvc.model.trust), and the one user it may act
+    # for (None: any user of its tenant); migration 0006
+    trust: Mapped[int] = mapped_column(Integer, default=3)
+    user_id: Mapped[str | None] = mapped_column(String(256))
 
 
 api_keys = ApiKeyRow.__table__

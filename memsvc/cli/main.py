@@ -43,6 +43,8 @@ SessionOption = Annotated[str | None, typer.Option("--session-id", "-s")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 KindsOption = Annotated[list[str] | None, typer.Option("--kind", help="Repeat for several")]
 ArchivedOption = Annotated[bool, typer.Option(help="Also memories archived as faded")]
+MinTrustOption = Annotated[str, typer.Option(
+    help="Least trusted memories shown: user, agent, or external (also tool/document ones)")]
 
 # The operation each command runs, and where it knowingly differs from the SDK;
 # tests/memsvc/test_sdk_spec.py checks them against memsvc/sdk/operations.py. `--db` and
@@ -177,6 +179,7 @@ def search(
     include_archived: ArchivedOption = False,
     group: Annotated[bool, typer.Option(
         "--group/--flat", help="One hit per source message(s), the others as related")] = True,
+    min_trust: MinTrustOption = "agent",
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -187,6 +190,7 @@ def search(
                 query, user_id=user_id, agent_id=agent_id, session_id=session_id,
                 filters=_parse_json(filters, "filters"), kinds=kinds, limit=limit, as_of=as_of,
                 plan=plan, now=now, include_archived=include_archived, group=group,
+                min_trust=min_trust,
             )
         )
         if as_json:
@@ -215,6 +219,7 @@ def list_(
     include_archived: ArchivedOption = False,
     status: Annotated[str | None, typer.Option(
         help="Only memories of this status (e.g. quarantined, for review)")] = None,
+    min_trust: MinTrustOption = "agent",
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -225,7 +230,7 @@ def list_(
                 user_id=user_id, agent_id=agent_id, session_id=session_id,
                 filters=_parse_json(filters, "filters"), kinds=kinds, limit=limit,
                 cursor=cursor, include_inactive=include_inactive,
-                include_archived=include_archived, status=status,
+                include_archived=include_archived, status=status, min_trust=min_trust,
             )
         )
         if as_json:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from memsvc.model.errors import MemsvcError
+from memsvc.model.trust import Trust
 from memsvc.sdk.memory import Memory
 
 keys_app = typer.Typer(help="API keys of the server (each maps to a tenant).",
@@ -47,16 +48,23 @@ def keys_create(
     name: Annotated[str, typer.Argument(help="A label for the key (who uses it)")],
     tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant the key may see")],
     db: DbOption = None,
+    trust: Annotated[str, typer.Option(
+        "--trust", help="Highest trust of its writes: user (default), agent or external "
+                        "(a tool or document pipeline)")] = "user",
+    user: Annotated[str | None, typer.Option(
+        "--user", help="Bind the key to this user id: it may act for no other user")] = None,
 ) -> None:
     """Create a key; it is printed once and only its hash is stored."""
     store, keys = _keys(db)
     try:
-        info, key = keys.create(name, tenant)
+        info, key = keys.create(name, tenant, trust=trust, user_id=user)
     except MemsvcError as exc:
         raise _fail(exc) from exc
     finally:
         store.close()
-    _err.print(f"created key {info.id} ({info.prefix}…) for tenant {info.tenant!r}; "
+    bound = f", user {info.user_id!r}" if info.user_id else ""
+    _err.print(f"created key {info.id} ({info.prefix}…) for tenant {info.tenant!r} "
+               f"(trust {Trust(info.trust).name.lower()}{bound}); "
                "store it now, it is not shown again:")
     print(key)
 
@@ -73,10 +81,11 @@ def keys_list(
     finally:
         store.close()
     table = Table()
-    for col in ("id", "prefix", "name", "tenant", "created", "revoked"):
+    for col in ("id", "prefix", "name", "tenant", "trust", "user", "created", "revoked"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.id, r.prefix, r.name, r.tenant, r.created_at.isoformat(timespec="seconds"),
+        table.add_row(r.id, r.prefix, r.name, r.tenant, Trust(r.trust).name.lower(),
+                      r.user_id or "", r.created_at.isoformat(timespec="seconds"),
                       r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "")
     _out.print(table)
 

@@ -89,10 +89,13 @@ def _merge_cluster(ctx: StepContext, cluster: list[MemoryRecord]) -> None:
 
 
 def merge_key(record: MemoryRecord) -> tuple[Any, ...]:
-    """Only memories that agree on kind, validity, triple and numbers may be duplicates:
+    """Only memories that agree on kind, trust, validity, triple and numbers may be duplicates:
     "ran 5 km on 7 May" and "ran 10 km on 8 May" embed close but are two facts."""
     return (
         record.kind.value,
+        # never across trust levels: a merge must not lift a memory to a trust it was not
+        # written with (memsvc.model.trust)
+        record.trust,
         record.valid_from.date() if record.valid_from else None,
         record.valid_to.date() if record.valid_to else None,
         (record.subject or "").casefold(),

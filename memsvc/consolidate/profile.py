@@ -21,6 +21,7 @@ from memsvc.model.records import (
     Provenance,
     Scope,
 )
+from memsvc.model.trust import DEFAULT_MIN_TRUST, derived_from
 from memsvc.storage.base import HistoryDraft, WriteBatch
 from memsvc.write.revision import snapshot
 
@@ -33,10 +34,11 @@ def refresh_profile(ctx: StepContext, part: Scope) -> None:
     if part.user_id is None:
         return
     now, report = ctx.now, ctx.report
-    sources = ctx.load(
+    # what tools and documents said is no part of who the user is (memsvc.model.trust)
+    sources = [r for r in ctx.load(
         part, kinds=[MemoryKind.PREFERENCE.value, MemoryKind.FACT.value,
                      MemoryKind.PROCEDURE.value]
-    )
+    ) if r.trust >= DEFAULT_MIN_TRUST]
     text = render_profile(part, sources, ctx.config.profile_lines)
     if text is None:
         return
@@ -52,7 +54,7 @@ def refresh_profile(ctx: StepContext, part: Scope) -> None:
             id=new_id(), scope=Scope(user_id=part.user_id, agent_id=part.agent_id),
             kind=MemoryKind.PROFILE, text=text, created_at=now, updated_at=now,
             provenance=Provenance(extractor="consolidate", extractor_version="1"),
-            importance=1.0, content_hash=digest,
+            importance=1.0, content_hash=digest, **derived_from(sources),
         )
         batch = WriteBatch(inserts=[(node, embedding)], history=[
             HistoryDraft(node.id, HistoryEvent.ADD, None, snapshot(node), ACTOR,
@@ -61,7 +63,7 @@ def refresh_profile(ctx: StepContext, part: Scope) -> None:
         event = HistoryEvent.ADD
     else:
         node = old.model_copy(update={"text": text, "content_hash": digest, "updated_at": now,
-                                      "version": old.version + 1})
+                                      "version": old.version + 1, **derived_from(sources)})
         batch = WriteBatch(updates=[(node, embedding)], history=[
             HistoryDraft(old.id, HistoryEvent.UPDATE, snapshot(old), snapshot(node), ACTOR,
                          "profile refreshed: its facts or preferences changed", now)])

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from memsvc.consolidate.context import ACTOR, StepContext
 from memsvc.model.records import HistoryEvent, MemoryChange, MemoryKind, MemoryRecord, Scope
+from memsvc.model.trust import LOCAL
 from memsvc.storage.base import HistoryDraft, WriteBatch
 from memsvc.write.extraction import run_extractor
+from memsvc.write.origin import Origin
 from memsvc.write.quarantine import flagged_messages
 from memsvc.write.revision import snapshot
 
@@ -49,9 +51,11 @@ def retry_failed(ctx: StepContext, part: Scope) -> None:
         else:
             texts = [c.text for c, _, _ in outcome.candidates]
             embeddings = ctx.embedder.embed_documents(texts)
+            # stamped as the episode was: the key that wrote it, never more trusted
             changes = ctx.manager.plan(
                 outcome.candidates, embeddings, episode.scope, now=ctx.now, actor=ACTOR,
                 batch=batch, flagged=flagged_messages(sources),
+                origin=Origin(LOCAL, sources, {m.id: episode for m in sources}),
             )
             mark.update(status="retried", retry=False)
             mark.pop("error", None)

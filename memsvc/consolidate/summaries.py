@@ -28,6 +28,7 @@ from memsvc.model.records import (
     Provenance,
     Scope,
 )
+from memsvc.model.trust import derived_from
 from memsvc.storage.base import HistoryDraft, WriteBatch
 from memsvc.text.timeparse import format_day
 from memsvc.write.revision import snapshot
@@ -179,6 +180,7 @@ def _node(
             provenance=Provenance(source_message_ids=sources, extractor="consolidate",
                                   extractor_version="1"),
             importance=0.4, content_hash=content_hash(MemoryKind.SUMMARY.value, text),
+            **derived_from(children),
         )
         ctx.store.apply(
             WriteBatch(
@@ -195,6 +197,7 @@ def _node(
                 "text": text, "metadata": metadata, "valid_from": valid[0],
                 "valid_to": valid[1], "updated_at": now, "version": old.version + 1,
                 "content_hash": content_hash(MemoryKind.SUMMARY.value, text),
+                **derived_from(children),
                 "provenance": old.provenance.model_copy(
                     update={"source_message_ids": sources}
                 ),

@@ -79,6 +79,14 @@ class UnauthorizedError(MemsvcError):
     http_status = 401
 
 
+class ForbiddenError(MemsvcError):
+    """A valid API key asked for something it may not do: a key bound to one user acting
+    on another user's memories (the remote SDK raises it for HTTP 403)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class StoreError(MemsvcError):
     """The storage layer could not complete an operation (it was rolled back)."""
 
@@ -108,6 +116,7 @@ ERRORS_BY_CODE: dict[str, type[MemsvcError]] = {
         ScopeRequiredError,
         NotFoundError,
         UnauthorizedError,
+        ForbiddenError,
         StoreError,
         IntegrityError,
     )

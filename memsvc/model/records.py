@@ -102,6 +102,12 @@ class MemoryRecord(BaseModel):
     last_accessed_at: datetime | None = None
     content_hash: str
     version: int = 1
+    # who wrote it, through which channel, how far it is trusted (memsvc.model.trust): set
+    # by the write path from the writing API key and the source messages' roles, never
+    # from the caller's input
+    writer: str = "local"
+    channel: str = "user"
+    trust: int = 3
 
 
 class ScoredMemory(BaseModel):

@@ -27,6 +27,7 @@ from memsvc.llm.client import LLMClient
 from memsvc.model.chat import ChatEvent, ChatRequest, ChatResponse, ChatUnavailableError
 from memsvc.model.errors import InvalidInputError
 from memsvc.model.settings import Settings, default_embedder_path
+from memsvc.model.trust import LOCAL
 from memsvc.model.validation import make_scope, parse_timestamp
 from memsvc.retrievers.base import Channel
 from memsvc.retrievers.bm25 import BM25Channel
@@ -85,6 +86,7 @@ class Memory(Writes, ImportExport):
             extractor if extractor is not None else build_extractor(self.settings, self._llm))
         # answers `chat` (memsvc.serving.chat.ChatService); None: no LLM, chat is refused
         self.chat_engine = chat_engine
+        self._writer = LOCAL  # the server's per-request views act as their key (acting_as)
         self._episodes = EpisodeExtractor()
         self._manager = WriteManager(
             self.store,
@@ -138,7 +140,9 @@ class Memory(Writes, ImportExport):
         extractions, merge near-duplicates, summarise sessions → days → months, archive what
         has faded, refresh each user's profile. Idempotent and safe to rerun after a crash;
         the report lists every memory it wrote."""
-        scope = make_scope(user_id, agent_id, None, required=False)
+        if user_id is None:
+            self._forbid_bound("consolidate without a user_id")
+        scope = make_scope(self._own_user(user_id), agent_id, None, required=False)
         when = parse_timestamp(now, field="now") or _now()
         chosen = list(STEPS if steps is None else ([steps] if isinstance(steps, str) else steps))
         unknown = [s for s in chosen if s not in STEPS]

@@ -198,6 +198,9 @@ PLAN = _p("plan", SearchPlan | str | None, None)
 # Hits derived from the same source messages come back as one (with the others `related`);
 # False gives the flat ranking.
 GROUP = _p("group", bool, True)
+# the least trusted memories a read serves (memsvc.model.trust): "user", "agent" (default:
+# tool- and document-derived memories are left out) or "external" (everything)
+MIN_TRUST = _p("min_trust", str | int, "agent")
 
 
 def _search_params(limit: int) -> tuple[Param, ...]:
@@ -242,13 +245,14 @@ OPERATIONS: tuple[Operation, ...] = (
               idempotent=True),
     # -- read
     Operation("search", (*_search_params(10), _p("as_of", Time, None), PLAN,
-                         _p("now", Time, None), _p("include_archived", bool, False), GROUP),
+                         _p("now", Time, None), _p("include_archived", bool, False), GROUP,
+                         MIN_TRUST),
               SearchResponse, "POST", "/v1/search",
               "The few memories of a scope that best answer `query`, with per-channel scores.",
               read_only=True, idempotent=True),
     Operation("context", (*_search_params(50), _p("max_tokens", int, 1000),
                           _p("as_of", Time, None), PLAN, _p("now", Time, None),
-                          _p("include_archived", bool, False), GROUP),
+                          _p("include_archived", bool, False), GROUP, MIN_TRUST),
               ContextBlock, "POST", "/v1/context",
               "`search`, then the best hits packed into one prompt block of `max_tokens`.",
               read_only=True, idempotent=True),
@@ -262,7 +266,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "One memory by id.", read_only=True, idempotent=True),
     Operation("get_all", (*SCOPE, FILTERS, KINDS, _p("limit", int, 100),
                           _p("cursor", str | None, None), _p("include_inactive", bool, False),
-                          _p("include_archived", bool, False), _p("status", str | None, None)),
+                          _p("include_archived", bool, False), _p("status", str | None, None),
+                          MIN_TRUST),
               Page, "GET", "/v1/memories",
               "One page of a scope's memories, oldest first; pass `next_cursor` for the next.",
               read_only=True, idempotent=True),

@@ -26,6 +26,7 @@ from memsvc.model.records import (
     StoredMessage,
     StoreStats,
 )
+from memsvc.model.trust import DEFAULT_MIN_TRUST, parse_trust
 from memsvc.model.validation import clean_id, clean_limit, clean_text, make_scope, parse_timestamp
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.context import ContextBlock, pack_context
@@ -56,6 +57,7 @@ class Reads(MemoryParts):
         now: datetime | str | float | None = None,
         include_archived: bool = False,
         group: bool = True,
+        min_trust: str | int = "agent",
     ) -> SearchResponse:
         """The few memories of a scope that best answer `query`, with per-channel scores.
 
@@ -63,13 +65,15 @@ class Reads(MemoryParts):
         query are resolved (default: `as_of`, else the current time); `include_archived`
         also searches memories that consolidation archived as faded. With `group` (the
         default) memories derived from the same source messages are one hit, the best of
-        them leading and the others in its `related`; `limit` counts those hits.
+        them leading and the others in its `related`; `limit` counts those hits. `min_trust`
+        ("user", "agent", "external") leaves out less trusted memories, inside every channel:
+        by default what came from tools and documents is not served unless asked for.
         """
         started = time.perf_counter()
         text = clean_text(query, max_bytes=self.settings.max_text_bytes, field="query")
         visibility = self._visibility(
             user_id, agent_id, session_id, filters, kinds, as_of,
-            include_archived=include_archived,
+            include_archived=include_archived, min_trust=min_trust,
         )
         reference = parse_timestamp(now, field="now") or visibility.as_of
         search_plan = self._resolve_plan(plan).with_limit(clean_limit(limit))
@@ -129,6 +133,7 @@ class Reads(MemoryParts):
         now: datetime | str | float | None = None,
         include_archived: bool = False,
         group: bool = True,
+        min_trust: str | int = "agent",
     ) -> ContextBlock:
         """`search`, then the best hits packed into one prompt block of at most `max_tokens`.
 
@@ -142,7 +147,7 @@ class Reads(MemoryParts):
         response = self.search(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id, filters=filters,
             kinds=kinds, limit=limit, as_of=as_of, plan=plan, now=now,
-            include_archived=include_archived, group=group,
+            include_archived=include_archived, group=group, min_trust=min_trust,
         )
         return pack_context(response.results, max_tokens=max_tokens)
 
@@ -175,8 +180,9 @@ class Reads(MemoryParts):
         include_inactive: bool = False,
         *,
         include_archived: bool = False,
+        min_trust: str | int = DEFAULT_MIN_TRUST.name.lower(),
     ) -> VisibilityQuery:
-        scope = make_scope(user_id, agent_id, session_id)
+        scope = make_scope(self._own_user(user_id), agent_id, session_id)
         when = parse_timestamp(as_of, field="as_of")
         if include_inactive:
             statuses: tuple[str, ...] = ()
@@ -192,6 +198,7 @@ class Reads(MemoryParts):
             statuses=statuses,
             filters=parse_filters(filters),
             as_of=when,
+            min_trust=int(parse_trust(min_trust)),
         )
 
     @staticmethod
@@ -213,7 +220,7 @@ class Reads(MemoryParts):
         record = self.store.get(ident)
         if record is None:
             raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
-        return record
+        return self._check_owner(record)
 
     def get_all(
         self,
@@ -228,14 +235,16 @@ class Reads(MemoryParts):
         include_inactive: bool = False,
         include_archived: bool = False,
         status: str | None = None,
+        min_trust: str | int = "agent",
     ) -> Page:
         """One page of a scope's memories, oldest first; pass `next_cursor` for the next.
 
         `status` lists only the memories of that status (e.g. ``"quarantined"``, for review);
-        it overrides `include_inactive` and `include_archived`."""
+        it overrides `include_inactive` and `include_archived`. `min_trust` as for `search`
+        ("external" lists everything)."""
         visibility = self._visibility(
             user_id, agent_id, session_id, filters, kinds, None, include_inactive,
-            include_archived=include_archived,
+            include_archived=include_archived, min_trust=min_trust,
         )
         if status is not None:
             visibility = replace(visibility, statuses=(_status(status),))
@@ -249,6 +258,8 @@ class Reads(MemoryParts):
     def history(self, memory_id: str) -> list[HistoryEntry]:
         """Every change of a memory, oldest first."""
         ident = _memory_id(memory_id)
+        if self._writer.user_id is not None:
+            self.get(ident)  # a bound key: its own user's memories only
         entries = self.store.history(ident)
         if not entries and self.store.get(ident) is None:
             raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
@@ -264,7 +275,8 @@ class Reads(MemoryParts):
     ) -> list[StoredMessage]:
         """The raw messages of a scope, in time order (the source of truth)."""
         return self.store.messages(
-            make_scope(user_id, agent_id, session_id), limit=clean_limit(limit, maximum=100_000)
+            make_scope(self._own_user(user_id), agent_id, session_id),
+            limit=clean_limit(limit, maximum=100_000),
         )
 
     def stats(self) -> StoreStats:

@@ -41,6 +41,7 @@ from memsvc.write.extraction import (
     run_extractor,
 )
 from memsvc.write.manager import snapshot
+from memsvc.write.origin import Origin
 from memsvc.write.pending import clear_pending, episodes_of, mark_pending, owned_messages
 from memsvc.write.quarantine import QUARANTINE_KEY, flagged_messages, screened
 
@@ -94,7 +95,7 @@ class Writes(Reads):
             raise InvalidInputError(
                 f"metadata.{CHAT_METADATA_KEY} is reserved for memsvc's chat (it holds the "
                 f"memory block a chat turn was sent with)", field=f"metadata.{CHAT_METADATA_KEY}")
-        scope = make_scope(user_id, agent_id, session_id)
+        scope = make_scope(self._own_user(user_id), agent_id, session_id)
         meta = clean_metadata(metadata)
         default_time = parse_timestamp(timestamp) or _now()
         now = _now()
@@ -126,6 +127,7 @@ class Writes(Reads):
         changes = self._manager.plan(
             candidates, embeddings, scope, now=now, actor="add", batch=batch,
             flagged=flagged_messages(stored),
+            origin=Origin(self._writer, stored),
         )
         if self.extractor is not None:
             record_failures(batch, extracted, self.extractor.name, "add", now)
@@ -147,7 +149,7 @@ class Writes(Reads):
         The second half of a background write (REST `background: true`): the raw messages
         are durable first, extraction follows; a crash in between loses no message.
         """
-        scope = make_scope(user_id, agent_id, session_id)
+        scope = make_scope(self._own_user(user_id), agent_id, session_id)
         wanted = {clean_id(m, field="message_ids") for m in message_ids}
         # only this owner's messages: a scope without a user must not reach a user's turns
         stored = [m for m in owned_messages(self.store.messages(scope, limit=100_000), scope)
@@ -158,14 +160,16 @@ class Writes(Reads):
         embeddings = self.embedder.embed_documents([c.text for c, _, _ in extracted.candidates])
         batch = WriteBatch()
         now = _now()
+        # the episodes were stamped by the key that wrote the messages: they cap the trust
+        episodes = episodes_of(self.store, scope, stored)
         changes = self._manager.plan(
             extracted.candidates, embeddings, scope, now=now, actor="add", batch=batch,
             flagged=flagged_messages(stored),
+            origin=Origin(self._writer, stored, episodes),
         )
         # what failed is marked on the episodes, for consolidation's retry step, as add() does;
         # a background add's "pending" mark comes off the others in the same transaction
         name = self.extractor.name
-        episodes = episodes_of(self.store, scope, stored)
         mark_stored_episodes(batch, episodes, extracted, name, "add", now)
         clear_pending(batch, [e for mid, e in episodes.items()
                               if failure_mark(mid, extracted, name) is None], name, "add", now)
@@ -231,13 +235,17 @@ class Writes(Reads):
         """Write a new version of a memory; the old one is kept in its history.
 
         New text is screened as an added message is: instruction-shaped or stuffed text
-        leaves the memory quarantined (`review` decides)."""
+        leaves the memory quarantined (`review` decides). The new version is this writer's:
+        its trust never exceeds the writing key's ceiling."""
         old = self.get(memory_id)
         if old.status is MemoryStatus.DELETED:
             raise InvalidInputError(f"memory {memory_id} is deleted", field="id")
         if text is None and metadata is None and importance is None:
             raise InvalidInputError("nothing to update: give text, metadata or importance")
-        changes: dict[str, Any] = {"updated_at": _now(), "version": old.version + 1}
+        changes: dict[str, Any] = {
+            "updated_at": _now(), "version": old.version + 1, "writer": self._writer.id,
+            "trust": min(old.trust, int(self._writer.ceiling)),
+        }
         embedding = None
         if text is not None:
             changes["text"] = clean_text(text, max_bytes=self.settings.max_text_bytes)
@@ -332,11 +340,12 @@ class Writes(Reads):
         hard: bool = False,
     ) -> int:
         """Delete every memory of a scope; returns how many. `hard` also erases messages."""
-        scope = make_scope(user_id, agent_id, session_id)
+        scope = make_scope(self._own_user(user_id), agent_id, session_id)
         return self.store.delete_scope(scope, hard=hard, at=_now(), actor="delete_all")
 
     def reset(self) -> None:
         """Erase everything this tenant has stored."""
+        self._forbid_bound("reset")
         self.store.reset()
 
 

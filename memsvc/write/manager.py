@@ -14,6 +14,12 @@ For every candidate the manager picks one of:
   ``valid_from``, its status `superseded`, its ``superseded_by`` the new id, and the new
   memory's ``metadata.supersedes`` lists the old ids, so ``as_of=`` still finds it.
 
+Trust (memsvc.model.trust) bounds every decision: a candidate is stamped with the provenance
+of its source messages (`Origin`), and a less trusted candidate never retires (INVALIDATE)
+nor reinforces a more trusted memory; it is added at its own trust, or a NOOP that leaves
+the known memory as it was. A more trusted candidate is never folded into a less trusted
+memory either: it is added at its own trust.
+
 Neighbours come from both channels of the same scope (vector KNN and BM25), and facts about
 a person are compared across that person's sessions (the session part of the scope is
 dropped for the lookup), never with another owner's: a write without a user sees only
@@ -52,6 +58,7 @@ from memsvc.write.decider import Decider, Decision, delegate
 from memsvc.write.lookup import Pending, lookup_query, same_subject
 from memsvc.write.lookup import neighbours as find_neighbours
 from memsvc.write.matching import RETIRES, is_functional, objects_match, same_meaning_allowed
+from memsvc.write.origin import Origin
 from memsvc.write.quarantine import QUARANTINE_KEY, quarantined
 from memsvc.write.revision import (
     record_from_candidate,
@@ -92,18 +99,21 @@ class WriteManager:
         actor: str,
         batch: WriteBatch,
         flagged: Mapping[str, tuple[str, ...]] | None = None,
+        origin: Origin | None = None,
     ) -> list[MemoryChange]:
-        """Add the decisions for `candidates` (each with extractor name, version) to `batch`.
+        """Add the decisions for `candidates` (each with extractor name, version) to `batch`,
+        each stamped with its provenance from `origin` (default: local, user level).
 
         `flagged` ({message id: reasons}, from `memsvc.write.quarantine.flagged_messages`):
         a candidate drawn from one of these messages is added as quarantined, without a
         decision (it may neither supersede nor reinforce what is known)."""
         changes: list[MemoryChange] = []
         pending = Pending()
+        origin = origin or Origin()
         for (candidate, extractor, version), embedding in zip(candidates, embeddings, strict=True):
             record = record_from_candidate(
                 candidate, scope, extractor=extractor, extractor_version=version, now=now
-            )
+            ).model_copy(update=origin.stamp(candidate.source_message_ids))
             held = quarantined(record, flagged) if flagged else None
             if held is not None:
                 why = ", ".join(held.metadata[QUARANTINE_KEY]["reasons"])
@@ -147,6 +157,8 @@ class WriteManager:
                 duplicate = pending.updates.get(duplicate.id, duplicate)
                 if duplicate.status is not MemoryStatus.ACTIVE:  # retired by this very batch
                     duplicate = None
+        if duplicate is not None and duplicate.trust < record.trust:
+            duplicate = None  # said by someone more trusted: kept at that trust, beside it
         if duplicate is not None:
             return [self._noop(duplicate, record, f"exact duplicate of {duplicate.id}", now,
                                actor, batch, pending)]
@@ -158,9 +170,13 @@ class WriteManager:
                 if old.predicate == record.predicate and objects_match(
                     old.object or "", record.object or ""
                 ) and normalize_object(old.object or "") == normalize_object(record.object or ""):
+                    if old.trust < record.trust:
+                        continue  # said by someone more trusted: added at that trust
                     reason = (f"same statement as {old.id}: {record.subject} {record.predicate} "
                               f"{record.object}")
                     return [self._noop(old, record, reason, now, actor, batch, pending)]
+                if old.trust > record.trust:
+                    continue  # a less trusted writer may not retire it: added beside it
                 if (
                     old.predicate == predicate and is_functional(predicate)
                     and record.valid_from and old.valid_from and record.valid_from < old.valid_from
@@ -190,10 +206,13 @@ class WriteManager:
             for old, similarity in neighbours:
                 if old.kind is record.kind and similarity >= self.same_meaning and (
                     same_meaning_allowed(candidate, old)
-                ):
+                ) and old.trust >= record.trust:
                     reason = f"same meaning as {old.id} (similarity {similarity:.2f})"
                     return [self._noop(old, record, reason, now, actor, batch, pending)]
-            delegated = delegate(self.decider, record, neighbours, self.consult_above)
+            # the judge is shown only what this candidate's trust may act on
+            delegated = delegate(self.decider, record,
+                                 [(r, sim) for r, sim in neighbours if r.trust <= record.trust],
+                                 self.consult_above)
             if delegated is not None:
                 event, target, reason = delegated
                 if event is HistoryEvent.NOOP and target is not None:
@@ -237,9 +256,12 @@ class WriteManager:
         self, known: MemoryRecord, candidate: MemoryRecord, reason: str, now: datetime,
         actor: str, batch: WriteBatch, pending: Pending,
     ) -> MemoryChange:
-        """Record that `candidate` was already known, and reinforce the known memory."""
+        """Record that `candidate` was already known, and reinforce the known memory (unless
+        the candidate is less trusted: then the known memory is left as it was)."""
         sources = candidate.provenance.source_message_ids
-        if any(known.id == r.id for r in pending.records):
+        if candidate.trust < known.trust:
+            pass
+        elif any(known.id == r.id for r in pending.records):
             reinforce_in_place(known, sources)
         else:
             current = pending.updates.get(known.id, known)

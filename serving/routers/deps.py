@@ -19,7 +19,7 @@ from memsvc.serving.schemas import ErrorResponse
 
 _ERR = {"model": ErrorResponse}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _ERR, 401: _ERR, 413: _ERR, 415: _ERR, 422: _ERR, 503: _ERR
+    400: _ERR, 401: _ERR, 403: _ERR, 413: _ERR, 415: _ERR, 422: _ERR, 503: _ERR
 }
 ID_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 404: _ERR}
 

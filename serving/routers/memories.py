@@ -1,7 +1,7 @@
 """`/v1/memories`, `/v1/messages` and `/v1/jobs`: writing, listing and editing memories."""
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -93,6 +93,7 @@ def list_memories(
     include_archived: bool = False,
     status: Annotated[MemoryStatus | None, Query(
         description="Only memories of this status (e.g. quarantined, for review).")] = None,
+    min_trust: Literal["user", "agent", "external"] = "agent",
 ) -> Page:
     """One page of a scope's memories, oldest first; pass `next_cursor` for the next."""
     return m.get_all(
@@ -101,6 +102,7 @@ def list_memories(
         kinds=[k.value for k in kinds] if kinds else None, limit=limit, cursor=cursor,
         include_inactive=include_inactive, include_archived=include_archived,
         status=status.value if status is not None else None,
+        min_trust=min_trust,
     )
 
 

@@ -28,6 +28,7 @@ def search(body: SearchRequest, m: Caller, metrics: AppMetrics) -> SearchRespons
         kinds=body.kinds, limit=body.limit,
         as_of=body.as_of, plan=body.search_plan(), now=body.now,
         include_archived=body.include_archived, group=body.group,
+        min_trust=body.min_trust,
     )
     metrics.search.observe(time.perf_counter() - started)
     return response
@@ -43,6 +44,7 @@ def context(body: ContextRequest, m: Caller, metrics: AppMetrics) -> ContextBloc
         kinds=body.kinds, limit=body.limit,
         max_tokens=body.max_tokens, as_of=body.as_of, plan=body.search_plan(), now=body.now,
         include_archived=body.include_archived, group=body.group,
+        min_trust=body.min_trust,
     )
     metrics.search.observe(time.perf_counter() - started)
     return block

@@ -40,6 +40,12 @@ MESSAGE_FIELDS = (
     "created_at", "metadata",
 )
 HISTORY_FIELDS = ("memory_id", "event", "old", "new", "actor", "reason", "created_at")
+# provenance (migration 0006): signed after the fields above, except on a row that still
+# holds what 0006 gave rows written before it, which keeps the MAC it was signed with. The
+# two forms differ in length, so neither can pass for the other: a row whose provenance is
+# edited either way no longer matches its MAC.
+PROVENANCE_FIELDS = ("writer", "channel", "trust")
+LEGACY_PROVENANCE = ("legacy", "user", 3)
 SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
     "memory": MEMORY_FIELDS,
     "message": MESSAGE_FIELDS,
@@ -94,10 +100,20 @@ def row_mac(
 ) -> str:
     """The MAC of one memory, message or history row at position `seq` of its scope's chain:
     content, metadata, owner (tenant + scope) and identity (ids are among the fields)."""
-    return _mac(
-        key,
-        [FORMAT, kind, store_id, tenant, scope, seq, *(values[f] for f in SIGNED_FIELDS[kind])],
-    )
+    parts = [FORMAT, kind, store_id, tenant, scope, seq,
+             *(values[f] for f in SIGNED_FIELDS[kind])]
+    if kind == "memory":
+        parts += _provenance(values)
+    return _mac(key, parts)
+
+
+def _provenance(values: Mapping[str, Any]) -> list[Any]:
+    """The provenance part of a memory's MAC: nothing for a row from before migration 0006
+    (or signed by 0005, which had no such columns), the three fields otherwise."""
+    found = tuple(values.get(f) for f in PROVENANCE_FIELDS)
+    if found in (LEGACY_PROVENANCE, (None, None, None)):
+        return []
+    return list(found)
 
 
 def entry_tag(

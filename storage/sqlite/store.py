@@ -169,7 +169,7 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         for fixed in ("id", "tenant", "created_at"):
             values.pop(fixed)
         conn.execute(update(memories).where(memories.c.pk == stored.pk).values(**values))
-        vectors.update_vector(conn, stored.pk, rec.status.value, embedding)
+        vectors.update_vector(conn, stored.pk, rec.status.value, rec.trust, embedding)
 
     def _hard_delete(self, conn: Connection, chain: ChainWriter, memory_id: str) -> str | None:
         """Erase a memory, its vector and history; the chain keeps that it was erased."""

@@ -1,8 +1,9 @@
 """The vec0 vector index: how vectors are stored, searched by KNN and read back.
 
 `memory_vec` is partitioned by (tenant, user) and by shard (pk % VECTOR_SHARDS, migration
-0004), and carries the scope and status as metadata columns, so a KNN is restricted to the
-caller's scope inside the vec0 query itself instead of post-filtering a global top-k.
+0004), and carries the scope, status and trust (0006) as metadata columns, so a KNN is
+restricted to the caller's scope and trust inside the vec0 query itself instead of
+post-filtering a global top-k.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def insert_vectors(
     """The vec0 rows of just-inserted memories (`pks` in the order of `items`)."""
     conn.exec_driver_sql(
         "INSERT INTO memory_vec(rowid, embedding, part, shard, tenant, user_id, agent_id, "
-        "session_id, kind, status, memory_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "session_id, kind, status, trust, memory_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 pk,
@@ -69,6 +70,7 @@ def insert_vectors(
                 rec.scope.session_id or "",
                 rec.kind.value,
                 rec.status.value,
+                rec.trust,
                 rec.id,
             )
             for pk, (rec, emb) in zip(pks, items, strict=True)
@@ -76,8 +78,12 @@ def insert_vectors(
     )
 
 
-def update_vector(conn: Connection, pk: int, status: str, embedding: np.ndarray | None) -> None:
-    conn.exec_driver_sql("UPDATE memory_vec SET status = ? WHERE rowid = ?", (status, pk))
+def update_vector(
+    conn: Connection, pk: int, status: str, trust: int, embedding: np.ndarray | None
+) -> None:
+    conn.exec_driver_sql(
+        "UPDATE memory_vec SET status = ?, trust = ? WHERE rowid = ?", (status, trust, pk)
+    )
     if embedding is not None:
         conn.exec_driver_sql(
             "UPDATE memory_vec SET embedding = ? WHERE rowid = ?", (blob(embedding), pk)
@@ -124,6 +130,9 @@ def knn(
         if values:
             where.append(f"{name} IN ({','.join('?' * len(values))})")
             params.extend(values)
+    if query.min_trust is not None:  # inside the KNN: k trusted hits, not k filtered away
+        where.append("trust >= ?")
+        params.append(query.min_trust)
     sql = f"SELECT memory_id, distance FROM memory_vec WHERE {' AND '.join(where)}"
 
     def one_shard(shard: int) -> list[tuple[str, float]]:

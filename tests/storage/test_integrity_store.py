@@ -165,7 +165,7 @@ def test_an_older_genuine_version_of_a_row_is_refused(path: Path) -> None:
     "valid_from, valid_to, created_at, updated_at, invalidated_at, source_message_ids, "
     "extractor, extractor_version, confidence, status, superseded_by, importance, "
     "access_count, last_accessed_at, content_hash, version, fts_scope, chain_seq, mac, "
-    "mac_key FROM memories WHERE id = :victim",
+    "mac_key, writer, channel, trust FROM memories WHERE id = :victim",
     "DELETE FROM integrity_chain WHERE seq = (SELECT max(seq) FROM integrity_chain "
     "WHERE scope = 'alice') AND scope = 'alice'",
     "UPDATE integrity_heads SET memories = memories - 1 WHERE scope = 'alice'",

@@ -70,7 +70,7 @@ def test_migration_0007_indexes_existing_memories_as_the_triggers_do(tmp_path: P
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0005")
+        command.downgrade(cfg, "0006")
         assert not conn.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE name = 'fts_terms'").all()
     store.close()

@@ -16,7 +16,7 @@ removed again, all inside the writing statement, so the statistics cannot drift 
 rows. Existing memories are indexed here, in pk order.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -24,7 +24,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
