@@ -12,7 +12,7 @@ from typing import Any
 
 from memsvc.extractors.base import Candidate
 from memsvc.model.chat import CHAT_METADATA_KEY
-from memsvc.model.errors import InvalidInputError, RoleNotAllowedError
+from memsvc.model.errors import ForbiddenError, InvalidInputError, RoleNotAllowedError
 from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import (
     AddResult,
@@ -21,6 +21,7 @@ from memsvc.model.records import (
     MemoryStatus,
     StoredMessage,
 )
+from memsvc.model.trust import Trust
 from memsvc.model.validation import (
     clean_id,
     clean_metadata,
@@ -284,6 +285,11 @@ class Writes(Reads):
         if action not in REVIEW_ACTIONS:
             raise InvalidInputError(f"action must be one of {sorted(REVIEW_ACTIONS)}",
                                     field="action")
+        if self._writer.ceiling < Trust.USER:
+            # a key that may only write agent- or tool-level memories must not be able to
+            # release what its own writes had quarantined
+            raise ForbiddenError("reviewing quarantined memories needs a user-level API key",
+                                 field="action")
         old = self.get(memory_id)
         target = REVIEW_ACTIONS[action]
         mark = old.metadata.get(QUARANTINE_KEY)

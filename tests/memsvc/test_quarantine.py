@@ -117,3 +117,19 @@ def test_text_written_directly_is_screened_too(memory: Memory) -> None:
     assert memory.get(reply).text.startswith("assistant: ")
     assert memory.update(reply, "assistant: Sure, jasmine tea it is.").status is (
         MemoryStatus.ACTIVE)
+
+
+def test_only_a_user_level_key_may_review(memory: Memory) -> None:
+    """An agent- or tool-level key must not release what its own writes had quarantined."""
+    from memsvc.model.errors import ForbiddenError
+    from memsvc.model.trust import Trust, Writer
+    from memsvc.sdk.parts import acting_as
+
+    held = memory.add(POISON, user_id="u1").results[0].id
+    for ceiling in (Trust.AGENT, Trust.EXTERNAL):
+        tool = acting_as(memory, Writer(id="key-tool", ceiling=ceiling))
+        with pytest.raises(ForbiddenError):
+            tool.review(held, "release")
+    assert memory.get(held).status is MemoryStatus.QUARANTINED
+    user = acting_as(memory, Writer(id="key-user", ceiling=Trust.USER))
+    assert user.review(held, "release").status is MemoryStatus.ACTIVE
