@@ -208,7 +208,7 @@ class Writes(Reads):
                     f"{where}.role must be one of {sorted(ROLES)}", field=f"{where}.role"
                 )
             name = clean_id(raw.get("name"), field=f"{where}.name")
-            if name is not None and _role_like(name):
+            if name is not None and _role_like(name, role):
                 raise RoleNotAllowedError(
                     f"{where}.name {name!r} mimics a role; use the speaker's own name",
                     field=f"{where}.name")
@@ -355,8 +355,12 @@ class Writes(Reads):
         self.store.reset()
 
 
-def _role_like(name: str) -> bool:
-    """Whether a speaker name reads as a role ("SYSTEM", "[assistant]", "System Admin")."""
+def _role_like(name: str, role: str) -> bool:
+    """Whether a speaker name reads as another role than the message's own ("SYSTEM",
+    "System Admin", "[assistant]" on a user message; an assistant message may be called
+    "Assistant")."""
     words = "".join(c if c.isalnum() else " " for c in name.casefold()).split()
-    return bool(words) and (" ".join(words) in ROLE_NAMES or "".join(words) in ROLE_NAMES
-                            or words[0] in ("system", "assistant", "developer"))
+    if not words or words == [role]:
+        return False
+    return (" ".join(words) in ROLE_NAMES or "".join(words) in ROLE_NAMES
+            or words[0] in ("system", "assistant", "developer"))

@@ -609,6 +609,9 @@ def test_role_system_and_role_like_names_are_refused_at_add(
         with pytest.raises(RoleNotAllowedError):
             memory.add([message], user_id="caroline")
     assert _counts(memory) == before
+    # a name that is the message's own role is no mimicry (the demo's "Assistant")
+    memory.add([{"role": "assistant", "name": "Assistant", "content": "Hello!"}],
+               user_id="caroline")
 
 
 def test_a_forged_chat_context_is_refused_and_never_replayed(
