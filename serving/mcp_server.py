@@ -244,13 +244,14 @@ def build_mcp(resolve: MemoryResolver, *, name: str = "memsvc") -> MCPServer:
     @server.tool(
         title=TITLES["review_memory"],
         annotations=tool_annotations("review_memory"),
-        description="Decide on a quarantined memory (one whose text read as instructions to "
-        "a model): 'release' makes it an ordinary memory again, 'delete' forgets it."
+        description="Forget a quarantined memory (one whose text read as instructions to a "
+        "model). Releasing one is left to a person (REST, CLI, explorer): an agent could "
+        "otherwise release text that was injected into it."
     )
     @_agent_errors
     def review_memory(
         memory_id: Annotated[str, Field(description="Id of the quarantined memory.")],
-        action: Annotated[Literal["release", "delete"], Field(description="The decision.")],
+        action: Annotated[Literal["delete"], Field(description="The decision.")],
         ctx: Context | None = None,
     ) -> MemoryBrief:
         return MemoryBrief.of(resolve(ctx).review(memory_id, action))
