@@ -29,6 +29,7 @@ import httpx
 import psycopg
 
 from memsvc.evals.bench_http import (
+    USERS,
     Tally,
     _free_port,
     client_loop,
@@ -54,6 +55,10 @@ async def load(urls: list[str], clients: int, duration: float, write_ratio: floa
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     https = [httpx.AsyncClient(base_url=u, timeout=60, limits=limits) for u in urls]
     try:
+        for http in https:  # each replica loads its embedder on first use: not in the timing
+            await warm_up(http, 1)
+            (await http.post("/v1/search", json={"query": "warm-up", "user_id": USERS[0]})
+             ).raise_for_status()
         tally = await warm_up(https[0], warmup_writes)
         t0 = time.monotonic()
         await asyncio.gather(*(
