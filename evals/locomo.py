@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from memsvc import SearchPlan
+from memsvc import Memory, SearchPlan
 from memsvc.evals.harness import (
     MemoryFactory,
     Timings,
@@ -526,7 +526,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--app", action="store_true",
                         help="application mode (evals/locomo_app.py): one store in a fresh "
                         "process, everything ingested first, default plan, limit 10 and 20")
+    parser.add_argument("--db", default=None,
+                        help="store to run on instead of a temp SQLite file (a file or a "
+                        "postgresql+psycopg:// URL); its tenant is erased first")
     return parser.parse_args(argv)
+
+
+def memory_at(location: str) -> MemoryFactory:
+    """A factory that ignores the temp file and opens `location`, emptied (reset) first, so
+    a run on another backend starts from the same empty store as the default."""
+
+    def factory(_: Path) -> Memory:
+        memory = Memory(db_path=location)
+        memory.reset()
+        return memory
+
+    return factory
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -546,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.paths, mode=args.mode, plan=args.plan, weights=weights, depths=depths,
         rrf_k=args.rrf_k, use_as_of=args.as_of, group=not args.flat,
         out_dir=None if args.no_write else args.out, tag=args.tag, progress=True,
+        memory_factory=default_memory if args.db is None else memory_at(args.db),
     )
     print(render_markdown(report))
     return 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,41 +108,35 @@ class StoreCopier:
             src, dst = self.src.for_tenant(tenant), self.dst.for_tenant(tenant)
             have = dst.transfer_counts()
             if have["memories"]:
-                self._check_memories(tenant, src, dst, have["memories"])
+                self._check_rows("memory", tenant, have["memories"],
+                                 _memory_pages(src, self.batch_size), dst.get_many,
+                                 _same_memory)
             if have["messages"]:
-                self._check_messages(tenant, src, dst, have["messages"])
+                self._check_rows("message", tenant, have["messages"],
+                                 _message_pages(src, self.batch_size), dst.messages_by_id,
+                                 lambda a, b: a == b)
         src_keys = {k.id: k for k in self.src.key_store().dump_keys()}
         for key in self.dst.key_store().dump_keys():
             if src_keys.get(key.id) != key:
                 raise TransferConflict(f"the destination holds API key {key.prefix}… that the "
                                        "source does not: it is another store")
 
-    def _check_memories(self, tenant: str, src: MemoryStore, dst: MemoryStore, n: int) -> None:
+    @staticmethod
+    def _check_rows(what: str, tenant: str, n: int, pages: Iterator[list[Any]],
+                    lookup: Callable[[list[str]], Mapping[str, Any]],
+                    same: Callable[[Any, Any], bool]) -> None:
+        """Every one of the destination's `n` rows is one of the source's, unchanged."""
         matched = 0
-        for page in _memory_pages(src, self.batch_size):
-            found = dst.get_many([r.id for r in page])
-            for rec in page:
-                other = found.get(rec.id)
-                if other is not None and not _same_memory(rec, other):
-                    raise TransferConflict(f"the destination's memory {rec.id} (tenant "
+        for page in pages:
+            found = lookup([row.id for row in page])
+            for row in page:
+                other = found.get(row.id)
+                if other is not None and not same(row, other):
+                    raise TransferConflict(f"the destination's {what} {row.id} (tenant "
                                            f"{tenant!r}) differs from the source's")
                 matched += other is not None
         if matched != n:
-            raise TransferConflict(f"the destination holds {n - matched} memories of tenant "
-                                   f"{tenant!r} that the source does not: it is another store")
-
-    def _check_messages(self, tenant: str, src: MemoryStore, dst: MemoryStore, n: int) -> None:
-        matched = 0
-        for page in _message_pages(src, self.batch_size):
-            found = dst.messages_by_id([m.id for m in page])
-            for msg in page:
-                other = found.get(msg.id)
-                if other is not None and other != msg:
-                    raise TransferConflict(f"the destination's message {msg.id} (tenant "
-                                           f"{tenant!r}) differs from the source's")
-                matched += other is not None
-        if matched != n:
-            raise TransferConflict(f"the destination holds {n - matched} messages of tenant "
+            raise TransferConflict(f"the destination holds {n - matched} {what} rows of tenant "
                                    f"{tenant!r} that the source does not: it is another store")
 
     # -- the copy -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -77,13 +77,31 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def pg_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
-    """The URL of a fresh, empty schema (as the server's superuser), dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+@pytest.fixture(scope="session")
+def pg_schemas(pg_server: EmbeddedPostgres) -> Iterator[Callable[[], str]]:
+    """`pg_schemas()` makes a fresh, empty schema and returns its URL (as the server's
+    superuser); what is left is dropped with the session. Module-scoped stores use it."""
+    made: list[str] = []
+
+    def make() -> str:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        made.append(schema)
+        return pg_server.url() + "&options=" + quote(f"-csearch_path={schema},public", safe="")
+
+    yield make
     with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield pg_server.url() + "&options=" + quote(f"-csearch_path={schema},public", safe="")
+        for schema in made:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_url(pg_server: EmbeddedPostgres, pg_schemas: Callable[[], str]) -> Iterator[str]:
+    """The URL of a fresh, empty schema, dropped after the test."""
+    url = pg_schemas()
+    yield url
+    schema = url.rsplit("search_path%3D", 1)[1].split("%2C", 1)[0]
     with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 

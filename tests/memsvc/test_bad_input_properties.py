@@ -3,7 +3,8 @@ refused with a typed `MemsvcError` and changes nothing.
 
 Hostile strings (lone surrogates, control characters, huge), numbers (huge ints, NaN,
 Infinity), deep and wide metadata and filters, timestamps at and beyond the calendar's
-edges, and ids go through the real `Memory` on a temp store. After a success every read of
+edges, and ids go through the real `Memory` on a temp store, on each backend (a SQLite file
+and a PostgreSQL schema: `store_location`). After a success every read of
 the user (get, get_all, search, messages, export) must work and serialize as JSON, as a
 REST reply would; after a refusal the store must be exactly as before and the error itself
 must be sendable as JSON.
@@ -12,17 +13,20 @@ must be sendable as JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from backend_examples import on_backends
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 
 from memsvc import Memory, MemsvcError
+from memsvc.embedding.embedder import SentenceTransformerEmbedder
 from memsvc.model.filters import NUMBER_FIELDS, TEXT_FIELDS, TIME_FIELDS
 from memsvc.model.records import AddResult, StoredMessage
+from memsvc.model.settings import Settings
 
 PROPERTY = settings(
     max_examples=40,
@@ -31,6 +35,9 @@ PROPERTY = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large],
 )
+
+# SQLite / PostgreSQL: every example is a few writes and all the reads of a user
+EXAMPLES = {"sqlite": 40, "postgres": 15}
 
 # -- strategies ---------------------------------------------------------------------------
 
@@ -172,6 +179,14 @@ def message(memory: Memory, result: AddResult, user_id: str = "u1") -> StoredMes
 
 
 @pytest.fixture
+def memory(store_location: str, embedder: SentenceTransformerEmbedder) -> Iterator[Memory]:
+    """tests/conftest.py's `memory`, on each backend."""
+    m = Memory(settings=Settings(db_path=store_location), embedder=embedder)
+    yield m
+    m.close()
+
+
+@pytest.fixture
 def seeded(memory: Memory) -> Memory:
     memory.add([{"role": "user", "content": "I live in Boston"},
                 {"role": "user", "content": "I like jazz"}],
@@ -182,8 +197,7 @@ def seeded(memory: Memory) -> Memory:
 # -- properties ---------------------------------------------------------------------------
 
 
-@PROPERTY
-@given(value=metadata)
+@on_backends(PROPERTY, EXAMPLES, value=metadata)
 def test_metadata_round_trips_or_is_refused(seeded: Memory, value: Any) -> None:
     expected = {} if value is None else value
     added = succeeds_or_changes_nothing(
@@ -201,8 +215,7 @@ def test_metadata_round_trips_or_is_refused(seeded: Memory, value: Any) -> None:
         assert json.dumps(stored, sort_keys=True) == json.dumps(expected, sort_keys=True)
 
 
-@PROPERTY
-@given(when=timestamp, message_time=timestamp)
+@on_backends(PROPERTY, EXAMPLES, when=timestamp, message_time=timestamp)
 def test_timestamps_round_trip_or_are_refused(seeded: Memory, when: Any,
                                               message_time: Any) -> None:
     added = succeeds_or_changes_nothing(
@@ -229,8 +242,7 @@ def test_timestamps_round_trip_or_are_refused(seeded: Memory, when: Any,
     reads_back(seeded, "u1")
 
 
-@PROPERTY
-@given(raw=filters)
+@on_backends(PROPERTY, EXAMPLES, raw=filters)
 def test_filters_run_or_are_refused(seeded: Memory, raw: Any) -> None:
     succeeds_or_changes_nothing(
         seeded, lambda: seeded.search("Boston", user_id="u1", filters=raw).model_dump_json()
@@ -241,8 +253,8 @@ def test_filters_run_or_are_refused(seeded: Memory, raw: Any) -> None:
     reads_back(seeded, "u1")
 
 
-@PROPERTY
-@given(user=ident, agent=ident, session=ident, name=ident, text=hostile_text)
+@on_backends(PROPERTY, EXAMPLES, user=ident, agent=ident, session=ident, name=ident,
+             text=hostile_text)
 def test_ids_and_text_round_trip_or_are_refused(
     seeded: Memory, user: Any, agent: Any, session: Any, name: Any, text: str
 ) -> None:

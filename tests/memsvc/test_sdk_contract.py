@@ -1,6 +1,7 @@
-"""One suite, four SDKs: every test runs against the embedded `Memory`, the embedded
-`AsyncMemory`, and `MemoryClient` / `AsyncMemoryClient` talking to a live uvicorn server on
-127.0.0.1 over the same kind of store (started once for the module).
+"""One suite, four SDKs, two backends: every test runs against the embedded `Memory`, the
+embedded `AsyncMemory`, and `MemoryClient` / `AsyncMemoryClient` talking to a live uvicorn
+server on 127.0.0.1 over the same kind of store (started once per backend: SQLite files, then
+PostgreSQL schemas).
 
 Same calls, same return models, same exception classes: switching SDKs is one line. The async
 two are driven through `Blocking`, which runs each awaited call on one event loop, so the
@@ -99,13 +100,15 @@ class Blocking:
                 return
 
 
-@pytest.fixture(scope="module")
-def backends(tmp_path_factory: pytest.TempPathFactory,
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backends(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
              embedder: SentenceTransformerEmbedder) -> Iterator[dict[str, Any]]:
     folder = Path(tmp_path_factory.mktemp("contract"))
     engine = EchoEngine()
 
     def settings(name: str) -> Settings:
+        if request.param == "postgres":
+            return Settings(db_path=request.getfixturevalue("pg_schemas")())
         return Settings(db_path=folder / f"{name}.db")
 
     memory = Memory(settings=settings("embedded"), embedder=embedder, chat_engine=engine)
