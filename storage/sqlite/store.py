@@ -30,17 +30,14 @@ from memsvc.model.records import (
 from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
 from memsvc.storage.filter_sql import visibility_clause
 from memsvc.storage.integrity import ChainWriter, scope_key
+from memsvc.storage.integrity import sealed as sealed_writes
+from memsvc.storage.integrity.guard import StoreIntegrity, history_select, message_select
 from memsvc.storage.keys import ApiKeyStore
 from memsvc.storage.schema import UTCDateTime, history, integrity_heads, memories, messages
-from memsvc.storage.sqlite import diagnostics, lexical, rows, sealed_writes, vectors
+from memsvc.storage.sqlite import diagnostics, lexical, rows, vectors
 from memsvc.storage.sqlite.engine import open_engine, reading
 from memsvc.storage.sqlite.graph import GraphStoreMixin, link_memories, purge_orphans
-from memsvc.storage.sqlite.integrity import (
-    StoreIntegrity,
-    history_select,
-    memory_select,
-    message_select,
-)
+from memsvc.storage.sqlite.integrity import open_integrity
 
 
 class SQLiteStore(GraphStoreMixin):
@@ -63,7 +60,7 @@ class SQLiteStore(GraphStoreMixin):
         self.engine = open_engine(self.path, embedding_dim) if _engine is None else _engine
         if _integrity is None:
             try:  # the key, the witness, and every scope checked before anything is served
-                _integrity = StoreIntegrity(self.engine)
+                _integrity = open_integrity(self.engine)
                 with self._read() as conn:
                     _integrity.check_open(conn)
             except BaseException:
@@ -99,6 +96,10 @@ class SQLiteStore(GraphStoreMixin):
 
     def _read(self) -> Any:
         return reading(self.engine)
+
+    def _memory_select(self) -> Any:
+        """Memory rows with the chain digest their check needs."""
+        return self.integrity.layout.memory_select()
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -248,7 +249,7 @@ class SQLiteStore(GraphStoreMixin):
     def get(self, memory_id: str) -> MemoryRecord | None:
         """The memory, None if there is none; IntegrityError if it fails its check."""
         with self._read() as conn:
-            found = conn.execute(memory_select().where(
+            found = conn.execute(self._memory_select().where(
                 memories.c.tenant == self.tenant, memories.c.id == memory_id
             )).all()
         served = self.integrity.served("memory", found, strict=True)
@@ -260,7 +261,7 @@ class SQLiteStore(GraphStoreMixin):
             return {}
         with self._read() as conn:
             found = conn.execute(
-                memory_select().where(
+                self._memory_select().where(
                     memories.c.tenant == self.tenant, memories.c.id.in_(list(memory_ids))
                 )
             ).all()
@@ -276,7 +277,7 @@ class SQLiteStore(GraphStoreMixin):
                 self.integrity.check_scope(conn, self.tenant, query.scope.user_id, "memories")
             count = select(func.count()).select_from(memories).where(where)
             total = conn.execute(count).scalar_one()
-            stmt = memory_select().where(where)
+            stmt = self._memory_select().where(where)
             if after_id is not None:
                 stmt = stmt.where(memories.c.id > after_id)
             found = conn.execute(stmt.order_by(memories.c.id).limit(limit)).all()
@@ -287,7 +288,7 @@ class SQLiteStore(GraphStoreMixin):
         where = visibility_clause(self.tenant, query)
         with self._read() as conn:
             found = conn.execute(
-                memory_select().where(where, memories.c.content_hash == content_hash).limit(1)
+                self._memory_select().where(where, memories.c.content_hash == content_hash).limit(1)
             ).all()
         served = self.integrity.served("memory", found)
         return rows.record_from_row(served[0]) if served else None

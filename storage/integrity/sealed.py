@@ -1,6 +1,7 @@
-"""The SQLite store's writes that touch many rows at once, each row signed into its chain.
+"""A store's writes that touch many rows at once, each row signed into its chain (both
+backends; what differs comes from the store's `Layout`).
 
-Kept apart from store.py so that file stays about the store's shape: history rows (each in
+Kept apart from the stores so they stay about their shape: history rows (each in
 the chain of its memory's user), a scope's hard erase (the chain records every memory that
 went and adjusts the live counts its head keeps) and a scope's soft delete (every row that
 passes its check is re-signed; one that fails is left alone: never re-signed, so never
@@ -18,11 +19,17 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from memsvc.model.records import HistoryEvent, MemoryStatus, Scope
 from memsvc.storage.base import HistoryDraft
-from memsvc.storage.integrity import ChainWriter, scope_key
-from memsvc.storage.schema import history, memories, messages
-from memsvc.storage.sqlite import rows
-from memsvc.storage.sqlite.graph import purge_orphans
-from memsvc.storage.sqlite.integrity import StoreIntegrity, memory_select
+from memsvc.storage.integrity.chain import ChainWriter
+from memsvc.storage.integrity.codec import scope_key
+from memsvc.storage.integrity.guard import StoreIntegrity
+from memsvc.storage.row_mapping import history_row
+from memsvc.storage.schema import history, messages
+
+_CHUNK = 500  # ids per IN (...): SQLite caps the parameters of one statement
+
+
+def _chunks(items: Sequence[Any]) -> list[list[Any]]:
+    return [list(items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
 
 
 def note_erased(
@@ -49,8 +56,9 @@ def history_rows(
 ) -> list[dict[str, Any]]:
     """Signed history rows, each in the chain of its memory's user (looked up when the
     write does not carry the memory)."""
+    memories = guard.layout.memories
     missing = list({h.memory_id for h in drafts} - owners.keys())
-    for chunk in rows.chunks(missing):
+    for chunk in _chunks(missing):
         owners.update(conn.execute(
             select(memories.c.id, memories.c.user_id)
             .where(memories.c.tenant == tenant, memories.c.id.in_(chunk))
@@ -58,7 +66,7 @@ def history_rows(
     out = []
     for h in drafts:
         scope = scope_key(owners.get(h.memory_id))
-        values = {**rows.history_row(tenant, h), "chain_user": scope}
+        values = {**history_row(tenant, h), "chain_user": scope}
         out.append(guard.sign(chain, "history", tenant, scope, values, event="insert",
                               ref=h.memory_id))
     return out
@@ -73,17 +81,19 @@ def erase(
     where: Any,
     message_scope: list[Any],
 ) -> int:
-    """Hard-delete a scope: its memories, their vectors, links and history, its messages."""
-    del guard  # nothing is signed: erased rows leave only their chain entries
+    """Hard-delete a scope: its memories, their vectors, links and history, its messages.
+    Nothing is signed: erased rows leave only their chain entries."""
+    layout = guard.layout
+    memories = layout.memories
     found = conn.execute(select(memories.c.pk, memories.c.id, memories.c.user_id)
                          .where(where)).all()
     erased_history: list[str | None] = []
     if found:
-        # vec0 rejects multi-row UPDATEs on a partitioned table, so go row by row.
-        conn.exec_driver_sql("DELETE FROM memory_vec WHERE rowid = ?", [(r.pk,) for r in found])
-        conn.execute(delete(memories).where(memories.c.pk.in_([r.pk for r in found])))
-        purge_orphans(conn, tenant, scope)  # links went with the rows (cascade)
-        for chunk in rows.chunks([r.id for r in found]):
+        layout.drop_vectors(conn, [r.pk for r in found])
+        for chunk in _chunks([r.pk for r in found]):
+            conn.execute(delete(memories).where(memories.c.pk.in_(chunk)))
+        layout.purge_orphans(conn, tenant, scope)  # links went with the rows (cascade)
+        for chunk in _chunks([r.id for r in found]):
             erased_history += conn.execute(
                 delete(history)
                 .where(history.c.tenant == tenant, history.c.memory_id.in_(chunk))
@@ -108,11 +118,11 @@ def mark_deleted(
     actor: str,
 ) -> int:
     """Soft-delete a scope: status `deleted`, re-signed, with a history entry each."""
-    found = guard.served("memory", conn.execute(memory_select().where(where)))
+    memories = guard.layout.memories
+    found = guard.served("memory", conn.execute(guard.layout.memory_select().where(where)))
     if not found:
         return 0
-    conn.exec_driver_sql("UPDATE memory_vec SET status = 'deleted' WHERE rowid = ?",
-                         [(r.pk,) for r in found])
+    guard.layout.vectors_deleted(conn, [r.pk for r in found])
     drafts = []
     for row in found:
         if row.status != MemoryStatus.DELETED:
@@ -121,8 +131,9 @@ def mark_deleted(
                                        "delete_all", at))
         changes = {"status": MemoryStatus.DELETED.value, "invalidated_at": at,
                    "updated_at": at}
+        stored = {k: v for k, v in row._mapping.items() if k != "chain_digest"}
         sealed = guard.sign(chain, "memory", tenant, scope_key(row.user_id),
-                            {**row._mapping, **changes}, event="update")
+                            {**stored, **changes}, event="update")
         conn.execute(update(memories).where(memories.c.pk == row.pk).values(
             **changes, chain_seq=sealed["chain_seq"], mac=sealed["mac"],
             mac_key=sealed["mac_key"],
