@@ -162,6 +162,7 @@ class StoreIntegrity:
         ).scalar_one()
         self.witness = Witness(witness_name or self.store_id)
         self.monitor = IntegrityMonitor()
+        self.opened_tenants: set[str] = set()  # checked on open (one tenant at a time)
 
     # -- writes ---------------------------------------------------------------------------
 
