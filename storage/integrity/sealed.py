@@ -11,18 +11,19 @@ laundered, and still not served).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from memsvc.model.records import HistoryEvent, MemoryStatus, Scope
+from memsvc.model.errors import NotFoundError
+from memsvc.model.records import HistoryEvent, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import HistoryDraft
 from memsvc.storage.integrity.chain import ChainWriter
 from memsvc.storage.integrity.codec import scope_key
 from memsvc.storage.integrity.guard import StoreIntegrity
-from memsvc.storage.row_mapping import history_row
+from memsvc.storage.row_mapping import history_row, memory_row
 from memsvc.storage.schema import history, messages
 
 _CHUNK = 500  # ids per IN (...): SQLite caps the parameters of one statement
@@ -44,6 +45,56 @@ def note_erased(
         chain.count(tenant, scope_key(user_id), "memories", -1)
     for user, n in Counter(erased_history).items():
         chain.count(tenant, scope_key(user), "history", -n)
+
+
+def update_memory(
+    conn: Connection, guard: StoreIntegrity, chain: ChainWriter, tenant: str,
+    rec: MemoryRecord, extra: Mapping[str, Any],
+) -> int:
+    """Rewrite a memory's row (plus the backend's `extra` columns), re-signed; a memory moved
+    to another user leaves one chain for the other. Returns its pk."""
+    memories = guard.layout.memories
+    stored = conn.execute(
+        select(memories.c.pk, memories.c.created_at, memories.c.user_id)
+        .where(memories.c.tenant == tenant, memories.c.id == rec.id)
+    ).first()
+    if stored is None:
+        raise NotFoundError(f"no memory with id {rec.id!r}", field="id")
+    scope, was = scope_key(rec.scope.user_id), scope_key(stored.user_id)
+    if scope != was:
+        chain.note(tenant, was, f"mem:{rec.id}", "move")
+        chain.count(tenant, was, "memories", -1)
+        chain.count(tenant, scope, "memories", +1)
+    values = memory_row(tenant, rec)
+    values["created_at"] = stored.created_at  # fixed at insert; signed as stored
+    values = guard.sign(chain, "memory", tenant, scope, values, event="update")
+    for fixed in ("id", "tenant", "created_at"):
+        values.pop(fixed)
+    conn.execute(update(memories).where(memories.c.pk == stored.pk)
+                 .values(**values, **extra))
+    return int(stored.pk)
+
+
+def hard_delete(
+    conn: Connection, guard: StoreIntegrity, chain: ChainWriter, tenant: str, memory_id: str
+) -> tuple[int, str | None]:
+    """Erase a memory and its history (the chain keeps that it was erased); returns its pk
+    (for the backend's vector index) and user."""
+    memories = guard.layout.memories
+    gone = conn.execute(
+        delete(memories)
+        .where(memories.c.tenant == tenant, memories.c.id == memory_id)
+        .returning(memories.c.pk, memories.c.user_id)
+    ).first()
+    if gone is None:
+        raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
+    erased = conn.execute(
+        delete(history)
+        .where(history.c.tenant == tenant, history.c.memory_id == memory_id)
+        .returning(history.c.chain_user)
+    ).scalars().all()
+    note_erased(chain, tenant, [(memory_id, gone.user_id)], erased)
+    return int(gone.pk), gone.user_id
 
 
 def history_rows(

@@ -112,6 +112,14 @@ def heads_of(conn: Connection) -> list[tuple[str, str, int, str]]:
     return [(r.tenant, r.scope, r.seq, r.tag) for r in conn.execute(select(integrity_heads))]
 
 
+def reset_witness(conn: Connection, guard: StoreIntegrity) -> int:
+    """Make the witness agree with the store as `conn` sees it (after restoring a backup on
+    purpose). Returns how many scopes it now holds."""
+    heads = heads_of(conn)
+    guard.witness.replace(heads)
+    return len(heads)
+
+
 def sign_existing(conn: Connection, keyring: Keyring, store_id: str,
                   memories: Table) -> int:
     """Give every row of a store written before MACs its place in its owner's chain, in the

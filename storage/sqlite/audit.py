@@ -49,12 +49,8 @@ class SQLiteAuditor:
         return n
 
     def reset_witness(self) -> int:
-        """Make the witness agree with the store as it is (after restoring a backup on
-        purpose). Returns how many scopes it now holds."""
         with reading(self.engine) as conn:
-            heads = whole_store.heads_of(conn)
-        self.guard.witness.replace(heads)
-        return len(heads)
+            return whole_store.reset_witness(conn, self.guard)
 
     def close(self) -> None:
         self.engine.dispose()

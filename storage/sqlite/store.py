@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from memsvc.model.errors import NotFoundError, StoreError
+from memsvc.model.errors import StoreError
 from memsvc.model.records import (
     HistoryEntry,
     MemoryRecord,
@@ -151,43 +151,15 @@ class SQLiteStore(GraphStoreMixin):
         self, conn: Connection, chain: ChainWriter, rec: MemoryRecord,
         embedding: np.ndarray | None,
     ) -> None:
-        stored = conn.execute(
-            select(memories.c.pk, memories.c.created_at, memories.c.user_id)
-            .where(memories.c.tenant == self.tenant, memories.c.id == rec.id)
-        ).first()
-        if stored is None:
-            raise NotFoundError(f"no memory with id {rec.id!r}", field="id")
-        scope, was = scope_key(rec.scope.user_id), scope_key(stored.user_id)
-        if scope != was:  # moved to another user: it leaves one chain for the other
-            chain.note(self.tenant, was, f"mem:{rec.id}", "move")
-            chain.count(self.tenant, was, "memories", -1)
-            chain.count(self.tenant, scope, "memories", +1)
-        values = rows.memory_row(self.tenant, rec)
-        values["created_at"] = stored.created_at  # fixed at insert; signed as stored
-        values = self.integrity.sign(chain, "memory", self.tenant, scope, values,
-                                     event="update")
-        for fixed in ("id", "tenant", "created_at"):
-            values.pop(fixed)
-        conn.execute(update(memories).where(memories.c.pk == stored.pk).values(**values))
-        vectors.update_vector(conn, stored.pk, rec.status.value, embedding)
+        pk = sealed_writes.update_memory(conn, self.integrity, chain, self.tenant, rec, {})
+        vectors.update_vector(conn, pk, rec.status.value, embedding)
 
     def _hard_delete(self, conn: Connection, chain: ChainWriter, memory_id: str) -> str | None:
         """Erase a memory, its vector and history; the chain keeps that it was erased."""
-        gone = conn.execute(
-            delete(memories)
-            .where(memories.c.tenant == self.tenant, memories.c.id == memory_id)
-            .returning(memories.c.pk, memories.c.user_id)
-        ).first()
-        if gone is None:
-            raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
-        conn.exec_driver_sql("DELETE FROM memory_vec WHERE rowid = ?", (gone.pk,))
-        erased = conn.execute(
-            delete(history)
-            .where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
-            .returning(history.c.chain_user)
-        ).scalars().all()
-        sealed_writes.note_erased(chain, self.tenant, [(memory_id, gone.user_id)], erased)
-        return gone.user_id
+        pk, user_id = sealed_writes.hard_delete(conn, self.integrity, chain, self.tenant,
+                                                memory_id)
+        self.integrity.layout.drop_vectors(conn, [pk])
+        return user_id
 
     def record_access(self, accesses: Mapping[str, tuple[int, datetime]]) -> None:
         if not accesses:

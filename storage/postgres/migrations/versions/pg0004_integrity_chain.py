@@ -1,7 +1,7 @@
 """Integrity on PostgreSQL: the per-scope chain and its heads, a store id, and signing.
 
-The same tables as SQLite's migration 0005 (`integrity_chain`, `integrity_heads`, shapes from
-storage/schema.py) with the tenant policy every tenant-owned table has (pg0001), a random
+The same tables as SQLite's migration 0005 (`integrity_chain`, `integrity_heads`, created from
+storage/schema.py) with the tenant policy every tenant-owned table has (pg0001's), a random
 `store_id` in `store_meta` (bound into every MAC), and then every row the store already holds
 signed in created order with the key from `MEMSVC_INTEGRITY_KEY` or the config dir (see
 memsvc.storage.integrity.keys). The rows are read as this migration's role: run it as the
@@ -15,7 +15,6 @@ Create Date: 2026-12-02
 
 import uuid
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = "pg0004"
@@ -23,47 +22,15 @@ down_revision = "pg0002"
 branch_labels = None
 depends_on = None
 
-_POLICY = """
-ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
-ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON {table}
-    USING (tenant = current_setting('memsvc.tenant', true))
-    WITH CHECK (tenant = current_setting('memsvc.tenant', true));
-"""
-
-
 def upgrade() -> None:
-    op.create_table(
-        "integrity_chain",
-        sa.Column("tenant", sa.String(128), primary_key=True),
-        sa.Column("scope", sa.String(256), primary_key=True),
-        sa.Column("seq", sa.Integer, primary_key=True),
-        sa.Column("ref", sa.String(300), nullable=False),
-        sa.Column("event", sa.String(16), nullable=False),
-        sa.Column("digest", sa.String(64), nullable=False),
-        sa.Column("tag", sa.String(64), nullable=False),
-        sa.Column("mac_key", sa.String(16), nullable=False),
-    )
-    # a memory's latest entry (its digest) is looked up by its id on every read: covering
-    op.create_index(
-        "ix_integrity_chain_ref", "integrity_chain", ["tenant", "ref", "scope", "seq", "digest"]
-    )
-    op.create_table(
-        "integrity_heads",
-        sa.Column("tenant", sa.String(128), primary_key=True),
-        sa.Column("scope", sa.String(256), primary_key=True),
-        sa.Column("seq", sa.Integer, nullable=False),
-        sa.Column("tag", sa.String(64), nullable=False),
-        sa.Column("base", sa.Integer, nullable=False),
-        sa.Column("base_tag", sa.String(64), nullable=False),
-        sa.Column("memories", sa.Integer, nullable=False),
-        sa.Column("messages", sa.Integer, nullable=False),
-        sa.Column("history", sa.Integer, nullable=False),
-        sa.Column("mac_key", sa.String(16), nullable=False),
-        sa.Column("mac", sa.String(64), nullable=False),
-    )
-    for table in ("integrity_chain", "integrity_heads"):
-        op.execute(_POLICY.format(table=table))
+    from memsvc.storage.postgres.migrations.versions.pg0001_initial import _POLICY
+    from memsvc.storage.schema import integrity_chain, integrity_heads
+
+    for table in (integrity_chain, integrity_heads):
+        # the shapes SQLite's migration 0005 creates, from storage/schema.py (with the
+        # covering index a memory's read looks its latest entry up by)
+        table.create(op.get_bind())
+        op.execute(_POLICY.format(table=table.name))
     store_id = uuid.uuid4().hex
     op.execute(f"INSERT INTO store_meta(key, value) VALUES ('store_id', '{store_id}')")
     _sign(store_id)
