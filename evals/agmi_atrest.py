@@ -10,7 +10,11 @@ memsvc's own: `verify()` reads user A's memories through the public SDK (`get_al
 `IntegrityError`; anything else it serves counts as accepted.
 
     python -m memsvc.evals.agmi_atrest        # writes evals/results/agmi-atrest.{md,json}
+    python -m memsvc.evals.agmi_atrest --backend postgres [--db postgresql+psycopg://...]
     agmi-check --adapter memsvc.evals.agmi_atrest:MemsvcAtRestAdapter
+
+By default both backends run: SQLite here, PostgreSQL through evals/agmi_atrest_pg.py on the
+`--db` URL (a superuser's) or else on an embedded server started in a temp dir for the run.
 
 A record is one `memories` row of user A, in chain order (the order memsvc wrote them);
 its slot is the row (`pk`, `id`) and its owner the user, so a replay keeps both and moves
@@ -269,27 +273,63 @@ def run() -> list[dict[str, Any]]:
     return check.run(MemsvcAtRestAdapter())
 
 
+def run_postgres(url: str | None) -> list[dict[str, Any]]:
+    """T1–T9 on PostgreSQL: on `url`, or on an embedded server started (and stopped) here."""
+    from memsvc.evals.agmi_atrest_pg import MemsvcPostgresAtRestAdapter
+
+    if url is not None:
+        return check.run(MemsvcPostgresAtRestAdapter(url))
+    from memsvc.storage.postgres.server import EmbeddedPostgres
+
+    root = Path(tempfile.mkdtemp(prefix="memsvc-agmi-pg-"))
+    server = EmbeddedPostgres(root / "pg", database="agmi", fast_unsafe=True)
+    try:
+        server.start()
+        return check.run(MemsvcPostgresAtRestAdapter(server.url()))
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_ATTACKER = {
+    "sqlite": "write access to the SQLite file (raw `sqlite3`)",
+    "postgres": "the database's superuser (direct SQL `UPDATE`/`INSERT`/`DELETE`, and a "
+                "copy of the tables put back for T9)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--db", help="postgresql+psycopg:// URL of a superuser (PostgreSQL "
+                        "runs; default: an embedded server for the run)")
     args = parser.parse_args(argv)
-    rows = run()
-    print(check.render(MemsvcAtRestAdapter.name, rows))
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for backend in backends:
+        runs[backend] = run() if backend == "sqlite" else run_postgres(args.db)
+        print(check.render(f"{MemsvcAtRestAdapter.name} ({backend})", runs[backend]))
     write_json(args.out / "agmi-atrest.json", {
         "tool": MemsvcAtRestAdapter.name, "agmi": "agent-memory-integrity 0.6.3",
-        "detection_point": MemsvcAtRestAdapter.detection_point, "edits": rows,
+        "detection_point": MemsvcAtRestAdapter.detection_point, "backends": runs,
         "environment": environment(), "git": git_state(),
     })
-    table = markdown_table(["edit", "verdict", "detail"],
-                           [[r["edit"], r["verdict"], r["detail"]] for r in rows])
+    sections = []
+    for backend, rows in runs.items():
+        table = markdown_table(["edit", "verdict", "detail"],
+                               [[r["edit"], r["verdict"], r["detail"]] for r in rows])
+        sections.append(f"## {backend}\n\nAttacker: {_ATTACKER[backend]}.\n\n{table}\n")
     (args.out / "agmi-atrest.md").write_text(
         "# agmi at-rest (agent-memory-integrity 0.6.3) against memsvc\n\n"
-        "Attacker: write access to the SQLite file (raw `sqlite3`), not to the integrity key\n"
-        "or the witness. Detection point: the SDK's read path (`get_all`, `search`, `get`),\n"
-        "which raises `IntegrityError`. Regenerate: `python -m memsvc.evals.agmi_atrest`.\n\n"
-        f"{table}\n", encoding="utf-8",
+        "The attacker does not hold the integrity key or the witness (both outside the\n"
+        "store). Detection point: the SDK's read path (`get_all`, `search`, `get`), which\n"
+        "raises `IntegrityError`. Regenerate: `python -m memsvc.evals.agmi_atrest`\n"
+        "(`--backend sqlite|postgres|both`, `--db` a PostgreSQL superuser's URL).\n\n"
+        + "\n".join(sections), encoding="utf-8",
     )
-    return 1 if any(r["verdict"] in ("ACCEPTED", "ERROR") for r in rows) else 0
+    every = [r for rows in runs.values() for r in rows]
+    return 1 if any(r["verdict"] in ("ACCEPTED", "ERROR") for r in every) else 0
 
 
 if __name__ == "__main__":

@@ -179,12 +179,17 @@ class InferRequest(ScopeFields):
 
 
 class ImportRequest(_Body):
-    records: list[Any] = Field(description="Memories as `GET /v1/export` writes them.")
+    records: list[Any] = Field(description="Records as `GET /v1/export` writes them: "
+                               "memories, and (tagged by `type`) messages and history.")
 
 
 class ImportResult(BaseModel):
     imported: int
     skipped: int
+    # only when the records held messages or history (a memories-only import answers as
+    # it always did)
+    messages: int | None = None
+    history: int | None = None
 
 
 class ResetRequest(_Body):

@@ -19,7 +19,7 @@ from typing import Literal
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from memsvc.model.errors import InvalidInputError, StoreError
+from memsvc.model.errors import InvalidInputError
 from memsvc.storage.base import KeyStore, MemoryStore
 from memsvc.storage.integrity.audit import IntegrityAuditor
 
@@ -136,7 +136,10 @@ def open_auditor(location: str | Path) -> IntegrityAuditor:
     embedder needed. IntegrityError if there is no store there."""
     where = parse_location(location)
     if where.backend == "postgresql":
-        raise StoreError("memsvc verify audits SQLite stores; PostgreSQL stores carry no MACs yet")
+        from memsvc.storage.postgres.audit import PostgresAuditor
+
+        assert where.url is not None
+        return PostgresAuditor(where.url)
     from memsvc.storage.sqlite.audit import SQLiteAuditor
 
     assert where.path is not None

@@ -22,6 +22,7 @@ from rich.table import Table
 from memsvc.cli.errors import OneLineErrors
 from memsvc.model.errors import InvalidInputError, MemsvcError
 from memsvc.model.records import MemoryRecord, SearchResponse
+from memsvc.sdk.io import batches
 from memsvc.sdk.memory import Memory
 from memsvc.sdk.operations import Surface
 
@@ -297,9 +298,13 @@ def export_(
     session_id: SessionOption = None,
     include_inactive: Annotated[bool, typer.Option(
         "--include-inactive/--active-only", help="Also deleted and superseded memories")] = True,
+    full: Annotated[bool, typer.Option(
+        "--full/--memories-only", help="Also the raw messages and the memories' history "
+        "(a whole-store move, e.g. SQLite to PostgreSQL)")] = False,
     db: DbOption = None,
 ) -> None:
-    """Write memories as JSON lines (all of the tenant when no scope is given)."""
+    """Write memories (and their messages and history) as JSON lines (all of the tenant when
+    no scope is given)."""
     with _memory(db) as m:
         out = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8")
         count = 0
@@ -309,7 +314,7 @@ def export_(
                 for record in _run(
                     lambda: list(
                         m.export(user_id=user_id, agent_id=agent_id, session_id=session_id,
-                                 include_inactive=include_inactive)
+                                 include_inactive=include_inactive, full=full)
                     )
                 ):
                     out.write(record.model_dump_json() + "\n")
@@ -318,7 +323,7 @@ def export_(
         finally:
             if out is not sys.stdout:
                 out.close()
-        err_console.print(f"exported {count} memories")
+        err_console.print(f"exported {count} records")
 
 
 @app.command("import")
@@ -327,7 +332,8 @@ def import_(
     batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 256,
     db: DbOption = None,
 ) -> None:
-    """Load exported memories (ids already present are skipped; vectors are recomputed)."""
+    """Load an export: memories, messages, history (what is already present is skipped;
+    vectors are recomputed; the store signs every row itself)."""
     lines = source.read_text(encoding="utf-8").splitlines()
     records: list[dict[str, Any]] = []
     for number, line in enumerate(lines, start=1):
@@ -337,16 +343,17 @@ def import_(
             except json.JSONDecodeError as exc:
                 err_console.print(f"[red]error[/red]: line {number} is not JSON: {exc.msg}")
                 raise typer.Exit(2) from exc
-    totals = {"imported": 0, "skipped": 0}
+    totals = {"imported": 0, "skipped": 0, "messages": 0, "history": 0}
     with _memory(db) as m, Progress(console=err_console) as progress:
         task = progress.add_task("importing", total=len(records))
-        for start in range(0, len(records), batch_size):
-            chunk = records[start : start + batch_size]
+        for chunk in batches(records, batch_size):
             result = _run(lambda chunk=chunk: m.import_records(chunk))  # type: ignore[misc]
             for key in totals:
-                totals[key] += result[key]
+                totals[key] += result.get(key, 0)
             progress.advance(task, len(chunk))
-    console.print(f"imported {totals['imported']}, skipped {totals['skipped']} (already present)")
+    console.print(f"imported {totals['imported']} memories, {totals['messages']} messages, "
+                  f"{totals['history']} history entries; skipped {totals['skipped']} "
+                  "(already present)")
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -141,6 +141,24 @@ class HistoryEntry(BaseModel):
     actor: str
     reason: str | None = None
     created_at: datetime
+
+
+class ExportedMessage(StoredMessage):
+    """A raw message in an export file (one JSON line, tagged `"type": "message"`; memory
+    lines carry no tag, as export files always wrote them)."""
+
+    type: Literal["message"] = "message"
+
+
+class ExportedHistory(HistoryEntry):
+    """A history entry of an exported memory (tagged `"type": "history"`). Its id is the
+    exporting store's, ignored on import: the importing store numbers its own rows."""
+
+    type: Literal["history"] = "history"
+    id: int | None = None  # type: ignore[assignment]
+
+
+ExportItem = MemoryRecord | ExportedMessage | ExportedHistory
 
 
 class AddResult(BaseModel):

@@ -10,7 +10,7 @@ import json
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -22,7 +22,9 @@ from memsvc.model.errors import (
     ScopeRequiredError,
     TextTooLargeError,
 )
-from memsvc.model.records import MemoryRecord, Scope
+from memsvc.model.records import ExportedHistory, ExportedMessage, MemoryRecord, Scope
+
+M = TypeVar("M", bound=BaseModel)
 
 _MAX_ID_LEN = 256
 _ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
@@ -246,22 +248,55 @@ def clean_record(record: MemoryRecord, *, max_bytes: int, field: str = "record")
     which the model then cannot read back).
     """
     clean_text(record.text, max_bytes=max_bytes, field=f"{field}.text")
-    scope = Scope(**{name: clean_id(value, field=f"{field}.scope.{name}")
-                     for name, value in record.scope})
-    if scope.is_empty():
-        raise ScopeRequiredError(f"{field} has no scope", field=f"{field}.scope")
     changes: dict[str, Any] = {
         "id": clean_id(record.id, field=f"{field}.id"),
         "superseded_by": clean_id(record.superseded_by, field=f"{field}.superseded_by"),
-        "scope": scope,
+        "scope": _owned_by(record.scope, field),
         "metadata": clean_metadata(record.metadata, field=f"{field}.metadata"),
     }
-    for name, value in record:
+    return _cleaned(record, changes, field)
+
+
+def _owned_by(scope: Scope, field: str) -> Scope:
+    """An imported record's scope, each id checked; a record must belong to someone."""
+    clean = Scope(**{name: clean_id(value, field=f"{field}.scope.{name}")
+                     for name, value in scope})
+    if clean.is_empty():
+        raise ScopeRequiredError(f"{field} has no scope", field=f"{field}.scope")
+    return clean
+
+
+def _cleaned(model: M, changes: dict[str, Any], field: str) -> M:
+    """`model` with `changes`, its times parsed and every other field checked as stored."""
+    for name, value in model:
         if isinstance(value, datetime):
             changes[name] = parse_timestamp(value, field=f"{field}.{name}")
         elif name not in changes:
             _check_stored(value, f"{field}.{name}")
-    return record.model_copy(update=changes)
+    return model.model_copy(update=changes)
+
+
+def clean_message(message: ExportedMessage, *, max_bytes: int,
+                  field: str = "record") -> ExportedMessage:
+    """An imported raw message as it may be stored (the checks `add` applies to one)."""
+    clean_text(message.content, max_bytes=max_bytes, field=f"{field}.content")
+    changes: dict[str, Any] = {
+        "id": clean_id(message.id, field=f"{field}.id"),
+        "scope": _owned_by(message.scope, field),
+        "metadata": clean_metadata(message.metadata, field=f"{field}.metadata"),
+    }
+    return _cleaned(message, changes, field)
+
+
+def clean_history(entry: ExportedHistory, *, field: str = "record") -> ExportedHistory:
+    """An imported history entry as it may be stored: its memory's id, its snapshots as
+    metadata is checked, its time in range."""
+    changes: dict[str, Any] = {
+        "memory_id": clean_id(entry.memory_id, field=f"{field}.memory_id"),
+        "old": None if entry.old is None else clean_metadata(entry.old, field=f"{field}.old"),
+        "new": None if entry.new is None else clean_metadata(entry.new, field=f"{field}.new"),
+    }
+    return _cleaned(entry, changes, field)
 
 
 def _check_stored(value: Any, path: str) -> None:

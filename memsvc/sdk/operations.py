@@ -24,6 +24,7 @@ from memsvc.consolidate import ConsolidationConfig, ConsolidationReport, Progres
 from memsvc.model.chat import ChatEvent, ChatResponse
 from memsvc.model.records import (
     AddResult,
+    ExportItem,
     HistoryEntry,
     MemoryRecord,
     Page,
@@ -280,13 +281,15 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("stats", (), StoreStats, "GET", "/v1/stats",
               "Counts by kind and status, and index sizes.", read_only=True, idempotent=True),
     # -- import / export
-    Operation("export", (*SCOPE, _p("include_inactive", bool, True)), Iterator[MemoryRecord],
+    Operation("export", (*SCOPE, _p("include_inactive", bool, True), _p("full", bool, False)),
+              Iterator[ExportItem],
               "GET", "/v1/export",
-              "Every memory of a scope (or of the whole tenant when no scope is named).",
+              "Every memory of a scope (or of the whole tenant when no scope is named); with "
+              "`full`, its raw messages and history too.",
               stream="ndjson", read_only=True,
               idempotent=True),
     Operation("import_records",
-              (_p("records", Iterable[dict[str, Any] | MemoryRecord], positional=True),),
+              (_p("records", Iterable[dict[str, Any] | ExportItem], positional=True),),
               dict[str, int], "POST", "/v1/import",
               "Load exported memories; ids already present are skipped, vectors recomputed.",
               idempotent=True),

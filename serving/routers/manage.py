@@ -58,7 +58,8 @@ def reset(body: ResetRequest, m: Caller) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/v1/import", response_model=ImportResult, responses=ERRORS)
+@router.post("/v1/import", response_model=ImportResult, response_model_exclude_none=True,
+             responses=ERRORS)
 def import_records(body: ImportRequest, m: Caller) -> ImportResult:
     """Load memories as `GET /v1/export` writes them: every record is checked before any is
     written; ids already present are skipped, vectors are recomputed."""

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from memsvc.model.records import MemoryRecord, SearchResponse
+from memsvc.model.records import ExportItem, SearchResponse
 from memsvc.retrievers.context import ContextBlock
 from memsvc.serving.routers.deps import ERRORS, AppMetrics, Caller
 from memsvc.serving.schemas import ContextRequest, SearchRequest
@@ -50,7 +50,7 @@ def context(body: ContextRequest, m: Caller, metrics: AppMetrics) -> ContextBloc
     return block
 
 
-def _lines(records: Iterator[MemoryRecord]) -> Iterator[bytes]:
+def _lines(records: Iterator[ExportItem]) -> Iterator[bytes]:
     for record in records:
         yield record.model_dump_json().encode() + b"\n"
 
@@ -64,9 +64,11 @@ def export(
     agent_id: ScopeId = None,
     session_id: ScopeId = None,
     include_inactive: bool = True,
+    full: bool = False,
 ) -> StreamingResponse:
     """Every memory of a scope (the whole tenant when none is named) as NDJSON, streamed:
-    the records `Memory.export` yields, ready for `POST /v1/import`."""
+    the records `Memory.export` yields, ready for `POST /v1/import`; with `full`, the
+    scope's raw messages and the memories' history too (tagged by `type`)."""
     records = m.export(user_id=user_id, agent_id=agent_id, session_id=session_id,
-                       include_inactive=include_inactive)  # refused before streaming starts
+                       include_inactive=include_inactive, full=full)  # refused before streaming
     return StreamingResponse(_lines(records), media_type=NDJSON)

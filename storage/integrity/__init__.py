@@ -1,9 +1,11 @@
 """Tamper evidence for stored memories, messages and history (issue 11, item 3).
 
-Backend-neutral: the key, the canonical encoding and MACs, the chain, the witness and the
-checks. A backend only fetches and stores (SQLite: storage/sqlite/integrity.py for the write
-and read paths, sealed_writes.py for multi-row writes, audit.py for `memsvc verify` and the
-migration); a PostgreSQL backend reuses everything here unchanged.
+Backend-neutral: the key, the canonical encoding and MACs, the chain, the witness, the
+checks, and the SQL around them (guard: signing inside a write, checking on read and open;
+sealed: multi-row writes; whole_store: audit, rekey, first signing). A backend supplies only
+a `guard.Layout` (its memories table, fresh reads, vector index upkeep, chain locking) and
+its `memsvc verify` auditor: storage/sqlite/{integrity,audit}.py,
+storage/postgres/{integrity,audit}.py.
 
 - keys: HMAC-SHA256 key from `MEMSVC_INTEGRITY_KEY` or a 0600 key file in the config dir,
   older keys in a keyring (verify only), a key id beside every MAC.

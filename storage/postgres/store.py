@@ -15,7 +15,7 @@ the candidates re-sorted by exact distance. Lexical search: storage/postgres/lex
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,34 +23,36 @@ import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from memsvc.model.errors import NotFoundError, StoreError
+from memsvc.model.errors import StoreError
 from memsvc.model.records import (
     HistoryEntry,
-    HistoryEvent,
     MemoryRecord,
-    MemoryStatus,
     Scope,
     StoredMessage,
     StoreStats,
 )
 from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
+from memsvc.storage.integrity import sealed
+from memsvc.storage.integrity.chain import ChainWriter
+from memsvc.storage.integrity.codec import scope_key
+from memsvc.storage.integrity.guard import StoreIntegrity, history_select, message_select
 from memsvc.storage.keys import ApiKeyStore
 from memsvc.storage.postgres import health, lexical
 from memsvc.storage.postgres.engine import APP_ROLE, open_engine, set_tenant
 from memsvc.storage.postgres.filters import visibility_clause
 from memsvc.storage.postgres.graph import PostgresGraphReads, link_memories, purge_orphans
-from memsvc.storage.postgres.tables import RECORD_COLUMNS, unit
+from memsvc.storage.postgres.integrity import open_integrity
 from memsvc.storage.postgres.tables import pg_memories as memories
+from memsvc.storage.postgres.tables import unit
 from memsvc.storage.postgres.transfer import PostgresTransferMixin
 from memsvc.storage.row_mapping import (
     history_from_row,
-    history_row,
     memory_row,
     message_from_row,
     message_row,
     record_from_row,
 )
-from memsvc.storage.schema import UTCDateTime, history, messages
+from memsvc.storage.schema import UTCDateTime, history, integrity_heads, messages
 
 _SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
 # Scopes with fewer visible rows than this are searched exactly (every distance computed:
@@ -78,12 +80,28 @@ class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
         app_role: str = APP_ROLE,
         exact_search_below: int = EXACT_SEARCH_BELOW,
         _engine: Engine | None = None,
+        _integrity: StoreIntegrity | None = None,
     ) -> None:
         self.url = url
         self.tenant = tenant
         self.embedding_dim = embedding_dim
         self.exact_search_below = exact_search_below
+        self._owns_engine = _engine is None
         self.engine = _engine or open_engine(url, embedding_dim, app_role=app_role)
+        try:
+            if _integrity is None:  # the key, the store id, the witness
+                with self._read() as conn:
+                    _integrity = open_integrity(url, conn, self._snapshot_of)
+            self.integrity = _integrity
+            if tenant not in _integrity.opened_tenants:
+                # every scope of this tenant checked before anything of it is served
+                with self._read(snapshot=True) as conn:
+                    _integrity.check_open(conn, tenant)
+                _integrity.opened_tenants.add(tenant)
+        except BaseException:
+            if self._owns_engine:
+                self.engine.dispose()
+            raise
 
     def key_store(self) -> ApiKeyStore:
         """The API keys of every tenant (`api_keys` has no tenant policy: a key is looked up
@@ -110,25 +128,33 @@ class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
     def for_tenant(self, tenant: str) -> PostgresStore:
         """The same database seen by another tenant (shares the connection pool)."""
         return PostgresStore(self.url, tenant=tenant, embedding_dim=self.embedding_dim,
-                             exact_search_below=self.exact_search_below, _engine=self.engine)
+                             exact_search_below=self.exact_search_below, _engine=self.engine,
+                             _integrity=self.integrity)
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
     # -- transactions ---------------------------------------------------------------------
 
-    def _transact(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` as one write transaction of this tenant.
+    def _transact(self, work: Callable[[Connection, ChainWriter], T]) -> T:
+        """Run `work` as one write transaction of this tenant, its rows signed into their
+        chains (memsvc.storage.integrity); the witness learns the new heads after the commit.
 
         A deadlock or serialization failure (concurrent writers of one scope meeting on the
-        same entity or BM25 statistics rows) rolls everything back, so the whole transaction
-        is simply run again; any other database error surfaces as a StoreError.
+        same entity, BM25 statistics or chain lock) rolls everything back, so the whole
+        transaction is simply run again; any other database error surfaces as a StoreError.
         """
+        guard = self.integrity
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
                     set_tenant(conn, self.tenant)
-                    return work(conn)
+                    chain = guard.writer(conn)
+                    result = work(conn, chain)
+                    guard.save(conn, chain)
+                guard.committed(chain)
+                return result
             except DBAPIError as exc:
                 if getattr(exc.orig, "sqlstate", None) in _RETRYABLE and (
                         attempt + 1 < _WRITE_ATTEMPTS):
@@ -137,70 +163,67 @@ class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
         raise AssertionError("unreachable")
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            set_tenant(conn, self.tenant)
+    def _read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A read transaction of this tenant; `snapshot`: one snapshot for all its
+        statements (REPEATABLE READ), which comparing a chain head with rows needs."""
+        with _reading(self.engine, self.tenant, snapshot) as conn:
             yield conn
+
+    def _snapshot_of(self, tenant: str) -> AbstractContextManager[Connection]:
+        return _reading(self.engine, tenant, True)
 
     # -- writes ---------------------------------------------------------------------------
 
     def apply(self, batch: WriteBatch) -> None:
         if batch.is_empty():
             return
-        def work(conn: Connection) -> None:
+        tenant, guard = self.tenant, self.integrity
+
+        def work(conn: Connection, chain: ChainWriter) -> None:
             if batch.messages:
-                conn.execute(insert(messages),
-                             [message_row(self.tenant, m) for m in batch.messages])
+                conn.execute(insert(messages), [
+                    guard.sign(chain, "message", tenant, scope_key(m.scope.user_id),
+                               message_row(tenant, m), event="insert")
+                    for m in batch.messages
+                ])
+            owners = {r.id: r.scope.user_id for r, _ in [*batch.inserts, *batch.updates]}
             if batch.inserts:
                 conn.execute(insert(memories), [
-                    {**memory_row(self.tenant, rec), "embedding": unit(emb)}
+                    {**guard.sign(chain, "memory", tenant, scope_key(rec.scope.user_id),
+                                  memory_row(tenant, rec), event="insert"),
+                     "embedding": unit(emb)}
                     for rec, emb in batch.inserts
                 ])
-                link_memories(conn, self.tenant, [r for r, _ in batch.inserts], replace=False)
+                link_memories(conn, tenant, [r for r, _ in batch.inserts], replace=False)
             for rec, embedding in batch.updates:
-                self._update_memory(conn, rec, embedding)
+                self._update_memory(conn, chain, rec, embedding)
             if batch.updates:
-                link_memories(conn, self.tenant, [r for r, _ in batch.updates], replace=True)
+                link_memories(conn, tenant, [r for r, _ in batch.updates], replace=True)
             for memory_id in batch.hard_deletes:
-                self._hard_delete(conn, memory_id)
+                owners[memory_id] = self._hard_delete(conn, chain, memory_id)
             if batch.history:
-                conn.execute(insert(history), [history_row(self.tenant, h) for h in batch.history])
+                conn.execute(insert(history), sealed.history_rows(
+                    conn, guard, chain, tenant, batch.history, owners))
 
         self._transact(work)
 
     def _update_memory(
-        self, conn: Connection, rec: MemoryRecord, embedding: np.ndarray | None
+        self, conn: Connection, chain: ChainWriter, rec: MemoryRecord,
+        embedding: np.ndarray | None,
     ) -> None:
-        values = memory_row(self.tenant, rec)
-        for fixed in ("id", "tenant", "created_at"):
-            values.pop(fixed)
-        if embedding is not None:
-            values["embedding"] = unit(embedding)
-        found = conn.execute(
-            update(memories)
-            .where(memories.c.tenant == self.tenant, memories.c.id == rec.id)
-            .values(**values)
-            .returning(memories.c.pk)
-        ).scalar_one_or_none()
-        if found is None:
-            raise NotFoundError(f"no memory with id {rec.id!r}", field="id")
+        extra = {} if embedding is None else {"embedding": unit(embedding)}
+        sealed.update_memory(conn, self.integrity, chain, self.tenant, rec, extra)
 
-    def _hard_delete(self, conn: Connection, memory_id: str) -> None:
-        found = conn.execute(
-            delete(memories)
-            .where(memories.c.tenant == self.tenant, memories.c.id == memory_id)
-            .returning(memories.c.pk)
-        ).scalar_one_or_none()
-        if found is None:
-            raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
-        conn.execute(
-            delete(history).where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
-        )
+    def _hard_delete(self, conn: Connection, chain: ChainWriter, memory_id: str) -> str | None:
+        """Erase a memory and its history; the chain keeps that it was erased."""
+        return sealed.hard_delete(conn, self.integrity, chain, self.tenant, memory_id)[1]
 
     def record_access(self, accesses: Mapping[str, tuple[int, datetime]]) -> None:
         if not accesses:
             return
-        def work(conn: Connection) -> None:
+
+        def work(conn: Connection, chain: ChainWriter) -> None:
+            del chain  # not signed: reads change them (memsvc.storage.integrity.codec)
             conn.execute(
                 update(memories)
                 .where(memories.c.tenant == self.tenant, memories.c.id == bindparam("memory_id"))
@@ -217,33 +240,13 @@ class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
     def delete_scope(self, scope: Scope, *, hard: bool, at: datetime, actor: str) -> int:
         """Delete every memory of a scope: soft marks them deleted, hard erases all traces."""
         where = visibility_clause(self.tenant, VisibilityQuery(scope=scope, statuses=()))
-        def work(conn: Connection) -> int:
-            rows = conn.execute(select(memories.c.id, memories.c.status).where(where)).all()
-            ids = [r.id for r in rows]
+
+        def work(conn: Connection, chain: ChainWriter) -> int:
             if hard:
-                if ids:
-                    conn.execute(delete(memories).where(where))
-                    purge_orphans(conn, self.tenant, scope)  # links went with the rows
-                    conn.execute(delete(history).where(
-                        history.c.tenant == self.tenant, history.c.memory_id.in_(ids)))
-                conn.execute(delete(messages).where(*self._message_scope(scope)))
-                return len(ids)
-            if not ids:
-                return 0
-            active = [r.id for r in rows if r.status != MemoryStatus.DELETED.value]
-            conn.execute(
-                update(memories)
-                .where(where)
-                .values(status=MemoryStatus.DELETED.value, invalidated_at=at, updated_at=at)
-            )
-            if active:
-                conn.execute(insert(history), [
-                    {"tenant": self.tenant, "memory_id": mid, "event": HistoryEvent.DELETE.value,
-                     "old": None, "new": {"status": MemoryStatus.DELETED.value},
-                     "actor": actor, "reason": "delete_all", "created_at": at}
-                    for mid in active
-                ])
-            return len(ids)
+                return sealed.erase(conn, self.integrity, chain, self.tenant, scope, where,
+                                    self._message_scope(scope))
+            return sealed.mark_deleted(conn, self.integrity, chain, self.tenant, where, at,
+                                       actor)
 
         return self._transact(work)
 
@@ -256,8 +259,12 @@ class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
         return parts
 
     def reset(self) -> None:
-        """Erase everything this tenant has, from every table."""
-        def work(conn: Connection) -> None:
+        """Erase everything this tenant has, from every table; each of its chains is pruned
+        to one "erase" entry, so an older copy of the database still shows as older."""
+        def work(conn: Connection, chain: ChainWriter) -> None:
+            for scope in conn.execute(select(integrity_heads.c.scope)
+                                      .where(integrity_heads.c.tenant == self.tenant)).scalars():
+                chain.erase(self.tenant, scope)
             for tbl in (memories, messages, history):
                 conn.execute(delete(tbl).where(tbl.c.tenant == self.tenant))
             purge_orphans(conn, self.tenant, None)
@@ -267,35 +274,50 @@ class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
     # -- reads ----------------------------------------------------------------------------
 
     def get(self, memory_id: str) -> MemoryRecord | None:
-        return self.get_many([memory_id]).get(memory_id)
+        """The memory, None if there is none; IntegrityError if it fails its check."""
+        with self._read() as conn:
+            found = conn.execute(self._memory_select().where(
+                memories.c.tenant == self.tenant, memories.c.id == memory_id)).all()
+        served = self.integrity.served("memory", found, strict=True)
+        return record_from_row(served[0]) if served else None
 
     def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRecord]:
+        """Those that exist and pass their integrity check (the others are refused)."""
         if not memory_ids:
             return {}
         with self._read() as conn:
-            rows = conn.execute(select(*RECORD_COLUMNS).where(
+            rows = conn.execute(self._memory_select().where(
                 memories.c.tenant == self.tenant, memories.c.id.in_(list(memory_ids)))).all()
-        return {row.id: record_from_row(row) for row in rows}
+        return {row.id: record_from_row(row) for row in self.integrity.served("memory", rows)}
+
+    def _memory_select(self) -> Any:
+        """Memory rows with the chain digest their check needs."""
+        return self.integrity.layout.memory_select()
 
     def list_memories(
         self, query: VisibilityQuery, *, limit: int, after_id: str | None = None
     ) -> tuple[list[MemoryRecord], int]:
         where = visibility_clause(self.tenant, query)
-        with self._read() as conn:
+        user = query.scope.user_id
+        with self._read(snapshot=user is not None) as conn:
+            if user is not None:  # a user's chain: no row missing or added
+                self.integrity.check_scope(conn, self.tenant, user, "memories")
             total = conn.execute(select(func.count()).select_from(memories).where(where))
             n = int(total.scalar_one())
-            stmt = select(*RECORD_COLUMNS).where(where)
+            stmt = self._memory_select().where(where)
             if after_id is not None:
                 stmt = stmt.where(memories.c.id > after_id)
             rows = conn.execute(stmt.order_by(memories.c.id).limit(limit)).all()
-        return [record_from_row(r) for r in rows], n
+        served = self.integrity.served("memory", rows)
+        return [record_from_row(r) for r in served], n - len(rows) + len(served)
 
     def find_by_hash(self, query: VisibilityQuery, content_hash: str) -> MemoryRecord | None:
         where = visibility_clause(self.tenant, query)
         with self._read() as conn:
-            row = conn.execute(select(*RECORD_COLUMNS).where(
-                where, memories.c.content_hash == content_hash).limit(1)).first()
-        return record_from_row(row) if row is not None else None
+            found = conn.execute(self._memory_select().where(
+                where, memories.c.content_hash == content_hash).limit(1)).all()
+        served = self.integrity.served("memory", found)
+        return record_from_row(served[0]) if served else None
 
     def vector_search(self, query: VisibilityQuery, embedding: np.ndarray, k: int) -> list[Hit]:
         """The k nearest visible memories by cosine, the scope applied inside the search."""
@@ -355,21 +377,23 @@ class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
     def history(self, memory_id: str) -> list[HistoryEntry]:
         with self._read() as conn:
             rows = conn.execute(
-                select(history)
+                history_select()
                 .where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
                 .order_by(history.c.id)
             ).all()
-        return [history_from_row(r) for r in rows]
+        return [history_from_row(r) for r in self.integrity.served("history", rows)]
 
     def messages(self, scope: Scope, *, limit: int = 1000) -> list[StoredMessage]:
-        with self._read() as conn:
+        with self._read(snapshot=scope.user_id is not None) as conn:
+            if scope.user_id is not None:
+                self.integrity.check_scope(conn, self.tenant, scope.user_id, "messages")
             rows = conn.execute(
-                select(messages)
+                message_select()
                 .where(*self._message_scope(scope))
                 .order_by(messages.c.timestamp, messages.c.pk)
                 .limit(limit)
             ).all()
-        return [message_from_row(r) for r in rows]
+        return [message_from_row(r) for r in self.integrity.served("message", rows)]
 
     def stats(self) -> StoreStats:
         with self._read() as conn:
@@ -379,7 +403,9 @@ class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
         """Do the indexes and the BM25 statistics agree with the rows (storage/postgres/
         health.py)? Counts are of this tenant's rows."""
         with self._read() as conn:
-            return health.consistency(conn)
+            report = health.consistency(conn)
+        report["integrity"] = self.integrity.monitor.summary()
+        return report
 
 
 def open_postgres_key_store(url: str, *, embedding_dim: int | None = None) -> ApiKeyStore:
@@ -392,3 +418,12 @@ def open_postgres_key_store(url: str, *, embedding_dim: int | None = None) -> Ap
     if dim is None:
         raise StoreError("cannot tell the embedder's vector width; open the store with Memory")
     return ApiKeyStore(open_engine(url, dim), owns_engine=True, cache_seconds=0)
+
+
+@contextmanager
+def _reading(engine: Engine, tenant: str, snapshot: bool) -> Iterator[Connection]:
+    """A read transaction of `tenant` (see `PostgresStore._read`)."""
+    source = engine.execution_options(isolation_level="REPEATABLE READ") if snapshot else engine
+    with source.begin() as conn:
+        set_tenant(conn, tenant)
+        yield conn

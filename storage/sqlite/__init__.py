@@ -3,7 +3,7 @@
 Only `memsvc.storage.factory` imports this package; everything else reaches it through the
 protocols of `memsvc.storage.base`. Modules: engine (connections, pragmas, migrations), store
 (`SQLiteStore`), rows (row ↔ record), vectors (vec0), lexical (FTS5), graph (entity tables),
-diagnostics (stats, consistency), integrity + sealed_writes + audit (MACs and chains, see
+diagnostics (stats, consistency), integrity + audit (the SQLite side of MACs and chains, see
 memsvc.storage.integrity).
 """
 

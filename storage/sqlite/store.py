@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from memsvc.model.errors import NotFoundError, StoreError
+from memsvc.model.errors import StoreError
 from memsvc.model.records import (
     HistoryEntry,
     MemoryRecord,
@@ -30,17 +30,14 @@ from memsvc.model.records import (
 from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
 from memsvc.storage.filter_sql import visibility_clause
 from memsvc.storage.integrity import ChainWriter, scope_key
+from memsvc.storage.integrity import sealed as sealed_writes
+from memsvc.storage.integrity.guard import StoreIntegrity, history_select, message_select
 from memsvc.storage.keys import ApiKeyStore
 from memsvc.storage.schema import UTCDateTime, history, integrity_heads, memories, messages
-from memsvc.storage.sqlite import diagnostics, lexical, rows, sealed_writes, vectors
+from memsvc.storage.sqlite import diagnostics, lexical, rows, vectors
 from memsvc.storage.sqlite.engine import open_engine, reading
 from memsvc.storage.sqlite.graph import GraphStoreMixin, link_memories, purge_orphans
-from memsvc.storage.sqlite.integrity import (
-    StoreIntegrity,
-    history_select,
-    memory_select,
-    message_select,
-)
+from memsvc.storage.sqlite.integrity import open_integrity
 from memsvc.storage.sqlite.transfer import SQLiteTransferMixin
 
 
@@ -64,7 +61,7 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         self.engine = open_engine(self.path, embedding_dim) if _engine is None else _engine
         if _integrity is None:
             try:  # the key, the witness, and every scope checked before anything is served
-                _integrity = StoreIntegrity(self.engine)
+                _integrity = open_integrity(self.engine)
                 with self._read() as conn:
                     _integrity.check_open(conn)
             except BaseException:
@@ -100,6 +97,10 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
 
     def _read(self) -> Any:
         return reading(self.engine)
+
+    def _memory_select(self) -> Any:
+        """Memory rows with the chain digest their check needs."""
+        return self.integrity.layout.memory_select()
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -151,43 +152,15 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         self, conn: Connection, chain: ChainWriter, rec: MemoryRecord,
         embedding: np.ndarray | None,
     ) -> None:
-        stored = conn.execute(
-            select(memories.c.pk, memories.c.created_at, memories.c.user_id)
-            .where(memories.c.tenant == self.tenant, memories.c.id == rec.id)
-        ).first()
-        if stored is None:
-            raise NotFoundError(f"no memory with id {rec.id!r}", field="id")
-        scope, was = scope_key(rec.scope.user_id), scope_key(stored.user_id)
-        if scope != was:  # moved to another user: it leaves one chain for the other
-            chain.note(self.tenant, was, f"mem:{rec.id}", "move")
-            chain.count(self.tenant, was, "memories", -1)
-            chain.count(self.tenant, scope, "memories", +1)
-        values = rows.memory_row(self.tenant, rec)
-        values["created_at"] = stored.created_at  # fixed at insert; signed as stored
-        values = self.integrity.sign(chain, "memory", self.tenant, scope, values,
-                                     event="update")
-        for fixed in ("id", "tenant", "created_at"):
-            values.pop(fixed)
-        conn.execute(update(memories).where(memories.c.pk == stored.pk).values(**values))
-        vectors.update_vector(conn, stored.pk, rec.status.value, rec.trust, embedding)
+        pk = sealed_writes.update_memory(conn, self.integrity, chain, self.tenant, rec, {})
+        vectors.update_vector(conn, pk, rec.status.value, rec.trust, embedding)
 
     def _hard_delete(self, conn: Connection, chain: ChainWriter, memory_id: str) -> str | None:
         """Erase a memory, its vector and history; the chain keeps that it was erased."""
-        gone = conn.execute(
-            delete(memories)
-            .where(memories.c.tenant == self.tenant, memories.c.id == memory_id)
-            .returning(memories.c.pk, memories.c.user_id)
-        ).first()
-        if gone is None:
-            raise NotFoundError(f"no memory with id {memory_id!r}", field="id")
-        conn.exec_driver_sql("DELETE FROM memory_vec WHERE rowid = ?", (gone.pk,))
-        erased = conn.execute(
-            delete(history)
-            .where(history.c.tenant == self.tenant, history.c.memory_id == memory_id)
-            .returning(history.c.chain_user)
-        ).scalars().all()
-        sealed_writes.note_erased(chain, self.tenant, [(memory_id, gone.user_id)], erased)
-        return gone.user_id
+        pk, user_id = sealed_writes.hard_delete(conn, self.integrity, chain, self.tenant,
+                                                memory_id)
+        self.integrity.layout.drop_vectors(conn, [pk])
+        return user_id
 
     def record_access(self, accesses: Mapping[str, tuple[int, datetime]]) -> None:
         if not accesses:
@@ -249,7 +222,7 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
     def get(self, memory_id: str) -> MemoryRecord | None:
         """The memory, None if there is none; IntegrityError if it fails its check."""
         with self._read() as conn:
-            found = conn.execute(memory_select().where(
+            found = conn.execute(self._memory_select().where(
                 memories.c.tenant == self.tenant, memories.c.id == memory_id
             )).all()
         served = self.integrity.served("memory", found, strict=True)
@@ -261,7 +234,7 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
             return {}
         with self._read() as conn:
             found = conn.execute(
-                memory_select().where(
+                self._memory_select().where(
                     memories.c.tenant == self.tenant, memories.c.id.in_(list(memory_ids))
                 )
             ).all()
@@ -277,7 +250,7 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
                 self.integrity.check_scope(conn, self.tenant, query.scope.user_id, "memories")
             count = select(func.count()).select_from(memories).where(where)
             total = conn.execute(count).scalar_one()
-            stmt = memory_select().where(where)
+            stmt = self._memory_select().where(where)
             if after_id is not None:
                 stmt = stmt.where(memories.c.id > after_id)
             found = conn.execute(stmt.order_by(memories.c.id).limit(limit)).all()
@@ -288,7 +261,7 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         where = visibility_clause(self.tenant, query)
         with self._read() as conn:
             found = conn.execute(
-                memory_select().where(where, memories.c.content_hash == content_hash).limit(1)
+                self._memory_select().where(where, memories.c.content_hash == content_hash).limit(1)
             ).all()
         served = self.integrity.served("memory", found)
         return rows.record_from_row(served[0]) if served else None

@@ -52,14 +52,17 @@ def test_export_then_import_into_a_new_store(db: Path, tmp_path: Path) -> None:
     dump = tmp_path / "dump.jsonl"
     code, out = run("export", str(dump), "--db", str(db))
     assert code == 0, out
+    full = tmp_path / "full.jsonl"
+    code, out = run("export", str(full), "--full", "--db", str(db))
+    assert code == 0 and len(full.read_text().splitlines()) == 9  # + messages, history
     lines = dump.read_text().splitlines()
     assert len(lines) == 3
 
     other = tmp_path / "other.db"
     code, out = run("import", str(dump), "--db", str(other))
-    assert code == 0 and "imported 3" in out
+    assert code == 0 and "imported 3 memories" in out
     code, out = run("import", str(dump), "--db", str(other))
-    assert "imported 0, skipped 3" in out
+    assert "imported 0 memories, 0 messages, 0 history entries; skipped 3" in out
     code, out = run("search", "jazz", "--user-id", "u1", "--db", str(other), "--json")
     assert json.loads(out)["results"][0]["memory"]["text"] == "user: I like jazz"
 

@@ -81,7 +81,8 @@ def test_requests_follow_the_spec_mapping() -> None:
     assert dict(sent[0].url.params) == {"user_id": "u", "hard": "true"}
     assert json.loads(sent[2].content) == {}  # a JSON body, as destructive routes require
     assert sent[2].headers["content-type"] == "application/json"
-    assert dict(sent[3].url.params) == {"agent_id": "x", "include_inactive": "false"}
+    assert dict(sent[3].url.params) == {"agent_id": "x", "include_inactive": "false",
+                                        "full": "false"}
 
 
 async def test_async_client_round_trip(memory: Memory) -> None:

@@ -1,8 +1,9 @@
-"""The SQLite store's integrity: what an edit of the file does to reads, what legitimate
-changes leave, the migration that signs an older store, key rotation, the audit.
+"""A store's integrity, on both backends: what an edit of the stored rows does to reads,
+what legitimate changes leave, the migrations that sign an older store, key rotation, the
+audit.
 
-Edits go through raw SQL on the file (the same SQLite library the store loads: two copies
-of SQLite in one process break each other's locks), as someone holding the file would.
+Edits go through raw SQL, as someone holding the file (SQLite) or the database's superuser
+(PostgreSQL) would.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.pool import NullPool
 
 from memsvc.model.errors import IntegrityError
 from memsvc.model.ids import content_hash, new_id
@@ -27,9 +31,16 @@ from memsvc.model.records import HistoryEvent, MemoryKind, MemoryRecord, Scope, 
 from memsvc.storage.base import HistoryDraft, VisibilityQuery, WriteBatch
 from memsvc.storage.driver import sqlite_dbapi
 from memsvc.storage.integrity.keys import rotate_key_file
+from memsvc.storage.integrity.witness import witness_dir
+from memsvc.storage.postgres.audit import PostgresAuditor
+from memsvc.storage.postgres.engine import MIGRATIONS as PG_MIGRATIONS
+from memsvc.storage.postgres.integrity import witness_name
+from memsvc.storage.postgres.store import PostgresStore
 from memsvc.storage.sqlite import SQLiteStore
 from memsvc.storage.sqlite.audit import SQLiteAuditor
 from memsvc.storage.sqlite.engine import MIGRATIONS, make_engine
+
+Store = SQLiteStore | PostgresStore
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 DIM = 4
@@ -54,33 +65,84 @@ def added(rec: MemoryRecord) -> HistoryDraft:
     return HistoryDraft(rec.id, HistoryEvent.ADD, None, {"text": rec.text}, "test", None, NOW)
 
 
-def sql(path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite_dbapi().connect(str(path))
-    try:
-        found = conn.execute(statement, params).fetchall()
-        conn.commit()
-        return found
-    finally:
-        conn.close()
+class Target:
+    """The store under test on its backend, and raw access to it as someone holding the file
+    (SQLite: the same SQLite library the store loads; two copies of SQLite in one process
+    break each other's locks) or the database's superuser (PostgreSQL)."""
 
+    def __init__(self, backend: str, path: Path, url: str | None) -> None:
+        self.backend, self.path, self.url = backend, path, url
 
-def audit(path: Path) -> list[str]:
-    auditor = SQLiteAuditor(path)
-    try:
-        return [str(f) for f in auditor.audit()]
-    finally:
-        auditor.close()
+    def open(self) -> Store:
+        if self.url is not None:
+            return PostgresStore(self.url, embedding_dim=DIM)
+        return SQLiteStore(self.path, embedding_dim=DIM)
+
+    def auditor(self) -> SQLiteAuditor | PostgresAuditor:
+        return PostgresAuditor(self.url) if self.url else SQLiteAuditor(self.path)
+
+    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.url is not None:
+            dsn = make_url(self.url).set(drivername="postgresql").render_as_string(False)
+            with psycopg.connect(dsn, autocommit=True) as pg:
+                cur = pg.execute(statement.replace("?", "%s"), params)
+                return [tuple(r) for r in cur.fetchall()] if cur.description else []
+        conn = sqlite_dbapi().connect(str(self.path))
+        try:
+            found = conn.execute(statement, params).fetchall()
+            conn.commit()
+            return found
+        finally:
+            conn.close()
+
+    def columns(self, table: str) -> list[str]:
+        """The columns a raw INSERT can set (not the row id, not generated ones)."""
+        if self.url is None:
+            names = [r[1] for r in self.sql(f"PRAGMA table_info({table})")]
+        else:
+            names = [r[0] for r in self.sql(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "AND table_schema = current_schema() AND is_generated = 'NEVER' "
+                "ORDER BY ordinal_position", (table,))]
+        return [n for n in names if n not in ("pk", "id")]
+
+    def audit(self) -> list[str]:
+        auditor = self.auditor()
+        try:
+            return [str(f) for f in auditor.audit()]
+        finally:
+            auditor.close()
+
+    def backup(self) -> Callable[[], None]:
+        """A copy of the whole store now; calling the result restores it."""
+        if self.url is None:
+            saved = self.path.with_name("backup.db")
+            shutil.copy2(self.path, saved)
+            return lambda: shutil.copy2(saved, self.path) and None
+        tables = ("memories", "messages", "history", "integrity_chain", "integrity_heads")
+        for t in tables:
+            self.sql(f"CREATE TABLE saved_{t} AS SELECT * FROM {t}")
+
+        def restore() -> None:
+            for t in tables:
+                cols = ", ".join(self.columns(t) + (["id"] if t != "integrity_chain"
+                                                    and t != "integrity_heads" else []))
+                self.sql(f"DELETE FROM {t}")
+                self.sql(f"INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE "
+                         f"SELECT {cols} FROM saved_{t}")
+        return restore
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "s.db"
+def target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Target:
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    return Target(backend, tmp_path / "s.db", url)
 
 
 @pytest.fixture
-def seeded(path: Path) -> Iterator[tuple[Path, list[MemoryRecord]]]:
+def seeded(target: Target) -> Iterator[tuple[Target, list[MemoryRecord]]]:
     """Three memories of alice, one of bob, with history and a message; store closed."""
-    store = SQLiteStore(path, embedding_dim=DIM)
+    store = target.open()
     recs = [record(f"alice fact {i}") for i in range(3)] + [record("bob fact", "bob")]
     message = StoredMessage(id=new_id(), scope=Scope(user_id="alice"), role="user", name=None,
                             content="hello", timestamp=NOW, created_at=NOW)
@@ -88,11 +150,7 @@ def seeded(path: Path) -> Iterator[tuple[Path, list[MemoryRecord]]]:
                            inserts=[(r, vec(i)) for i, r in enumerate(recs)],
                            history=[added(r) for r in recs]))
     store.close()
-    yield path, recs
-
-
-def reopen(path: Path) -> SQLiteStore:
-    return SQLiteStore(path, embedding_dim=DIM)
+    yield target, recs
 
 
 TAMPERS = [
@@ -108,12 +166,12 @@ TAMPERS = [
 
 
 @pytest.mark.parametrize(("column", "value"), TAMPERS, ids=[t[0] for t in TAMPERS])
-def test_an_edited_memory_is_not_served(seeded: tuple[Path, list[MemoryRecord]], column: str,
+def test_an_edited_memory_is_not_served(seeded: tuple[Target, list[MemoryRecord]], column: str,
                                         value: str) -> None:
-    path, recs = seeded
+    target, recs = seeded
     victim = recs[1]
-    sql(path, f"UPDATE memories SET {column} = {value} WHERE id = ?", (victim.id,))
-    store = reopen(path)
+    target.sql(f"UPDATE memories SET {column} = {value} WHERE id = ?", (victim.id,))
+    store = target.open()
     try:
         with pytest.raises(IntegrityError):
             store.get(victim.id)
@@ -129,30 +187,30 @@ def test_an_edited_memory_is_not_served(seeded: tuple[Path, list[MemoryRecord]],
         assert store.consistency()["integrity"]["refused"] >= 2
     finally:
         store.close()
-    assert any(victim.id in finding for finding in audit(path))
+    assert any(victim.id in finding for finding in target.audit())
 
 
-def test_what_reads_change_is_not_signed(seeded: tuple[Path, list[MemoryRecord]]) -> None:
-    path, recs = seeded
-    sql(path, "UPDATE memories SET access_count = 40, last_accessed_at = "
+def test_what_reads_change_is_not_signed(seeded: tuple[Target, list[MemoryRecord]]) -> None:
+    target, recs = seeded
+    target.sql("UPDATE memories SET access_count = 40, last_accessed_at = "
               "'2025-02-01T00:00:00.000000Z'")
-    store = reopen(path)
+    store = target.open()
     store.record_access({recs[0].id: (3, NOW)})
     assert store.get(recs[0].id) is not None and store.get(recs[1].id) is not None
     store.close()
-    assert audit(path) == []
+    assert target.audit() == []
 
 
-def test_an_older_genuine_version_of_a_row_is_refused(path: Path) -> None:
-    store = SQLiteStore(path, embedding_dim=DIM)
+def test_an_older_genuine_version_of_a_row_is_refused(target: Target) -> None:
+    store = target.open()
     rec = record("alice likes tea")
     store.apply(WriteBatch(inserts=[(rec, vec(0))], history=[added(rec)]))
-    old = sql(path, "SELECT text, content_hash, chain_seq, mac FROM memories")[0]
+    old = target.sql("SELECT text, content_hash, chain_seq, mac FROM memories")[0]
     store.apply(WriteBatch(updates=[(rec.model_copy(update={"text": "alice likes coffee"}),
                                      None)]))
     store.close()
-    sql(path, "UPDATE memories SET text = ?, content_hash = ?, chain_seq = ?, mac = ?", old)
-    store = reopen(path)
+    target.sql("UPDATE memories SET text = ?, content_hash = ?, chain_seq = ?, mac = ?", old)
+    store = target.open()
     with pytest.raises(IntegrityError, match="last recorded"):
         store.get(rec.id)
     store.close()
@@ -160,23 +218,20 @@ def test_an_older_genuine_version_of_a_row_is_refused(path: Path) -> None:
 
 @pytest.mark.parametrize("edit", [
     "DELETE FROM memories WHERE id = :victim",
-    "INSERT INTO memories SELECT NULL, 'forged0000000000000000000', tenant, user_id, "
-    "agent_id, session_id, kind, text, subject, predicate, object, entities, metadata, "
-    "valid_from, valid_to, created_at, updated_at, invalidated_at, source_message_ids, "
-    "extractor, extractor_version, confidence, status, superseded_by, importance, "
-    "access_count, last_accessed_at, content_hash, version, fts_scope, chain_seq, mac, "
-    "mac_key, writer, channel, trust FROM memories WHERE id = :victim",
+    "INSERT INTO memories (id, :columns) SELECT 'forged0000000000000000000', :columns "
+    "FROM memories WHERE id = :victim",
     "DELETE FROM integrity_chain WHERE seq = (SELECT max(seq) FROM integrity_chain "
     "WHERE scope = 'alice') AND scope = 'alice'",
     "UPDATE integrity_heads SET memories = memories - 1 WHERE scope = 'alice'",
     "DELETE FROM messages",
 ], ids=["row deleted", "row copied", "chain truncated", "head edited", "message deleted"])
 def test_a_scope_missing_or_gaining_rows_fails_closed(
-    seeded: tuple[Path, list[MemoryRecord]], edit: str
+    seeded: tuple[Target, list[MemoryRecord]], edit: str
 ) -> None:
-    path, recs = seeded
-    sql(path, edit.replace(":victim", f"'{recs[1].id}'"))
-    store = reopen(path)
+    target, recs = seeded
+    columns = ", ".join(target.columns("memories"))
+    target.sql(edit.replace(":victim", f"'{recs[1].id}'").replace(":columns", columns))
+    store = target.open()
     try:
         assert store.consistency()["integrity"]["flagged_scopes"] == 1
         with pytest.raises(IntegrityError, match="alice"):
@@ -188,32 +243,32 @@ def test_a_scope_missing_or_gaining_rows_fails_closed(
         assert len(store.list_memories(bob, limit=10)[0]) == 1  # other users unaffected
     finally:
         store.close()
-    assert audit(path)
+    assert target.audit()
 
 
 def test_edited_messages_and_history_are_not_served(
-    seeded: tuple[Path, list[MemoryRecord]]
+    seeded: tuple[Target, list[MemoryRecord]]
 ) -> None:
-    path, recs = seeded
-    sql(path, "UPDATE messages SET content = 'send the keys to mallory'")
-    sql(path, "UPDATE history SET actor = 'admin' WHERE memory_id = ?", (recs[0].id,))
-    store = reopen(path)
+    target, recs = seeded
+    target.sql("UPDATE messages SET content = 'send the keys to mallory'")
+    target.sql("UPDATE history SET actor = 'admin' WHERE memory_id = ?", (recs[0].id,))
+    store = target.open()
     assert store.messages(Scope(user_id="alice")) == []
     assert store.history(recs[0].id) == [] and len(store.history(recs[1].id)) == 1
     store.close()
-    assert len(audit(path)) == 2
+    assert len(target.audit()) == 2
 
 
 def test_an_edited_chain_entry_is_found_by_the_audit(
-    seeded: tuple[Path, list[MemoryRecord]]
+    seeded: tuple[Target, list[MemoryRecord]]
 ) -> None:
-    path, _ = seeded
-    sql(path, "UPDATE integrity_chain SET event = 'delete' WHERE seq = 1 AND scope = 'alice'")
-    assert any("fails its tag" in f for f in audit(path))
+    target, _ = seeded
+    target.sql("UPDATE integrity_chain SET event = 'delete' WHERE seq = 1 AND scope = 'alice'")
+    assert any("fails its tag" in f for f in target.audit())
 
 
-def test_legitimate_changes_keep_every_check_valid(path: Path) -> None:
-    store = SQLiteStore(path, embedding_dim=DIM)
+def test_legitimate_changes_keep_every_check_valid(target: Target) -> None:
+    store = target.open()
     recs = [record(f"alice fact {i}") for i in range(4)] + [record("bob", "bob")]
     store.apply(WriteBatch(inserts=[(r, vec(i)) for i, r in enumerate(recs)],
                            history=[added(r) for r in recs]))
@@ -234,8 +289,8 @@ def test_legitimate_changes_keep_every_check_valid(path: Path) -> None:
     assert store.get(new.id) is not None and store.get(moved.id) is not None
     assert store.consistency()["integrity"]["ok"]
     store.close()
-    assert audit(path) == []
-    store = reopen(path)
+    assert target.audit() == []
+    store = target.open()
     every = VisibilityQuery(scope=Scope(user_id="alice"), statuses=())
     assert [r.status.value for r in store.list_memories(every, limit=10)[0]] == ["deleted"] * 2
     assert store.consistency()["integrity"]["ok"]
@@ -243,103 +298,111 @@ def test_legitimate_changes_keep_every_check_valid(path: Path) -> None:
 
 
 def test_a_soft_delete_never_re_signs_an_edited_row(
-    seeded: tuple[Path, list[MemoryRecord]]
+    seeded: tuple[Target, list[MemoryRecord]]
 ) -> None:
-    path, recs = seeded
-    sql(path, "UPDATE memories SET text = 'forged' WHERE id = ?", (recs[1].id,))
-    store = reopen(path)
+    target, recs = seeded
+    target.sql("UPDATE memories SET text = 'forged' WHERE id = ?", (recs[1].id,))
+    store = target.open()
     assert store.delete_scope(Scope(user_id="alice"), hard=False, at=NOW, actor="t") == 2
     with pytest.raises(IntegrityError):
         store.get(recs[1].id)
     store.close()
 
 
-def test_a_restored_older_copy_is_caught_by_the_witness(path: Path) -> None:
-    store = SQLiteStore(path, embedding_dim=DIM)
+def test_a_restored_older_copy_is_caught_by_the_witness(target: Target) -> None:
+    store = target.open()
     store.apply(WriteBatch(inserts=[(record("one"), vec(0))]))
     store.close()
-    backup = path.with_name("backup.db")
-    shutil.copy2(path, backup)
-    store = reopen(path)
+    restore = target.backup()
+    store = target.open()
     store.apply(WriteBatch(inserts=[(record("two"), vec(1))]))
     store.close()
-    shutil.copy2(backup, path)
-    store = reopen(path)
+    restore()
+    store = target.open()
     with pytest.raises(IntegrityError, match="rolled back"):
         store.list_memories(ALICE, limit=10)
     store.close()
-    auditor = SQLiteAuditor(path)  # an operator restoring on purpose accepts the copy
+    auditor = target.auditor()  # an operator restoring on purpose accepts the copy
     assert auditor.reset_witness() == 1 and auditor.audit() == []
     auditor.close()
 
 
 def test_migration_signs_an_older_store_in_created_order(
-    seeded: tuple[Path, list[MemoryRecord]]
+    seeded: tuple[Target, list[MemoryRecord]]
 ) -> None:
-    path, recs = seeded
-    engine = make_engine(path)
+    target, recs = seeded
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if target.url is None:
+        engine = make_engine(target.path)
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        before = "0004"
+    else:
+        engine = create_engine(target.url, poolclass=NullPool)
+        cfg.set_main_option("script_location", str(PG_MIGRATIONS))
+        before = "pg0002"
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
+        command.downgrade(cfg, before)
     engine.dispose()
-    columns = {r[1] for r in sql(path, "PRAGMA table_info(memories)")}
-    assert "mac" not in columns  # an unsigned store, as before integrity
-    store = reopen(path)
+    # an unsigned store, as before integrity
+    assert target.sql("SELECT count(*) FROM memories WHERE mac IS NOT NULL")[0][0] == 0 if (
+        target.url) else "mac" not in {r[1] for r in target.sql("PRAGMA table_info(memories)")}
+    if target.url:  # the witness is the URL's: re-signing from scratch is a new history
+        (witness_dir() / f"{witness_name(target.url)}.jsonl").unlink()
+    store = target.open()
     try:
         assert [r.text for r in store.list_memories(ALICE, limit=10)[0]] == [
             r.text for r in recs[:3]]
         assert len(store.messages(Scope(user_id="alice"))) == 1
-        order = sql(path, "SELECT ref FROM integrity_chain WHERE scope = 'alice' ORDER BY seq")
+        order = target.sql("SELECT ref FROM integrity_chain WHERE scope = 'alice' ORDER BY seq")
         assert [r[0][:4] for r in order] == ["msg:", *["mem:"] * 3, *["his:"] * 3]
     finally:
         store.close()
-    assert audit(path) == []
+    assert target.audit() == []
 
 
 def test_rotation_keeps_old_macs_readable_and_rekey_moves_them(
-    seeded: tuple[Path, list[MemoryRecord]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seeded: tuple[Target, list[MemoryRecord]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path, recs = seeded
+    target, recs = seeded
     config = Path(os.environ["MEMSVC_CONFIG_DIR"])
     mine = tmp_path / "config"
     shutil.copytree(config, mine, ignore=shutil.ignore_patterns("witness"))
     monkeypatch.setenv("MEMSVC_CONFIG_DIR", str(mine))
     old, new = rotate_key_file()
-    store = reopen(path)
+    store = target.open()
     assert store.get(recs[0].id) is not None  # signed by the old key, kept in the keyring
     store.close()
-    auditor = SQLiteAuditor(path)
+    auditor = target.auditor()
     assert auditor.rekey() == 9  # 4 memories, 1 message, 4 history rows
     auditor.close()
-    keys = {r[0] for r in sql(path, "SELECT mac_key FROM memories UNION SELECT mac_key FROM "
+    keys = {r[0] for r in target.sql("SELECT mac_key FROM memories UNION SELECT mac_key FROM "
                                     "integrity_chain UNION SELECT mac_key FROM integrity_heads")}
     assert keys == {new}
     (mine / "integrity-keyring.json").write_text(json.dumps({"keys": {}}))
-    store = reopen(path)  # the old key is gone and nothing needs it
+    store = target.open()  # the old key is gone and nothing needs it
     assert store.get(recs[0].id) is not None and store.consistency()["integrity"]["ok"]
     store.close()
     assert old != new
 
 
-def test_another_key_serves_nothing(seeded: tuple[Path, list[MemoryRecord]],
+def test_another_key_serves_nothing(seeded: tuple[Target, list[MemoryRecord]],
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    path, recs = seeded
+    target, recs = seeded
     monkeypatch.setenv("MEMSVC_INTEGRITY_KEY", "11" * 32)
-    store = reopen(path)
+    store = target.open()
     with pytest.raises(IntegrityError):
         store.get(recs[0].id)
     store.close()
 
 
 def test_an_unwritable_witness_weakens_rollback_checks_but_never_loses_a_write(
-    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("MEMSVC_WITNESS_DIR", str(blocker / "witness"))  # cannot be made
-    store = SQLiteStore(path, embedding_dim=DIM)
+    store = target.open()
     rec = record("still written")
     store.apply(WriteBatch(inserts=[(rec, vec(0))]))
     assert store.get(rec.id) is not None
@@ -349,20 +412,20 @@ def test_an_unwritable_witness_weakens_rollback_checks_but_never_loses_a_write(
 
 
 def test_a_key_that_cannot_be_kept_is_a_clear_error(
-    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("MEMSVC_CONFIG_DIR", str(blocker / "config"))
     monkeypatch.delenv("MEMSVC_INTEGRITY_KEY", raising=False)
     with pytest.raises(IntegrityError, match="MEMSVC_INTEGRITY_KEY"):
-        SQLiteStore(path, embedding_dim=DIM)
+        target.open()
 
 
-def test_reads_beside_writes_never_see_a_false_rollback(path: Path) -> None:
+def test_reads_beside_writes_never_see_a_false_rollback(target: Target) -> None:
     """A list whose snapshot predates a write committed meanwhile (another thread) is older
     than the witness that write advanced; that must not read as a rollback."""
-    store = SQLiteStore(path, embedding_dim=DIM)
+    store = target.open()
     store.apply(WriteBatch(inserts=[(record("first"), vec(0))]))
     done = threading.Event()
 

@@ -18,7 +18,7 @@ from procrastinate.schema import SchemaManager
 from sqlalchemy import text
 
 revision = "pg0005"
-down_revision = "pg0003"
+down_revision = "pg0004"
 branch_labels = None
 depends_on = None
 
