@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import select, union
 
 from memsvc.model.records import HistoryEntry, StoredMessage
+from memsvc.storage.integrity.guard import StoreIntegrity, history_select, message_select
 from memsvc.storage.schema import history, memories, messages
 from memsvc.storage.sqlite import rows
-from memsvc.storage.integrity.guard import StoreIntegrity, history_select, message_select
 from memsvc.storage.table_counts import tenant_counts
 
 

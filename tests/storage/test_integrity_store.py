@@ -339,7 +339,7 @@ def test_migration_signs_an_older_store_in_created_order(
     else:
         engine = create_engine(target.url, poolclass=NullPool)
         cfg.set_main_option("script_location", str(PG_MIGRATIONS))
-        before = "pg0002"
+        before = "pg0003"
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, before)
