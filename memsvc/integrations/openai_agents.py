@@ -91,8 +91,11 @@ class MemsvcSession:
         found: list[MemoryRecord] = []
         cursor = None
         while True:
+            # the whole transcript, tool results too (stored at external trust, which a
+            # default read leaves out): a session replays what happened, it is no fact base
             page = yield call("get_all", kinds=["episode"], limit=_PAGE, cursor=cursor,
-                              filters={"metadata.oa_item": {"ne": None}}, **self.scope)
+                              filters={"metadata.oa_item": {"ne": None}},
+                              min_trust="external", **self.scope)
             found += page.items
             if page.next_cursor is None:
                 break
