@@ -92,12 +92,15 @@ class MemsvcSession:
         """This session's items, oldest first; also those memsvc quarantined (a session is
         the transcript the agent already had in context, and must give back what it got)."""
         found: list[MemoryRecord] = []
+        # the whole transcript, tool results too (stored at external trust, which a default
+        # read leaves out) and quarantined turns: a session replays what happened, it is no
+        # fact base
         for status in (None, "quarantined"):
             cursor = None
             while True:
                 page = yield call("get_all", kinds=["episode"], limit=_PAGE, cursor=cursor,
                                   filters={"metadata.oa_item": {"ne": None}}, status=status,
-                                  **self.scope)
+                                  min_trust="external", **self.scope)
                 found += page.items
                 if page.next_cursor is None:
                     break
