@@ -208,8 +208,10 @@ def render(rows: list[dict[str, Any]]) -> str:
         "Agent-laundered is content that came through the user's own key (agmi: signed by\n"
         "the agent); provenance cannot tell it from a genuine memory, which is agmi's own\n"
         "stated limit for a content-blind store. Write-time quarantine of instruction-shaped\n"
-        "text and a stuffing check (separate work) are what can close that column for\n"
-        "indirect_prompt_injection and retrieval_hijack.\n"
+        "and keyword-stuffed text (memsvc/text/screening.py) closes that column for\n"
+        "indirect_prompt_injection and retrieval_hijack; plain false statements in the\n"
+        "user's own voice (memory_injection, update and metadata poisoning) read like any\n"
+        "other fact, so they stay surfaced there.\n"
     )
 
 
