@@ -252,7 +252,9 @@ class MemsvcStore(BaseStore):
         page = yield call("get_all", agent_id=self.registry_agent, limit=1,
                           filters={"metadata.lg_registry": name})
         if not page.items:
-            yield call("add", [{"role": "tool", "content": f"langgraph namespace {name}"}],
+            # written by this store itself, so the agent's voice: a "tool" entry would be
+            # external trust, which the registry's own default reads leave out
+            yield call("add", [{"role": "assistant", "content": f"langgraph namespace {name}"}],
                        agent_id=self.registry_agent, infer=False,
                        metadata={"lg_registry": name,
                                  **{f"lg_ns{i}": label for i, label in enumerate(namespace)}})
