@@ -250,5 +250,6 @@ def test_search_favours_what_the_named_person_said(memory: Memory) -> None:
 
     balanced = RECIPES["balanced"]
     # Caroline's turn matches more words, and only the focus puts Melanie's first
-    assert top_speaker(replace(balanced, focus_boost=0.0)) == "Caroline"
-    assert top_speaker(balanced) == "Melanie"
+    assert balanced.focus_boost == 0.0  # off by default (it costs adversarial questions)
+    assert top_speaker(balanced) == "Caroline"
+    assert top_speaker(replace(balanced, focus_boost=0.5)) == "Melanie"

@@ -100,8 +100,8 @@ def test_the_focus_of_a_channel_reorders_the_fused_hits() -> None:
     retriever = HybridRetriever({"bm25": bm25, "graph": graph},
                                 lambda text: np.ones(4, dtype=np.float32))
     try:
-        focused = retriever.retrieve(query(), plan("bm25", "graph"))
-        plain = retriever.retrieve(query(), replace(plan("bm25", "graph"), focus_boost=0.0))
+        focused = retriever.retrieve(query(), replace(plan("bm25", "graph"), focus_boost=0.5))
+        plain = retriever.retrieve(query(), plan("bm25", "graph"))
     finally:
         retriever.close()
     assert [h.memory_id for h in plain.hits] == ["a", "b", "c"]
