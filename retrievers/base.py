@@ -24,19 +24,8 @@ class ChannelQuery:
     embedding: np.ndarray | None = None  # the query's vector, for channels that need one
 
 
-@dataclass(frozen=True)
-class ChannelResult:
-    """A channel's ranking plus its focus: memories the query is about as a whole (those of
-    a person it names), which fusion favours in every channel's ranking rather than ranking
-    them itself (`fusion.favour_focus`)."""
-
-    hits: list[Hit]
-    focus: frozenset[str] = frozenset()
-
-
 class Channel(Protocol):
-    """`needs_embedding` (optional, default False): the channel reads `query.embedding`.
-    `search_focused(query, k) -> ChannelResult` (optional): the ranking and a focus."""
+    """`needs_embedding` (optional, default False): the channel reads `query.embedding`."""
 
     name: str
 

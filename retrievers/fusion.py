@@ -33,18 +33,3 @@ def weighted_rrf(
             entry.channel_scores[channel] = hit.score
             entry.channel_ranks[channel] = rank
     return sorted(fused.values(), key=lambda h: (-h.score, h.memory_id))
-
-
-def favour_focus(hits: list[FusedHit], focus: frozenset[str], bonus: float) -> list[FusedHit]:
-    """Raise the fused score of the hits in `focus` by the factor 1 + `bonus`, and re-sort.
-
-    A multiplier, not a channel of its own: the focus (every memory of a person the query
-    names) has no order, so it reorders what the ranking channels found instead of adding
-    candidates. A focus that holds every hit changes nothing.
-    """
-    if not focus or bonus <= 0:
-        return hits
-    for hit in hits:
-        if hit.memory_id in focus:
-            hit.score *= 1.0 + bonus
-    return sorted(hits, key=lambda h: (-h.score, h.memory_id))

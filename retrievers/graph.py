@@ -24,7 +24,7 @@ import networkx as nx
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from memsvc.retrievers.base import ChannelQuery, ChannelResult
+from memsvc.retrievers.base import ChannelQuery
 from memsvc.storage.base import GraphReader, Hit
 from memsvc.storage.graph_model import GraphData, normalize_entity
 from memsvc.text.stopwords import STOPWORDS
@@ -199,24 +199,13 @@ class GraphChannel:
         return graph
 
     def search(self, query: ChannelQuery, k: int) -> list[Hit]:
-        return self.search_focused(query, k).hits
-
-    def search_focused(self, query: ChannelQuery, k: int) -> ChannelResult:
-        """The channel's ranking, and the memories of the hubs the query names (its focus).
-
-        A hub (the speaker of half the turns) names no particular memory, so it never ranks
-        on its own here: it breaks ties between memories a specific entity found, and its
-        memories are returned as the focus, which fusion favours (`fusion.favour_focus`):
-        "What does Melanie do to destress?" is answered by what Melanie said or what was
-        said about her, whichever channel finds it.
-        """
         graph = self.graph_for(query)
         seeds = graph.match(query.text)
+        # A hub (the speaker of half the turns) names no particular memory: it only breaks
+        # ties between memories a specific entity found. Hubs alone leave the channel silent.
         specific = {n: s for n, s in seeds.items() if n not in graph.hubs}
-        focus = frozenset().union(*(graph.memories.get(n, set()) for n in seeds
-                                    if n in graph.hubs))
         if not specific:
-            return ChannelResult([], focus)
+            return []
         ranks = graph.spread(specific)
         total_memories = max(1, graph.linked_memories)
         scores: dict[str, float] = defaultdict(float)
@@ -237,4 +226,4 @@ class GraphChannel:
         ordered = sorted(scores, key=lambda m: (-named[m], -scores[m], m))
         visible = self._store.visible_ids(query.visibility, ordered[: max(k * 4, 200)])
         top = [m for m in ordered if m in visible][:k]
-        return ChannelResult([Hit(m, named[m] + scores[m]) for m in top], focus)
+        return [Hit(m, named[m] + scores[m]) for m in top]

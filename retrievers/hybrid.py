@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from memsvc.retrievers.base import Channel, ChannelQuery, ChannelResult
-from memsvc.retrievers.fusion import FusedHit, favour_focus, weighted_rrf
+from memsvc.retrievers.base import Channel, ChannelQuery
+from memsvc.retrievers.fusion import FusedHit, weighted_rrf
 from memsvc.retrievers.plan import SearchPlan
 from memsvc.storage.base import Hit
 
@@ -54,18 +54,9 @@ class HybridRetriever:
             query = replace(query, embedding=self._embed_query(query.text))
             timing["embed"] = (time.perf_counter() - start) * 1000
 
-        focus: set[str] = set()
-
         def run(name: str) -> tuple[str, list[Hit]]:
             start = time.perf_counter()
-            channel = self.channels[name]
-            focused = getattr(channel, "search_focused", None)
-            if focused is not None:
-                result: ChannelResult = focused(query, plan.channels[name].k)
-                hits = result.hits
-                focus.update(result.focus)
-            else:
-                hits = channel.search(query, plan.channels[name].k)
+            hits = self.channels[name].search(query, plan.channels[name].k)
             timing[name] = (time.perf_counter() - start) * 1000
             return name, hits
 
@@ -79,8 +70,7 @@ class HybridRetriever:
         pairs = [run(names[0])] + [future.result() for future in others]
         rankings = dict(pairs)
         weights = {name: spec.weight for name, spec in plan.channels.items()}
-        fused = weighted_rrf(rankings, weights, k=plan.rrf_k)
-        return Retrieval(favour_focus(fused, frozenset(focus), plan.focus_boost), timing)
+        return Retrieval(weighted_rrf(rankings, weights, k=plan.rrf_k), timing)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -28,12 +28,6 @@ class SearchPlan:
     # every k ≤ 10 lands within 0.01, a plateau rather than a tuned point).
     rrf_k: int = 10
     track_access: bool = True  # count hits towards access_count (feeds decay)
-    # How much a hit about a person the query names (a graph hub: `ChannelResult.focus`)
-    # is favoured: its fused score × (1 + focus_boost). Off by default: on LoCoMo dev, 0.5
-    # raised R@10 (cat 1-4) raw 0.644 → 0.673 and infer 0.757 → 0.763, but adversarial
-    # questions (which name the wrong person on purpose) fell 0.655 → 0.430 raw and
-    # 0.845 → 0.620 infer; see evals/results/locomo-recall.md.
-    focus_boost: float = 0.0
 
     def with_limit(self, limit: int) -> SearchPlan:
         return replace(self, limit=limit)
@@ -50,7 +44,6 @@ class SearchPlan:
             "channels": {n: {"weight": s.weight, "k": s.k} for n, s in self.channels.items()},
             "limit": self.limit,
             "rrf_k": self.rrf_k,
-            "focus_boost": self.focus_boost,
         }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.graph import EntityGraph, GraphChannel
-from memsvc.retrievers.plan import RECIPES, SearchPlan
 from memsvc.storage.base import VisibilityQuery, WriteBatch
 from memsvc.storage.sqlite import SQLiteStore
 
@@ -213,43 +211,3 @@ def test_searches_during_writes_see_a_consistent_graph(store: SQLiteStore) -> No
         t.join()
     assert errors == []
     assert set(ask(channel, "What does Pixel do?", k=50)) == {r.id for r in written}
-
-
-def test_a_named_hub_is_the_focus_not_dropped(store: SQLiteStore) -> None:
-    said = [put(store, f"Caroline said thing number {i}", ["Caroline"]) for i in range(30)]
-    other = put(store, "Melanie likes tea", ["Melanie"])
-    channel = GraphChannel(store)
-    result = channel.search_focused(
-        ChannelQuery("What did Caroline say?", VisibilityQuery(scope=U1)), 10)
-    assert result.hits == []  # a hub still ranks nothing by itself...
-    assert result.focus == {m.id for m in said}  # ...but says what the question is about
-    assert other.id not in result.focus
-    unnamed = channel.search_focused(
-        ChannelQuery("What was said?", VisibilityQuery(scope=U1)), 10)
-    assert unnamed.focus == frozenset()
-
-
-def test_search_favours_what_the_named_person_said(memory: Memory) -> None:
-    turns = []
-    for i in range(22):  # both speakers become hubs of the scope's graph
-        turns.append({"role": "user", "name": "Caroline",
-                      "content": f"Caroline here, talking about topic {i} today."})
-        turns.append({"role": "user", "name": "Melanie",
-                      "content": f"Melanie here, replying about topic {i} today."})
-    turns += [
-        {"role": "user", "name": "Caroline",
-         "content": "I love swimming in the lake every weekend."},
-        {"role": "user", "name": "Melanie", "content": "I go for a swim in the lake to unwind."},
-    ]
-    memory.add(turns, user_id="u1", timestamp="2023-05-08T10:00:00Z")
-    question = "Does Melanie love swimming in the lake every weekend?"
-
-    def top_speaker(plan: SearchPlan) -> str:
-        hits = memory.search(question, user_id="u1", plan=plan, limit=3).results
-        return str(hits[0].memory.metadata["speaker"])
-
-    balanced = RECIPES["balanced"]
-    # Caroline's turn matches more words, and only the focus puts Melanie's first
-    assert balanced.focus_boost == 0.0  # off by default (it costs adversarial questions)
-    assert top_speaker(balanced) == "Caroline"
-    assert top_speaker(replace(balanced, focus_boost=0.5)) == "Melanie"

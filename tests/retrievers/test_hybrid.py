@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from memsvc.model.records import Scope
-from memsvc.retrievers.base import ChannelQuery, ChannelResult
+from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.hybrid import HybridRetriever
 from memsvc.retrievers.plan import ChannelSpec, SearchPlan
 from memsvc.storage.base import Hit, VisibilityQuery
@@ -88,21 +87,3 @@ def test_a_failing_channel_fails_the_search_and_unknown_channels_are_refused() -
             retriever.retrieve(query(), plan("vector", "graph"))
     finally:
         retriever.close()
-
-
-def test_the_focus_of_a_channel_reorders_the_fused_hits() -> None:
-    class Focusing(RecordingChannel):
-        def search_focused(self, query: ChannelQuery, k: int) -> ChannelResult:
-            return ChannelResult(self.search(query, k), frozenset({"b", "z"}))
-
-    bm25 = RecordingChannel("bm25", [Hit("a", 3.0), Hit("b", 2.0), Hit("c", 1.0)])
-    graph = Focusing("graph", [])
-    retriever = HybridRetriever({"bm25": bm25, "graph": graph},
-                                lambda text: np.ones(4, dtype=np.float32))
-    try:
-        focused = retriever.retrieve(query(), replace(plan("bm25", "graph"), focus_boost=0.5))
-        plain = retriever.retrieve(query(), plan("bm25", "graph"))
-    finally:
-        retriever.close()
-    assert [h.memory_id for h in plain.hits] == ["a", "b", "c"]
-    assert [h.memory_id for h in focused.hits] == ["b", "a", "c"]  # "z" was found by none
