@@ -48,7 +48,13 @@ from threadpoolctl import threadpool_limits
 from memsvc import Memory
 from memsvc.embedding.embedder import Embedder, SentenceTransformerEmbedder
 from memsvc.evals.metrics import latency_summary
-from memsvc.evals.report import RESULTS_DIR, environment, git_state, markdown_table, write_json
+from memsvc.evals.report import (
+    RESULTS_DIR,
+    environment,
+    git_state,
+    markdown_table,
+    write_results,
+)
 from memsvc.model.settings import Settings, default_embedder_path
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
@@ -349,8 +355,7 @@ def run(
         },
     }
     if out_dir is not None:
-        write_json(out_dir / f"{stem}.json", report)
-        (out_dir / f"{stem}.md").write_text(render_markdown(report), encoding="utf-8")
+        write_results(out_dir, stem, report, render_markdown(report))
         plot(report, out_dir / f"{stem}.png")
     return report
 

@@ -49,7 +49,7 @@ from memsvc.evals.report import (
     file_fingerprint,
     git_state,
     markdown_table,
-    write_json,
+    write_results,
 )
 
 CATEGORIES: dict[int, str] = {
@@ -493,8 +493,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 def _write(report: dict[str, Any], per_question: list[dict[str, Any]], out_dir: Path,
            mode: str, tag: str | None) -> None:
     stem = f"locomo-{mode}" + (f"-{tag}" if tag else "")
-    write_json(out_dir / f"{stem}.json", report)
-    (out_dir / f"{stem}.md").write_text(render_markdown(report), encoding="utf-8")
+    write_results(out_dir, stem, report, render_markdown(report))
     with (out_dir / f"{stem}-questions.jsonl").open("w", encoding="utf-8") as fh:
         for item in per_question:
             fh.write(json.dumps(item, ensure_ascii=False) + "\n")

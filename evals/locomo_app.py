@@ -31,7 +31,7 @@ from memsvc.evals.report import (
     environment,
     git_state,
     markdown_table,
-    write_json,
+    write_results,
 )
 
 APP_LIMITS = (10, 20)
@@ -127,8 +127,7 @@ def run(paths: Sequence[str], *, mode: str = "raw", out_dir: Path | None = RESUL
     }
     if out_dir is not None:
         stem = f"locomo-app-{mode}" + (f"-{tag}" if tag else "")
-        write_json(out_dir / f"{stem}.json", report)
-        (out_dir / f"{stem}.md").write_text(render_markdown(report), encoding="utf-8")
+        write_results(out_dir, stem, report, render_markdown(report))
     return report
 
 

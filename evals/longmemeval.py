@@ -47,7 +47,7 @@ from memsvc.evals.report import (
     file_fingerprint,
     git_state,
     markdown_table,
-    write_json,
+    write_results,
 )
 
 MODES = {"raw": False, "infer": True}
@@ -283,8 +283,7 @@ def run(
     }
     if out_dir is not None:
         stem = f"longmemeval-{mode}" + (f"-{tag}" if tag else "")
-        write_json(out_dir / f"{stem}.json", report)
-        (out_dir / f"{stem}.md").write_text(render_markdown(report), encoding="utf-8")
+        write_results(out_dir, stem, report, render_markdown(report))
     return report
 
 

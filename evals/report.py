@@ -81,6 +81,12 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+def write_results(out_dir: Path, stem: str, report: dict[str, Any], markdown: str) -> None:
+    """`<stem>.json` and `<stem>.md` in `out_dir`: the pair every eval and benchmark writes."""
+    write_json(out_dir / f"{stem}.json", report)
+    (out_dir / f"{stem}.md").write_text(markdown, encoding="utf-8")
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub-flavoured Markdown table; floats get 3 decimals, missing values a dash."""
 
