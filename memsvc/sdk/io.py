@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from memsvc.model.errors import ForbiddenError, InvalidInputError
+from memsvc.model.errors import InvalidInputError
 from memsvc.model.ids import content_hash
 from memsvc.model.records import (
     ExportedHistory,
@@ -99,13 +99,8 @@ class ImportExport(MemoryParts):
             field = f"[{i}]"
             max_bytes = self.settings.max_text_bytes
             if isinstance(item, ExportedMessage):
-                message = clean_message(item, max_bytes=max_bytes, field=field)
-                if self._writer.user_id is not None and message.scope.user_id != \
-                        self._writer.user_id:
-                    raise ForbiddenError(
-                        f"this API key may act only for user {self._writer.user_id!r}",
-                        field=field)
-                messages.append(message)
+                messages.append(self._check_owner(
+                    clean_message(item, max_bytes=max_bytes, field=field), field=field))
             elif isinstance(item, ExportedHistory):
                 histories.append(clean_history(item, field=field))
             else:

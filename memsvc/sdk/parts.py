@@ -15,7 +15,7 @@ from memsvc.embedding.embedder import Embedder
 from memsvc.extractors.base import Extractor
 from memsvc.extractors.episode import EpisodeExtractor
 from memsvc.model.errors import ForbiddenError
-from memsvc.model.records import MemoryRecord
+from memsvc.model.records import MemoryRecord, StoredMessage
 from memsvc.model.settings import Settings
 from memsvc.model.trust import Writer
 from memsvc.retrievers.hybrid import HybridRetriever
@@ -24,6 +24,9 @@ from memsvc.sdk.access_log import AccessLog
 from memsvc.sdk.chat_engine import ChatEngine
 from memsvc.storage.base import MemoryStore
 from memsvc.write.manager import WriteManager
+
+# what `_check_owner` checks: anything with an owning scope
+R = TypeVar("R", bound=MemoryRecord | StoredMessage)
 
 
 def _now() -> datetime:
@@ -55,12 +58,13 @@ class MemoryParts:
                                  field="user_id")
         return bound
 
-    def _check_owner(self, record: MemoryRecord) -> MemoryRecord:
-        """`record`, if a bound writer may touch it (ForbiddenError otherwise)."""
+    def _check_owner(self, record: R, *, field: str = "memory_id") -> R:
+        """`record` (a memory or a message), if a bound writer may touch it (ForbiddenError
+        otherwise)."""
         bound = self._writer.user_id
         if bound is not None and record.scope.user_id != bound:
             raise ForbiddenError(f"this API key may act only for user {bound!r}",
-                                 field="memory_id")
+                                 field=field)
         return record
 
     def _forbid_bound(self, what: str) -> None:

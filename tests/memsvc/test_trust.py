@@ -137,3 +137,20 @@ def test_a_bound_writer_acts_for_its_user_only(mem: Memory) -> None:
         with pytest.raises(ForbiddenError):
             call()
     assert mem.get(alice.id).status is MemoryStatus.ACTIVE
+
+
+def test_a_bound_writer_imports_its_own_users_messages_and_history_only(mem: Memory) -> None:
+    """Import is checked like every other write: a key bound to Bob cannot place messages
+    in Alice's scope nor add to the history of Alice's memories; nothing is written."""
+    alice_id = mem.add("I live in Boston.", user_id="alice").results[0].id
+    full = list(mem.export(user_id="alice", full=True))
+    bob_key = acting_as(mem, Writer("key-bob", Trust.USER, user_id="bob"))
+    messages = [r for r in full if getattr(r, "type", None) == "message"]
+    history = [r for r in full if getattr(r, "type", None) == "history"]
+    assert messages and history
+    before = (len(mem.messages(user_id="alice")), len(mem.history(alice_id)))
+    with pytest.raises(ForbiddenError):
+        bob_key.import_records(messages)
+    with pytest.raises(ForbiddenError):
+        bob_key.import_records(history)
+    assert (len(mem.messages(user_id="alice")), len(mem.history(alice_id))) == before
