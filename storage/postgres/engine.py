@@ -85,7 +85,17 @@ def open_engine(url: str, embedding_dim: int, *, app_role: str = APP_ROLE) -> En
         owner.dispose()
     if not privileged:
         return _engine(parsed)
-    return _engine(parsed.set(username=app_role, password=None))
+    return _engine(_as_role(parsed, app_role))
+
+
+def _as_role(url: URL, role: str) -> URL:
+    """`url` for `role`, without the owner's password.
+
+    `URL.set(password=None)` would keep it: SQLAlchemy reads None there as "unchanged", and the
+    app role would then present the owner's secret to the server.
+    """
+    return URL.create(url.drivername, username=role, password=None, host=url.host,
+                      port=url.port, database=url.database, query=url.query)
 
 
 def _first_line(exc: DBAPIError) -> str:

@@ -100,6 +100,19 @@ def test_the_store_works_as_an_unprivileged_role(store: PostgresStore) -> None:
     assert revision == ScriptDirectory.from_config(migration_config()).get_current_head()
 
 
+def test_the_app_role_does_not_carry_the_owners_password(pg_url: str) -> None:
+    """The embedded server trusts its socket, so a password in the URL is accepted and must
+    not be handed on to memsvc_app's connections."""
+    url = make_url(pg_url).set(password="owner-secret").render_as_string(False)
+    store = PostgresStore(url, embedding_dim=DIM)
+    try:
+        assert store.engine.url.username == "memsvc_app"
+        assert store.engine.url.password is None
+        assert store.engine.url.query == make_url(pg_url).query
+    finally:
+        store.close()
+
+
 def test_an_unprivileged_owner_is_filtered_too(pg_server: EmbeddedPostgres, pg_url: str) -> None:
     """A URL whose role owns the tables but is no superuser: the store works as it, and
     FORCE ROW LEVEL SECURITY still applies the policies to it."""
