@@ -20,17 +20,12 @@ from sqlalchemy import Connection, delete, insert, select, update
 from memsvc.model.errors import NotFoundError
 from memsvc.model.records import HistoryEvent, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import HistoryDraft
+from memsvc.storage.batching import chunks
 from memsvc.storage.integrity.chain import ChainWriter
 from memsvc.storage.integrity.codec import scope_key
 from memsvc.storage.integrity.guard import StoreIntegrity
 from memsvc.storage.row_mapping import history_row, memory_row
 from memsvc.storage.schema import history, messages
-
-_CHUNK = 500  # ids per IN (...): SQLite caps the parameters of one statement
-
-
-def _chunks(items: Sequence[Any]) -> list[list[Any]]:
-    return [list(items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
 
 
 def note_erased(
@@ -109,7 +104,7 @@ def history_rows(
     write does not carry the memory)."""
     memories = guard.layout.memories
     missing = list({h.memory_id for h in drafts} - owners.keys())
-    for chunk in _chunks(missing):
+    for chunk in chunks(missing):
         owners.update(conn.execute(
             select(memories.c.id, memories.c.user_id)
             .where(memories.c.tenant == tenant, memories.c.id.in_(chunk))
@@ -141,10 +136,10 @@ def erase(
     erased_history: list[str | None] = []
     if found:
         layout.drop_vectors(conn, [r.pk for r in found])
-        for chunk in _chunks([r.pk for r in found]):
+        for chunk in chunks([r.pk for r in found]):
             conn.execute(delete(memories).where(memories.c.pk.in_(chunk)))
         layout.purge_orphans(conn, tenant, scope)  # links went with the rows (cascade)
-        for chunk in _chunks([r.id for r in found]):
+        for chunk in chunks([r.id for r in found]):
             erased_history += conn.execute(
                 delete(history)
                 .where(history.c.tenant == tenant, history.c.memory_id.in_(chunk))

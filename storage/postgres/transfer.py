@@ -10,24 +10,18 @@ API keys, plus the store's own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
 from sqlalchemy import Connection, create_engine, select, union
 from sqlalchemy.pool import NullPool
 
 from memsvc.model.records import HistoryEntry, StoredMessage
+from memsvc.storage.batching import chunks
 from memsvc.storage.postgres.tables import pg_memories
 from memsvc.storage.row_mapping import history_from_row, message_from_row
 from memsvc.storage.schema import api_keys, history, messages
 from memsvc.storage.table_counts import tenant_counts
-
-_CHUNK = 1000
-
-
-def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield list(items[start:start + _CHUNK])
 
 
 class PostgresTransferMixin:
@@ -66,7 +60,7 @@ class PostgresTransferMixin:
     def messages_by_id(self, message_ids: Sequence[str]) -> dict[str, StoredMessage]:
         out: dict[str, StoredMessage] = {}
         with self._read() as conn:
-            for chunk in _chunks(message_ids):
+            for chunk in chunks(message_ids):
                 for r in conn.execute(select(messages).where(
                         messages.c.tenant == self.tenant, messages.c.id.in_(chunk))):
                     out[r.id] = message_from_row(r)
@@ -75,7 +69,7 @@ class PostgresTransferMixin:
     def dump_history(self, memory_ids: Sequence[str]) -> dict[str, list[HistoryEntry]]:
         out: dict[str, list[HistoryEntry]] = {}
         with self._read() as conn:
-            for chunk in _chunks(memory_ids):
+            for chunk in chunks(memory_ids):
                 for r in conn.execute(select(history).where(
                         history.c.tenant == self.tenant, history.c.memory_id.in_(chunk)
                 ).order_by(history.c.id)):

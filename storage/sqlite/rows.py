@@ -6,9 +6,6 @@ records, so a column added to the schema is mapped here once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
-
 # the mapping both backends share, used through this module by the SQLite store
 from memsvc.storage.row_mapping import (  # noqa: F401
     history_from_row,
@@ -20,11 +17,3 @@ from memsvc.storage.row_mapping import (  # noqa: F401
 )
 
 SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
-
-
-
-
-def chunks(items: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
-    """`items` in slices of `size`: SQLite caps the parameters of one statement."""
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])

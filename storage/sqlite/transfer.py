@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select, union
 
 from memsvc.model.records import HistoryEntry, StoredMessage
+from memsvc.storage.batching import chunks
 from memsvc.storage.integrity.guard import StoreIntegrity, history_select, message_select
 from memsvc.storage.schema import history, memories, messages
 from memsvc.storage.sqlite import rows
@@ -42,7 +43,7 @@ class SQLiteTransferMixin:
     def messages_by_id(self, message_ids: Sequence[str]) -> dict[str, StoredMessage]:
         out: dict[str, StoredMessage] = {}
         with self._read() as conn:
-            for chunk in rows.chunks(list(message_ids)):
+            for chunk in chunks(list(message_ids)):
                 found = conn.execute(message_select().where(
                     messages.c.tenant == self.tenant, messages.c.id.in_(chunk))).all()
                 for r in self.integrity.served("message", found):
@@ -52,7 +53,7 @@ class SQLiteTransferMixin:
     def dump_history(self, memory_ids: Sequence[str]) -> dict[str, list[HistoryEntry]]:
         out: dict[str, list[HistoryEntry]] = {}
         with self._read() as conn:
-            for chunk in rows.chunks(list(memory_ids)):
+            for chunk in chunks(list(memory_ids)):
                 found = conn.execute(history_select().where(
                     history.c.tenant == self.tenant, history.c.memory_id.in_(chunk)
                 ).order_by(history.c.id)).all()

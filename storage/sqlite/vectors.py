@@ -18,10 +18,10 @@ from sqlalchemy import Connection, Engine, column, func, select, table
 
 from memsvc.model.records import MemoryRecord
 from memsvc.storage.base import VisibilityQuery
+from memsvc.storage.batching import chunks
 from memsvc.storage.filter_sql import visibility_clause
 from memsvc.storage.schema import memories
 from memsvc.storage.sqlite.engine import reading
-from memsvc.storage.sqlite.rows import chunks
 
 _vec = table("memory_vec", column("rowid"), column("embedding"))
 # memory_vec's second partition key is pk % VECTOR_SHARDS (migration 0004): a scope's vectors
