@@ -41,6 +41,12 @@ QUEUE = "memsvc"
 TASK = "memsvc.run"
 MAX_ATTEMPTS = 3  # a job failing with an unexpected error is tried this often in all
 STALLED_AFTER_HEARTBEATS = 3  # a worker silent for this many heartbeats is presumed dead
+# A finished job (done or failed) is answered by `GET /v1/jobs/{id}` for this long, then its
+# rows go: memsvc's `background_jobs` row when its tenant next submits a job (row-level
+# security lets a transaction see one tenant only, so each tenant prunes its own), and
+# procrastinate's row and events by any worker, every `PRUNE_EVERY` seconds.
+RETENTION_HOURS = 24 * 7
+PRUNE_EVERY = 3600.0
 _COLUMNS = "id, tenant, kind, status, payload, result, error, attempts"
 
 
@@ -59,6 +65,7 @@ class PostgresJobQueue:
         job_id = new_id()
         with self.engine.begin() as conn:
             set_tenant(conn, tenant)
+            prune_finished(conn, tenant)
             conn.execute(text(
                 "INSERT INTO background_jobs (id, tenant, kind, status, payload) "
                 "VALUES (:id, :tenant, :kind, 'queued', :payload)"
@@ -98,15 +105,17 @@ class PostgresJobQueue:
         stalled_after = heartbeat * STALLED_AFTER_HEARTBEATS
         async with app.open_async():
             reaper = asyncio.create_task(_retry_stalled(app, stalled_after, heartbeat))
+            pruner = asyncio.create_task(_prune_queue(app, PRUNE_EVERY))
             try:
                 await app.run_worker_async(
                     queues=[QUEUE], concurrency=concurrency,
                     update_heartbeat_interval=heartbeat, stalled_worker_timeout=stalled_after,
                 )
             finally:
-                reaper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reaper
+                for task in (reaper, pruner):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     def execute(self, handler: JobHandler, tenant: str, job_id: str) -> None:
         """Run one job under its advisory lock and record the outcome.
@@ -164,6 +173,15 @@ class PostgresJobQueue:
                 "error": None if error is None else Jsonb(error)})
 
 
+def prune_finished(conn: Connection, tenant: str, *,
+                   older_than_hours: float = RETENTION_HOURS) -> int:
+    """Delete `tenant`'s jobs that finished more than `older_than_hours` ago; how many."""
+    return conn.execute(text(
+        "DELETE FROM background_jobs WHERE tenant = :tenant AND status IN ('done', 'failed') "
+        "AND updated_at < now() - :hours * interval '1 hour'"
+    ), {"tenant": tenant, "hours": older_than_hours}).rowcount
+
+
 def _fetch(conn: Connection, tenant: str, job_id: str) -> JobRecord | None:
     row = conn.execute(text(f"SELECT {_COLUMNS} FROM background_jobs "
                             "WHERE tenant = :tenant AND id = :id"),
@@ -173,6 +191,18 @@ def _fetch(conn: Connection, tenant: str, job_id: str) -> JobRecord | None:
     return JobRecord(id=row.id, tenant=row.tenant, kind=row.kind, status=row.status,
                      payload=row.payload, result=row.result, error=row.error,
                      attempts=row.attempts)
+
+
+async def _prune_queue(app: App, every: float) -> None:
+    """procrastinate's rows of memsvc jobs finished before the retention window, forever
+    (every worker runs this; deleting twice is harmless)."""
+    while True:
+        try:
+            await app.job_manager.delete_old_jobs(
+                nb_hours=RETENTION_HOURS, queue=QUEUE, include_failed=True)
+        except Exception:  # the pruner must outlive a lost connection
+            log.exception("pruning finished jobs failed")
+        await asyncio.sleep(every)
 
 
 async def _retry_stalled(app: App, stalled_after: float, every: float) -> None:

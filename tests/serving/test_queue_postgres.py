@@ -24,6 +24,7 @@ from memsvc.serving.background_work import ADD, CONSOLIDATE, add_payload, run_jo
 from memsvc.serving.jobs import QueuedJobs
 from memsvc.serving.tenancy import Tenancy
 from memsvc.storage.base import JobQueue, JobQueueSource, JobRecord
+from memsvc.storage.postgres.queue import RETENTION_HOURS
 
 TEXT = "I adopted a dog named Rex last week."
 
@@ -105,6 +106,38 @@ def test_a_background_consolidation_is_queued_as_data(memory: Memory) -> None:
     done = queue.get("default", job.id)
     assert done is not None and done.status == "done", done
     assert done.result is not None and done.result["report"]["steps"] == ["retry"]
+
+
+def _age(memory: Memory, tenant: str, job_id: str, status: str, hours: float) -> None:
+    with memory.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(text("SELECT set_config('memsvc.tenant', :t, true)"), {"t": tenant})
+        conn.execute(text("UPDATE background_jobs SET status = :s, "
+                          "updated_at = now() - :h * interval '1 hour' WHERE id = :id"),
+                     {"s": status, "h": hours, "id": job_id})
+
+
+def test_finished_jobs_are_pruned_after_the_retention_window(memory: Memory) -> None:
+    """A tenant's next submission deletes its own jobs finished before the window; jobs
+    still running or queued, recent ones and other tenants' stay answerable."""
+    queue = _queue(memory)
+    old_done = queue.submit("default", CONSOLIDATE, {"user_id": "p", "steps": ["retry"]})
+    old_failed = queue.submit("default", CONSOLIDATE, {"user_id": "p", "steps": ["retry"]})
+    old_queued = queue.submit("default", CONSOLIDATE, {"user_id": "p", "steps": ["retry"]})
+    recent = queue.submit("default", CONSOLIDATE, {"user_id": "p", "steps": ["retry"]})
+    theirs = queue.submit("other", CONSOLIDATE, {"user_id": "p", "steps": ["retry"]})
+    past = RETENTION_HOURS + 1
+    _age(memory, "default", old_done.id, "done", past)
+    _age(memory, "default", old_failed.id, "failed", past)
+    _age(memory, "default", old_queued.id, "queued", past)
+    _age(memory, "default", recent.id, "done", RETENTION_HOURS - 1)
+    _age(memory, "other", theirs.id, "done", past)
+
+    queue.submit("default", CONSOLIDATE, {"user_id": "p", "steps": ["retry"]})
+    assert queue.get("default", old_done.id) is None
+    assert queue.get("default", old_failed.id) is None
+    assert queue.get("default", old_queued.id) is not None  # not finished: kept
+    assert queue.get("default", recent.id) is not None
+    assert queue.get("other", theirs.id) is not None  # its tenant has not submitted since
 
 
 def test_a_worker_pointed_at_a_sqlite_file_refuses_in_one_line(tmp_path: Path) -> None:
