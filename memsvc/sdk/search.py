@@ -280,7 +280,11 @@ class Reads(MemoryParts):
         )
 
     def stats(self) -> StoreStats:
-        """Counts by kind and status, index sizes, and the store's file and size."""
+        """Counts by kind and status, index sizes, and the store's file and size.
+
+        Tenant-wide, so not for a key bound to one user: the counts would tell it how much
+        the other users of its tenant have stored."""
+        self._forbid_bound("stats")
         return self.store.stats()
 
 

@@ -133,7 +133,8 @@ def test_a_bound_writer_acts_for_its_user_only(mem: Memory) -> None:
                  lambda: bob_key.add("x", user_id="alice"),
                  lambda: bob_key.delete(alice.id),
                  lambda: bob_key.history(alice.id),
-                 lambda: bob_key.reset()):
+                 lambda: bob_key.reset(),
+                 lambda: bob_key.stats()):
         with pytest.raises(ForbiddenError):
             call()
     assert mem.get(alice.id).status is MemoryStatus.ACTIVE

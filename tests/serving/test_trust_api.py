@@ -54,6 +54,7 @@ def test_provenance_is_the_keys_and_bound_keys_stay_with_their_user(
             ("GET", "/v1/memories?user_id=bob", None),
             ("POST", "/v1/memories", {"messages": "hi", "user_id": "bob"}),
             ("POST", "/v1/reset", {}),
+            ("GET", "/v1/stats", None),
         ]:
             r = alice.request(method, path, json=body)
             assert r.status_code == 403, (path, r.text)
