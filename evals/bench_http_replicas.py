@@ -210,9 +210,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="memsvc-bench-pg-", dir="/tmp") as tmp:
         server = EmbeddedPostgres(Path(tmp) / "pg", database="bench", fast_unsafe=True)
         server.start()
-        with psycopg.connect(server.conninfo(), autocommit=True) as conn:
-            # as tests/conftest.py does: migrating a schema other than public needs it there
-            conn.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
         try:
             runs = [run_one(server, n, args.workers, args, Path(tmp)) for n in args.replicas]
         finally:

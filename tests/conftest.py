@@ -68,8 +68,6 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
     root = Path(tempfile.mkdtemp(prefix="memsvc-pg-"))
     server = EmbeddedPostgres(root / "pg", database=TEST_DATABASE, fast_unsafe=True)
     server.start()
-    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
     try:
         yield server
     finally:

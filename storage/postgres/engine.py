@@ -15,7 +15,9 @@ so the store never works as one:
   FORCE ROW LEVEL SECURITY still applies the policies to it.
 
 The tables live in the connection's current schema, so one database can hold several stores
-side by side (``?options=-csearch_path%3Dname`` in the URL; the tests use a schema each).
+side by side (``?options=-csearch_path%3Dname,public`` in the URL; the tests use a schema
+each). The extensions (pgvector, unaccent) belong to the database: migration pg0001 puts new
+ones in ``public`` (where the embedded server keeps pgvector), so keep that schema on the path.
 """
 
 from __future__ import annotations

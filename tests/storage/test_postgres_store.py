@@ -113,6 +113,46 @@ def test_the_app_role_does_not_carry_the_owners_password(pg_url: str) -> None:
         store.close()
 
 
+def test_stores_in_two_schemas_of_a_fresh_database_share_its_extensions(
+    pg_server: EmbeddedPostgres,
+) -> None:
+    """A database without unaccent or pgvector: the first store must not create them in its
+    own schema, where the second could not see them and a DROP SCHEMA would take them."""
+    database = f"fresh_{new_id()[:8].lower()}"
+    with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {database}")
+    try:
+        with psycopg.connect(pg_server.conninfo(database), autocommit=True) as conn:
+            conn.execute("CREATE SCHEMA first; CREATE SCHEMA second")
+            assert conn.execute("SELECT count(*) FROM pg_extension "
+                                "WHERE extname IN ('vector', 'unaccent')").fetchone() == (0,)
+        base = make_url(pg_server.url(database))
+
+        def url(schema: str) -> str:
+            options = {"options": f"-csearch_path={schema},public"}
+            return base.update_query_dict(options).render_as_string(False)
+
+        one = PostgresStore(url("first"), embedding_dim=DIM)
+        one.apply(WriteBatch(inserts=[(record("Ana visited Zürich"), unit([1.0]))]))
+        one.close()
+        with psycopg.connect(pg_server.conninfo(database), autocommit=True) as conn:
+            homes = dict(conn.execute(
+                "SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n "
+                "ON n.oid = e.extnamespace").fetchall())
+            assert homes["vector"] == homes["unaccent"] == "public"
+            conn.execute("DROP SCHEMA first CASCADE")
+        two = PostgresStore(url("second"), embedding_dim=DIM)
+        try:
+            two.apply(WriteBatch(inserts=[(record("Ben visited Zurich"), unit([1.0]))]))
+            hits = two.lexical_search(U1, "zurich", 5)  # accents folded by unaccent
+            assert len(hits) == 1
+        finally:
+            two.close()
+    finally:
+        with psycopg.connect(pg_server.conninfo(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {database} WITH (FORCE)")
+
+
 def test_an_unprivileged_owner_is_filtered_too(pg_server: EmbeddedPostgres, pg_url: str) -> None:
     """A URL whose role owns the tables but is no superuser: the store works as it, and
     FORCE ROW LEVEL SECURITY still applies the policies to it."""

@@ -246,10 +246,9 @@ _MOVED_NEW = ("(SELECT n.* FROM new_rows n JOIN old_rows o USING (pk) WHERE o.ts
               "FROM n.tsv OR o.user_id IS DISTINCT FROM n.user_id)")
 
 _TEXT_SEARCH = """
-CREATE EXTENSION IF NOT EXISTS unaccent;
 CREATE TEXT SEARCH CONFIGURATION memsvc_english (COPY = english);
 ALTER TEXT SEARCH CONFIGURATION memsvc_english
-    ALTER MAPPING FOR hword, hword_part, word WITH unaccent, english_stem;
+    ALTER MAPPING FOR hword, hword_part, word WITH {unaccent}.unaccent, english_stem;
 -- A document's length in tokens, stop words included (they keep their positions), as FTS5
 -- counts it: the last position of any lexeme.
 CREATE FUNCTION memsvc_doclen(tsvector) RETURNS integer
@@ -266,10 +265,38 @@ CREATE POLICY tenant_isolation ON {table}
 """
 
 
+def _extensions() -> str:
+    """Create pgvector and unaccent where every store of the database can reach them; the
+    schema that holds unaccent (its dictionary is named with it).
+
+    An extension belongs to the database, not to a schema's store: created bare, it would
+    land in the first schema of this store's search_path, invisible to the next store's
+    schema and dropped with the first one's. So a new extension goes where pgvector already
+    is, else into `public` when this role may create there, else into the current schema.
+    """
+    bind = op.get_bind()
+
+    def schema_of(extension: str) -> str | None:
+        found: str | None = bind.exec_driver_sql(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n "
+            "ON n.oid = e.extnamespace WHERE e.extname = %(name)s", {"name": extension},
+        ).scalar()
+        return found
+
+    home = schema_of("vector") or bind.exec_driver_sql(
+        "SELECT CASE WHEN to_regnamespace('public') IS NOT NULL "
+        "AND has_schema_privilege('public', 'CREATE') THEN 'public' "
+        "ELSE current_schema() END").scalar_one()
+    quote = bind.dialect.identifier_preparer.quote
+    for extension in ("vector", "unaccent"):
+        if schema_of(extension) is None:
+            op.execute(f"CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA {quote(home)}")
+    return quote(schema_of("unaccent") or home)
+
+
 def upgrade() -> None:
     dim = int(context.config.attributes.get("embedding_dim", 384))
-    op.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    op.execute(_TEXT_SEARCH)
+    op.execute(_TEXT_SEARCH.replace("{unaccent}", _extensions()))
     op.execute(_TABLES.replace("{dim}", str(dim)))
     op.execute(_FTS_STATS)
     op.execute(_FTS_TRIGGERS.format(
