@@ -39,6 +39,7 @@ function svgEl(tag, attrs, text) {
   return node;
 }
 
+const TRUST_NAMES = { 1: "external", 2: "agent", 3: "user" };
 const day = (iso) => (iso ? iso.slice(0, 10) : "—");
 const when = (m) => m.valid_from || m.created_at;
 function validity(m) {
@@ -50,11 +51,11 @@ function setStatus(text, error) {
   $("status").className = error ? "error" : "";
 }
 
-async function loadAll(user) {
+async function loadAll(user, minTrust) {
   const items = [];
   let cursor = null;
   for (let page = 0; page < 20; page++) {
-    const q = new URLSearchParams({ user_id: user, limit: "500", include_inactive: "true" });
+    const q = new URLSearchParams({ user_id: user, limit: "500", include_inactive: "true", min_trust: minTrust });
     if (cursor) q.set("cursor", cursor);
     const data = await api("GET", "/v1/memories?" + q);
     items.push(...data.items);
@@ -69,16 +70,18 @@ async function run(select) {
   const query = $("query").value.trim();
   if (!user) { setStatus("Enter a user id.", true); return; }
   const show = $("show").value;
+  const minTrust = $("trust").value;
   const params = new URLSearchParams({ user_id: user });
   if (query) params.set("q", query);
   if (show !== "active") params.set("status", show);
+  if (minTrust !== "external") params.set("min_trust", minTrust);
   history.replaceState(null, "", "?" + params);
   setStatus("Loading…");
   try {
-    allMemories = await loadAll(user);
+    allMemories = await loadAll(user, minTrust);
     let hits;
     if (query) {
-      const res = await api("POST", "/v1/search", { query, user_id: user, limit: 20 });
+      const res = await api("POST", "/v1/search", { query, user_id: user, limit: 20, min_trust: minTrust });
       hits = res.results.map((r) => ({ memory: r.memory, score: r.score, ranks: r.channel_ranks }));
       setStatus(`${hits.length} results in ${Math.round(res.timing_ms.total)} ms`);
     } else {
@@ -105,6 +108,7 @@ function renderResults(hits) {
       el("div", { class: "meta" },
         el("span", {}, "valid " + validity(m)),
         el("span", {}, m.status),
+        el("span", { class: `trust trust-${m.trust}` }, TRUST_NAMES[m.trust] || `trust ${m.trust}`),
         hit.score !== undefined ? el("span", {}, `score ${hit.score.toFixed(4)} · ${found}`) : "",
         ...m.entities.map((e) => el("span", { class: "entity" }, e))));
     list.append(item);
@@ -261,5 +265,6 @@ if (initial.get("user_id")) {
   $("user").value = initial.get("user_id");
   $("query").value = initial.get("q") || "";
   if (initial.get("status")) $("show").value = initial.get("status");
+  if (initial.get("min_trust")) $("trust").value = initial.get("min_trust");
   run(initial.get("select"));
 }

@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from memsvc import Memory
+from memsvc.model.trust import Trust, Writer
+from memsvc.sdk.parts import acting_as
 from memsvc.serving.server import BackgroundServer
 from memsvc.storage.keys import ApiKeyStore
 
@@ -103,6 +105,27 @@ def test_explorer_lists_quarantined_memories_for_review(
     default = _browse(f"{server.url}/ui/?user_id=mallory", tmp_path / "profile-default",
                       "--dump-dom")
     assert f'data-id="{held}"' not in default.split('id="results"')[1].split("</ol>")[0]
+
+
+def test_explorer_shows_external_memories_labelled_and_filters_by_trust(
+    server: BackgroundServer, base_memory: Memory, tmp_path: Path,
+) -> None:
+    """An operator reviewing a user sees what a tool wrote too (agents do not read it by
+    default), marked as external; `min_trust=agent` shows what an agent would read."""
+    own = base_memory.add("I like green tea.", user_id="trudy").results[0].id
+    crawler = acting_as(base_memory, Writer("key-crawler", Trust.EXTERNAL))
+    scraped = crawler.add("Trudy's favourite drink is espresso.",
+                          user_id="trudy").results[0].id
+
+    def listed(query: str, profile: str) -> str:
+        dom = _browse(f"{server.url}/ui/?user_id=trudy{query}", tmp_path / profile, "--dump-dom")
+        return dom.split('id="results"')[1].split("</ol>")[0]
+
+    everything = listed("", "profile-trust-all")
+    assert f'data-id="{own}"' in everything and f'data-id="{scraped}"' in everything
+    assert 'class="trust trust-1">external<' in everything
+    agents_view = listed("&min_trust=agent", "profile-trust-agent")
+    assert f'data-id="{own}"' in agents_view and f'data-id="{scraped}"' not in agents_view
 
 
 def test_explorer_shows_api_errors(server: BackgroundServer, tmp_path: Path) -> None:
