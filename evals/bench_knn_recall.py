@@ -30,6 +30,7 @@ import random
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -368,7 +369,7 @@ def run(
     rng = random.Random(seed + 1)
     user_ids = [f"user-{i:04d}" for i in range(users)]
     agent_ids = [f"agent-{i}" for i in range(agents)]
-    tenant = f"knn-recall-{seed}"
+    tenant = f"knn-recall-{uuid.uuid4().hex[:8]}"  # a run never sees an earlier run's rows
     points: list[dict[str, Any]] = []
     cases: list[Case] = []
     with (tempfile.TemporaryDirectory(prefix="memsvc-knn-", dir="/tmp") as tmp,
