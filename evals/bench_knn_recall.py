@@ -67,6 +67,7 @@ SOLO = "solo"
 # float32 rounding differs between pgvector and NumPy, and ties at rank k are arbitrary
 TIE_EPS = 1e-5
 _EMBED_CHUNK = 1000
+_SAVE_EVERY = 5000
 # a raw `add` stores a message as the episode "<speaker>: <content>", and embeds that text
 EPISODE_PREFIX = "user: "
 
@@ -80,27 +81,43 @@ def say(message: str) -> None:
 
 def cached_vectors(sentences: Sequence[str], seed: int, embedder: Embedder,
                    cache_dir: Path) -> tuple[np.ndarray, str]:
-    """Unit document vectors of `sentences` (the first n of seed `seed`'s sequence), from
-    `knn-seed{seed}-n{m}.npy` with m >= n when one is there (its first n rows; the sequence
-    is a prefix), else embedded and saved. A cache whose first row is not the embedder's
-    vector of the first sentence (another model) is ignored. Returns (vectors, source)."""
+    """Unit document vectors of `sentences` (the first n of seed `seed`'s sequence).
+
+    The cache is one file per seed, `knn-seed{seed}-n{m}.npy`, holding the first m vectors
+    of the sequence: its first n rows serve any n <= m; otherwise the missing ones are
+    embedded and the file grows (saved every `_SAVE_EVERY` rows, so an interrupted run
+    resumes). A cache whose first row is not the embedder's vector of the first sentence
+    (another model) is ignored. Returns (vectors, where they came from)."""
     n = len(sentences)
     probe = _unit(embedder.embed_documents([sentences[0]]))[0]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    for path in sorted(cache_dir.glob(f"knn-seed{seed}-n*.npy"),
-                       key=lambda p: int(p.stem.rsplit("-n", 1)[1])):
-        if int(path.stem.rsplit("-n", 1)[1]) >= n:
-            found = np.load(path, mmap_mode="r")
-            if np.allclose(found[0], probe, atol=1e-3):
-                return np.ascontiguousarray(found[:n], dtype=np.float32), f"cache {path.name}"
-    parts = []
-    for start in range(0, n, _EMBED_CHUNK):
+    have = np.zeros((0, probe.shape[0]), dtype=np.float32)
+    path: Path | None = None
+    for found in cache_dir.glob(f"knn-seed{seed}-n*.npy"):
+        rows = np.load(found)
+        if len(rows) > len(have) and np.allclose(rows[0], probe, atol=1e-3):
+            have, path = rows.astype(np.float32), found
+    if len(have) >= n:
+        return np.ascontiguousarray(have[:n]), f"cache {path.name if path else ''}"
+    source = f"embedded {n - len(have):,}" + (f" (first {len(have):,} cached)" if len(have)
+                                                else "")
+    parts = [have]
+    for start in range(len(have), n, _EMBED_CHUNK):
         parts.append(_unit(embedder.embed_documents(sentences[start:start + _EMBED_CHUNK])))
-        if start // _EMBED_CHUNK % 10 == 9:
-            say(f"embedded {start + _EMBED_CHUNK:,}/{n:,}")
-    vectors = np.concatenate(parts).astype(np.float32)
-    np.save(cache_dir / f"knn-seed{seed}-n{n}.npy", vectors)
-    return vectors, "embedded"
+        done = min(start + _EMBED_CHUNK, n)
+        if done % _SAVE_EVERY == 0 or done == n:
+            path = _save(cache_dir, seed, np.concatenate(parts), path)
+            say(f"embedded {done:,}/{n:,}")
+    return np.concatenate(parts).astype(np.float32), source
+
+
+def _save(cache_dir: Path, seed: int, vectors: np.ndarray, old: Path | None) -> Path:
+    """The seed's cache file, grown: written beside, then the shorter one removed."""
+    path = cache_dir / f"knn-seed{seed}-n{len(vectors)}.npy"
+    np.save(path, vectors.astype(np.float32))
+    if old is not None and old != path:
+        old.unlink(missing_ok=True)
+    return path
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
