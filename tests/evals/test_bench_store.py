@@ -1,12 +1,16 @@
-"""The benchmark's building blocks (not the benchmark: nothing here is timed)."""
+"""The benchmark's building blocks (nothing here asserts a timing); a tiny run on both
+backends is in test_bench_store_run.py."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from memsvc.embedding.embedder import SentenceTransformerEmbedder
-from memsvc.evals import bench_store
+from memsvc.evals import bench_store, embed_cache
 
 
 def test_queries_never_repeat_so_the_query_cache_cannot_hit() -> None:
@@ -31,24 +35,42 @@ def test_top_k_is_the_k_best_in_order() -> None:
     assert bench_store.top_k(scores, 10).tolist() == [1, 3, 4, 2, 0]
 
 
-def test_recording_embedder_keeps_what_was_stored_per_scope(
-    embedder: SentenceTransformerEmbedder,
+def test_vector_cache_embeds_each_sentence_once_and_serves_it_back(
+    embedder: SentenceTransformerEmbedder, tmp_path: Path,
 ) -> None:
-    recorder = bench_store.RecordingEmbedder(embedder)
-    recorder.scope = "u1"
-    first = recorder.embed_documents(["the red kayak", "a frozen lake"])
-    recorder.scope = "u2"
-    recorder.embed_documents(["an old motorbike"])
-    recorder.scope = "u1"
-    recorder.embed_documents(["sourdough starter"])
-    assert recorder.texts == {
-        "u1": ["the red kayak", "a frozen lake", "sourdough starter"],
-        "u2": ["an old motorbike"],
-    }
-    matrix = recorder.matrix("u1")
-    assert matrix.shape == (3, embedder.dim)
-    assert np.allclose(matrix[:2], first)
-    assert np.allclose(recorder.embed_query("red kayak"), embedder.embed_query("red kayak"))
+    texts = [f"user: sentence number {i}" for i in range(25)]
+    calls: list[int] = []
+
+    def embed(batch: Sequence[str]) -> np.ndarray:
+        calls.append(len(batch))
+        return embedder.embed_documents(batch)
+
+    key_print = embed_cache.fingerprint(texts, "m")
+    cache = embed_cache.VectorCache(tmp_path, "m-seed0", embedder.dim, key_print)
+    first = cache.ensure(texts, embed)
+    assert first["docs"] == 25 and calls == [25]
+    again = embed_cache.VectorCache(tmp_path, "m-seed0", embedder.dim, key_print)
+    assert again.ensure(texts[:10], embed)["docs"] == 0 and calls == [25]  # a prefix: cached
+    assert np.allclose(again.rows([3, 0]), embedder.embed_documents([texts[3], texts[0]]),
+                       atol=1e-5)
+    with pytest.raises(ValueError, match="another corpus"):
+        embed_cache.VectorCache(tmp_path, "m-seed0", embedder.dim, "not-the-same")
+
+    served = embed_cache.CachedEmbedder(embedder, again)
+    served.pending = {texts[5]: 5}
+    assert np.array_equal(served.embed_documents([texts[5]]), again.rows([5]))
+    assert served.misses == 0
+    served.embed_documents([texts[5], "something else"])  # not announced: embedded
+    assert served.misses == 1
+
+
+def test_users_grow_with_the_size_when_memories_per_user_are_fixed() -> None:
+    plans = bench_store.size_plans([1000, 3000], users=100, per_user=100)
+    assert [(total, len(plan), set(plan.values())) for total, plan in plans] == [
+        (1000, 10, {100}), (3000, 30, {100})]
+    fixed = bench_store.size_plans([1000, 3000], users=100, per_user=None)
+    assert [(total, len(plan), set(plan.values())) for total, plan in fixed] == [
+        (1000, 100, {10}), (3000, 100, {30})]
 
 
 def test_bad_sizes_are_refused() -> None:
