@@ -7,9 +7,10 @@ once, with the real model, and kept in ``<dir>/<key>/chunk-NNNNN.npy`` (`CHUNK` 
 
 - A chunk is written to a temp file and renamed, so a reader never sees half of one; an
   interrupted build resumes at the first missing chunk.
-- Two processes may build the same cache (a 100k run while a 1M build is going): a chunk is
-  claimed with an exclusive lock file holding the builder's pid; the other waits for the
-  chunk, and takes over a lock whose process is gone.
+- Two processes may build the same cache (a 100k run while a 1M build is going, or two
+  builders to share the work): a chunk is claimed with an exclusive lock file holding the
+  builder's pid; the others build the next free chunks, then wait for the claimed ones, and
+  take over a lock whose process is gone.
 - ``meta.json`` holds the model, the seed, a digest of the first texts (a cache built from
   another corpus is refused) and the embedding rate measured when the chunks were built.
 """
@@ -111,29 +112,37 @@ class VectorCache:
         concurrent builder at worst computes the same rows, and the rename is atomic)."""
         n_chunks = -(-len(texts) // CHUNK)
         embedded, seconds, waited = 0, 0.0, 0.0
-        for i in range(n_chunks):
-            rows = texts[i * CHUNK:(i + 1) * CHUNK]
-            full = len(rows) == CHUNK
-            while not self._have(i, len(rows)):
-                if full and not self._claim(i):
-                    start = time.perf_counter()
-                    time.sleep(2)
-                    waited += time.perf_counter() - start
+        todo = list(range(n_chunks))
+        while todo:
+            progressed = False
+            for i in list(todo):
+                rows = texts[i * CHUNK:(i + 1) * CHUNK]
+                full = len(rows) == CHUNK
+                if self._have(i, len(rows)):
+                    todo.remove(i)
+                    progressed = True
                     continue
+                if full and not self._claim(i):
+                    continue  # another builder has it: do the next one, come back later
                 try:
-                    if self._have(i, len(rows)):
-                        break
-                    start = time.perf_counter()
-                    vectors = np.asarray(embed(rows), dtype=np.float32)
-                    seconds += time.perf_counter() - start
-                    embedded += len(rows)
-                    self._save(self._chunk_path(i) if full
-                               else self.dir / f"chunk-{i:05d}-{len(rows)}.npy", vectors)
+                    if not self._have(i, len(rows)):
+                        start = time.perf_counter()
+                        vectors = np.asarray(embed(rows), dtype=np.float32)
+                        seconds += time.perf_counter() - start
+                        embedded += len(rows)
+                        self._save(self._chunk_path(i) if full
+                                   else self.dir / f"chunk-{i:05d}-{len(rows)}.npy", vectors)
+                        say(f"embedded chunk {i + 1}/{n_chunks} ({embedded:,} docs here, "
+                            f"{embedded / max(seconds, 1e-9):.0f} docs/s)")
                 finally:
                     if full:
                         self._chunk_path(i).with_suffix(".lock").unlink(missing_ok=True)
-                say(f"embedded chunk {i + 1}/{n_chunks} ({embedded:,} docs here, "
-                    f"{embedded / max(seconds, 1e-9):.0f} docs/s)")
+                todo.remove(i)
+                progressed = True
+            if todo and not progressed:
+                start = time.perf_counter()
+                time.sleep(2)
+                waited += time.perf_counter() - start
         build = {"docs": embedded, "seconds": round(seconds, 1),
                  "docs_per_s": round(embedded / seconds, 1) if seconds else None,
                  "waited_for_other_builder_s": round(waited, 1),

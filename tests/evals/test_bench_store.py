@@ -78,3 +78,19 @@ def test_bad_sizes_are_refused() -> None:
         bench_store.run([50], users=100, out_dir=None, progress=False)
     with pytest.raises(ValueError, match="positive"):
         bench_store.run([1000], queries=0, out_dir=None, progress=False)
+
+
+def test_vector_cache_takes_over_a_chunk_whose_builder_died(
+    embedder: SentenceTransformerEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(embed_cache, "CHUNK", 4)
+    texts = [f"user: line {i}" for i in range(10)]  # chunks of 4, 4 and a partial 2
+    cache = embed_cache.VectorCache(tmp_path, "k", embedder.dim, "f")
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    (cache.dir / "chunk-00000.lock").write_text(str(dead))
+    built = cache.ensure(texts, embedder.embed_documents)
+    assert built["docs"] == 10
+    assert sorted(p.name for p in cache.dir.iterdir()) == [
+        "chunk-00000.npy", "chunk-00001.npy", "chunk-00002-2.npy", "meta.json"]
+    assert np.allclose(cache.rows([9, 4]), embedder.embed_documents([texts[9], texts[4]]),
+                       atol=1e-5)

@@ -115,3 +115,44 @@ def test_auto_precision_resolves_to_a_real_one_and_bad_names_are_refused() -> No
     assert auto.precision in ("fp32", "bf16")
     with pytest.raises(InvalidInputError, match="embedding precision"):
         SentenceTransformerEmbedder(default_embedder_path(), precision="fp8")
+
+
+DOCUMENTS_OF_EVERY_LENGTH = [
+    "ok",
+    "Caroline went to the LGBTQ support group yesterday and found it very moving.",
+    *QUERIES_OF_EVERY_SHAPE,
+    "Melanie: we camped at the beach, roasted marshmallows and told stories all night.",
+]
+
+
+def test_a_packed_batch_gives_each_text_the_vector_it_gets_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    embedder = SentenceTransformerEmbedder(default_embedder_path(), precision="fp32")
+    embedder.embed_query("load the model")
+    encoder = embedder._document_encoder
+    assert encoder is not None  # documents take the unpadded path
+    alone = np.stack([encoder.encode(text) for text in DOCUMENTS_OF_EVERY_LENGTH])
+    monkeypatch.setattr("memsvc.embedding.query_encoder._PACK_SIZE", 3)  # several slices
+    packed = encoder.encode_batch(DOCUMENTS_OF_EVERY_LENGTH)
+    cosines = np.sum(alone * packed, axis=1) / (
+        np.linalg.norm(alone, axis=1) * np.linalg.norm(packed, axis=1))
+    assert np.min(cosines) > 0.9999  # padding reached no real token, rows kept their order
+    padded = embedder._model.encode(DOCUMENTS_OF_EVERY_LENGTH, normalize_embeddings=True,
+                                    show_progress_bar=False)
+    assert np.min(np.sum(embedder.embed_documents(DOCUMENTS_OF_EVERY_LENGTH) * padded,
+                         axis=1)) > 0.9999  # the model's own padded batch agrees
+
+
+def test_a_packed_path_that_disagrees_with_the_model_is_not_used(
+    embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder.embed_query("load the model")
+    real_attention = torch.nn.functional.scaled_dot_product_attention
+
+    def sees_the_padding(*args: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                         **kwargs: object) -> torch.Tensor:
+        return real_attention(*args)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", sees_the_padding)
+    assert lean_query_encoder(embedder._model) is None
