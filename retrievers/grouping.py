@@ -14,6 +14,7 @@ profile never fold nor absorb (they are views over many turns, not a turn's rest
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 from memsvc.model.records import MemoryKind, ScoredMemory
 
@@ -38,26 +39,38 @@ class SourceGroups:
 
     @property
     def full(self) -> bool:
-        return len(self._leaders) >= self.limit
+        return len(self._sources) >= self.limit
 
     def offer(self, hit: ScoredMemory) -> None:
         """Fold `hit` into an earlier group it restates, else start a group (while there is
         room). A hit offered after the limit is reached can still join a group."""
-        sources = frozenset(hit.memory.provenance.source_message_ids)
-        if self.enabled and sources and hit.memory.kind not in STANDALONE_KINDS:
+        memory = hit.memory
+        index = self.place(memory.provenance.source_message_ids, memory.kind)
+        if index is None:
+            return
+        if index < len(self._leaders):
+            self._leaders[index].related.append(hit)
+        else:
+            self._leaders.append(hit)
+
+    def place(self, source_ids: Sequence[str], kind: str) -> int | None:
+        """Where a hit with these sources and kind goes: the index of the group it joins or
+        starts (one past the last group), or None when it is dropped (no room left). The
+        decision `offer` acts on, for a caller that holds the hits itself."""
+        sources = frozenset(source_ids)
+        if self.enabled and sources and kind not in STANDALONE_KINDS:
             for index in self._by_source.get(next(iter(sources)), ()):
                 if sources <= self._sources[index]:
-                    self._leaders[index].related.append(hit)
-                    return
+                    return index
         if self.full:
-            return
-        index = len(self._leaders)
-        self._leaders.append(hit)
+            return None
+        index = len(self._sources)
         self._sources.append(sources)
         if (self.enabled and sources and len(sources) <= self.max_sources
-                and hit.memory.kind not in STANDALONE_KINDS):
+                and kind not in STANDALONE_KINDS):
             for source in sources:
                 self._by_source[source].append(index)
+        return index
 
     def results(self) -> list[ScoredMemory]:
         return list(self._leaders)

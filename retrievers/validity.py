@@ -18,5 +18,9 @@ EXPIRING_KINDS = frozenset({MemoryKind.FACT, MemoryKind.PREFERENCE, MemoryKind.P
 
 def expired(record: MemoryRecord, at: datetime) -> bool:
     """Whether `record` has stopped holding by `at` (and is of a kind that can)."""
-    return (record.kind in EXPIRING_KINDS and record.valid_to is not None
-            and record.valid_to <= at)
+    return ended(record.kind, record.valid_to, at)
+
+
+def ended(kind: str, valid_to: datetime | None, at: datetime) -> bool:
+    """`expired` on the two fields it reads (a search decides on them before fetching)."""
+    return kind in EXPIRING_KINDS and valid_to is not None and valid_to <= at

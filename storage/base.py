@@ -105,6 +105,18 @@ class KeyGrant:
     user_id: str | None = None
 
 
+@dataclass(frozen=True)
+class SourceKey:
+    """What a search needs to decide which memories it serves, before fetching them: kind,
+    end of validity, source messages. Read *unchecked* (no integrity check, no record), so a
+    search fetches and checks only the records it serves; the caller compares these with the
+    checked records and falls back to the full read if any differ."""
+
+    kind: str
+    valid_to: datetime | None
+    source_message_ids: tuple[str, ...]
+
+
 @runtime_checkable
 class RecordStore(Protocol):
     """The core: one tenant's memories, messages and history, written only through `apply`.
@@ -122,6 +134,10 @@ class RecordStore(Protocol):
     def get(self, memory_id: str) -> MemoryRecord | None: ...
 
     def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryRecord]: ...
+
+    def source_keys(self, memory_ids: Sequence[str]) -> dict[str, SourceKey]:
+        """The unchecked `SourceKey` of those that exist (see there: never served)."""
+        ...
 
     def list_memories(
         self, query: VisibilityQuery, *, limit: int, after_id: str | None = None

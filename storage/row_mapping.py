@@ -4,10 +4,13 @@ these (they hold the same columns; each adds its own index columns beside them).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Connection, Table, select
+
 from memsvc.model.records import HistoryEntry, MemoryRecord, Provenance, Scope, StoredMessage
-from memsvc.storage.base import HistoryDraft
+from memsvc.storage.base import HistoryDraft, SourceKey
 from memsvc.storage.schema import scope_token
 
 
@@ -45,6 +48,19 @@ def record_from_row(row: Any) -> MemoryRecord:
         channel=getattr(row, "channel", "user"),
         trust=getattr(row, "trust", 3),
     )
+
+
+def source_keys(conn: Connection, table: Table, tenant: str, memory_ids: Sequence[str]
+                ) -> dict[str, SourceKey]:
+    """The `SourceKey` of each of `memory_ids` in `table` (a backend's `memories`) that
+    exists: three columns, unchecked, no record built."""
+    c = table.c
+    found = conn.execute(
+        select(c.id, c.kind, c.valid_to, c.source_message_ids)
+        .where(c.tenant == tenant, c.id.in_(list(memory_ids)))
+    )
+    return {row.id: SourceKey(row.kind, row.valid_to, tuple(row.source_message_ids or ()))
+            for row in found}
 
 
 def memory_row(tenant: str, rec: MemoryRecord) -> dict[str, Any]:

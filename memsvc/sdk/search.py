@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -33,9 +33,9 @@ from memsvc.retrievers.context import ContextBlock, pack_context
 from memsvc.retrievers.fusion import FusedHit
 from memsvc.retrievers.grouping import SourceGroups
 from memsvc.retrievers.plan import RECIPES, SearchPlan, recipe
-from memsvc.retrievers.validity import expired
+from memsvc.retrievers.validity import ended, expired
 from memsvc.sdk.parts import MemoryParts, _now
-from memsvc.storage.base import VisibilityQuery
+from memsvc.storage.base import SourceKey, VisibilityQuery
 
 # A grouped search first reads this many candidates per requested hit (some fold into others).
 GROUP_FETCH_FACTOR = 2
@@ -100,13 +100,56 @@ class Reads(MemoryParts):
                 current_at: datetime | None) -> list[ScoredMemory]:
         """The first `limit` hits (groups, with `group`) as records, fetched in batches: a
         grouped search reads a little past `limit`, since some hits fold into others. With
-        `current_at`, memories expired by then are passed over (`retrievers.validity`)."""
+        `current_at`, memories expired by then are passed over (`retrievers.validity`).
+
+        The hits are placed first on their `SourceKey`s (three unchecked columns), and only
+        the records served are fetched and checked: a grouped search would otherwise check
+        and build twice the records it returns. Should a served record fail its check, or
+        differ from its key (changed in between), the selection is made again on checked
+        records alone (`_select_checked`), which is what it always returns."""
+        chunks = _chunks(hits, limit, group)
         groups = SourceGroups(limit, enabled=group)
-        batch = limit * GROUP_FETCH_FACTOR if group else limit
-        position = 0
-        while position < len(hits) and not groups.full:
-            chunk = hits[position: position + batch]
-            position += len(chunk)
+        keys: dict[str, SourceKey] = {}
+        placed: list[tuple[FusedHit, list[FusedHit]]] = []
+        for chunk in chunks:
+            if groups.full:
+                break
+            keys.update(self.store.source_keys([h.memory_id for h in chunk]))
+            for h in chunk:
+                key = keys.get(h.memory_id)
+                if key is None or (current_at and ended(key.kind, key.valid_to, current_at)):
+                    continue
+                index = groups.place(key.source_message_ids, key.kind)
+                if index is None:
+                    continue
+                if index < len(placed):
+                    placed[index][1].append(h)
+                else:
+                    placed.append((h, []))
+        served = [h.memory_id for lead, related in placed for h in (lead, *related)]
+        records = self.store.get_many(served) if served else {}
+        if any(_key_of(records.get(i)) != keys[i] for i in served):
+            return self._select_checked(hits, limit, group=group, current_at=current_at)
+
+        def scored(h: FusedHit) -> ScoredMemory:
+            return ScoredMemory(memory=records[h.memory_id], score=h.score,
+                                channel_scores=h.channel_scores,
+                                channel_ranks=h.channel_ranks)
+
+        results = []
+        for lead, related in placed:
+            hit = scored(lead)
+            hit.related.extend(scored(h) for h in related)
+            results.append(hit)
+        return results
+
+    def _select_checked(self, hits: Sequence[FusedHit], limit: int, *, group: bool,
+                        current_at: datetime | None) -> list[ScoredMemory]:
+        """`_select` on checked records alone: every batch fetched whole."""
+        groups = SourceGroups(limit, enabled=group)
+        for chunk in _chunks(hits, limit, group):
+            if groups.full:
+                break
             records = self.store.get_many([h.memory_id for h in chunk])
             for h in chunk:
                 record = records.get(h.memory_id)
@@ -114,7 +157,6 @@ class Reads(MemoryParts):
                     groups.offer(ScoredMemory(memory=record, score=h.score,
                                               channel_scores=h.channel_scores,
                                               channel_ranks=h.channel_ranks))
-            batch = limit
         return groups.results()
 
     def context(
@@ -286,6 +328,24 @@ class Reads(MemoryParts):
         the other users of its tenant have stored."""
         self._forbid_bound("stats")
         return self.store.stats()
+
+
+def _chunks(hits: Sequence[FusedHit], limit: int, group: bool) -> Iterator[Sequence[FusedHit]]:
+    """The batches a selection reads hits in: `limit` of them, the first `GROUP_FETCH_FACTOR`
+    times that when grouping (some hits fold into others)."""
+    batch = limit * GROUP_FETCH_FACTOR if group else limit
+    position = 0
+    while position < len(hits):
+        yield hits[position: position + batch]
+        position += batch
+        batch = limit
+
+
+def _key_of(record: MemoryRecord | None) -> SourceKey | None:
+    """A checked record's `SourceKey`, to compare with the unchecked one."""
+    if record is None:
+        return None
+    return SourceKey(record.kind, record.valid_to, tuple(record.provenance.source_message_ids))
 
 
 def _memory_id(memory_id: object) -> str:

@@ -31,7 +31,7 @@ from memsvc.model.records import (
     StoredMessage,
     StoreStats,
 )
-from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
+from memsvc.storage.base import Hit, SourceKey, VisibilityQuery, WriteBatch
 from memsvc.storage.integrity import sealed
 from memsvc.storage.integrity.chain import ChainWriter
 from memsvc.storage.integrity.codec import scope_key
@@ -51,6 +51,7 @@ from memsvc.storage.row_mapping import (
     message_from_row,
     message_row,
     record_from_row,
+    source_keys,
 )
 from memsvc.storage.schema import UTCDateTime, history, integrity_heads, messages
 
@@ -289,6 +290,13 @@ class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
             rows = conn.execute(self._memory_select().where(
                 memories.c.tenant == self.tenant, memories.c.id.in_(list(memory_ids)))).all()
         return {row.id: record_from_row(row) for row in self.integrity.served("memory", rows)}
+
+    def source_keys(self, memory_ids: Sequence[str]) -> dict[str, SourceKey]:
+        """Kind, validity end and sources of those that exist, unchecked (`SourceKey`)."""
+        if not memory_ids:
+            return {}
+        with self._read() as conn:
+            return source_keys(conn, memories, self.tenant, memory_ids)
 
     def _memory_select(self) -> Any:
         """Memory rows with the chain digest their check needs."""

@@ -14,6 +14,7 @@ from memsvc.storage.row_mapping import (  # noqa: F401
     message_from_row,
     message_row,
     record_from_row,
+    source_keys,
 )
 
 SCOPE_FIELDS = ("user_id", "agent_id", "session_id")

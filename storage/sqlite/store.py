@@ -27,7 +27,7 @@ from memsvc.model.records import (
     StoredMessage,
     StoreStats,
 )
-from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
+from memsvc.storage.base import Hit, SourceKey, VisibilityQuery, WriteBatch
 from memsvc.storage.filter_sql import visibility_clause
 from memsvc.storage.integrity import ChainWriter, scope_key
 from memsvc.storage.integrity import sealed as sealed_writes
@@ -240,6 +240,13 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
             ).all()
         return {row.id: rows.record_from_row(row)
                 for row in self.integrity.served("memory", found)}
+
+    def source_keys(self, memory_ids: Sequence[str]) -> dict[str, SourceKey]:
+        """Kind, validity end and sources of those that exist, unchecked (`SourceKey`)."""
+        if not memory_ids:
+            return {}
+        with self._read() as conn:
+            return rows.source_keys(conn, memories, self.tenant, memory_ids)
 
     def list_memories(
         self, query: VisibilityQuery, *, limit: int, after_id: str | None = None
