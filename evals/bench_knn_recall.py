@@ -298,7 +298,7 @@ def measure(memory: Memory, probe: PathProbe, corpus: Corpus, label: str,
                                   ("user+agent", Scope(user_id=user, agent_id=agent))):
             ids, vectors = corpus.scope(user, scope.agent_id)
             visible = VisibilityQuery(scope=scope, min_trust=int(DEFAULT_MIN_TRUST))
-            for mode in ("default", "forced hnsw"):
+            for mode in ("default", "forced hnsw") if probe.active else ("default",):
                 case = cases.setdefault((scope_name, mode), Case(label, scope_name, mode))
                 with forced_index(store, mode == "forced hnsw"):
                     started = time.perf_counter()

@@ -29,8 +29,9 @@ def test_recall_counts_the_exact_top_k_ties_and_hits_outside_the_scope() -> None
 def test_tiny_run_on_postgres_is_exact_below_the_threshold(
     pg_url: str, embedder: SentenceTransformerEmbedder, tmp_path: Path,
 ) -> None:
+    # scopes larger than k (150 and 75 rows), so a wrong top-k cannot pass as the whole scope
     report = bench_knn_recall.run(
-        [300], users=10, agents=2, one_scope=0, queries=10, db=pg_url,
+        [300], users=2, agents=2, one_scope=0, queries=10, db=pg_url,
         cache_dir=tmp_path / "cache", embedder=embedder, out_dir=None)
     by_mode = {(r["scope"], r["mode"]): r for r in report["results"]}
     assert set(by_mode) == {(s, m) for s in ("user", "user+agent")
@@ -43,10 +44,10 @@ def test_tiny_run_on_postgres_is_exact_below_the_threshold(
         assert by_mode[scope, "forced hnsw"]["paths"].keys() <= {"hnsw", "hnsw, then exact"}
         for row in by_mode.values():
             assert row["hits_outside_scope"] == 0 and 0.0 <= row["recall_min"] <= 1.0
-    assert by_mode["user", "default"]["scope_rows_mean"] == 30
-    assert by_mode["user+agent", "default"]["scope_rows_mean"] == 15
+    assert by_mode["user", "default"]["scope_rows_mean"] == 150
+    assert by_mode["user+agent", "default"]["scope_rows_mean"] == 75
     # the second run reads the vectors back from the cache
     again = bench_knn_recall.run(
-        [300], users=10, agents=2, one_scope=0, queries=2, db=pg_url,
+        [300], users=2, agents=2, one_scope=0, queries=2, db=pg_url,
         cache_dir=tmp_path / "cache", embedder=embedder, out_dir=None)
     assert again["config"]["vectors"].startswith("cache ")
