@@ -5,9 +5,10 @@ these (they hold the same columns; each adds its own index columns beside them).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Select, Table, bindparam, select
 
 from memsvc.model.records import HistoryEntry, MemoryRecord, Provenance, Scope, StoredMessage
 from memsvc.storage.base import HistoryDraft, SourceKey
@@ -54,13 +55,18 @@ def source_keys(conn: Connection, table: Table, tenant: str, memory_ids: Sequenc
                 ) -> dict[str, SourceKey]:
     """The `SourceKey` of each of `memory_ids` in `table` (a backend's `memories`) that
     exists: three columns, unchecked, no record built."""
-    c = table.c
-    found = conn.execute(
-        select(c.id, c.kind, c.valid_to, c.source_message_ids)
-        .where(c.tenant == tenant, c.id.in_(list(memory_ids)))
-    )
+    found = conn.execute(_source_key_select(table),
+                         {"tenant": tenant, "ids": list(memory_ids)})
     return {row.id: SourceKey(row.kind, row.valid_to, tuple(row.source_message_ids or ()))
             for row in found}
+
+
+@cache
+def _source_key_select(table: Table) -> Select[Any]:
+    """Built once per table (a search runs it each time); the values are bound on execute."""
+    c = table.c
+    return select(c.id, c.kind, c.valid_to, c.source_message_ids).where(
+        c.tenant == bindparam("tenant"), c.id.in_(bindparam("ids", expanding=True)))
 
 
 def memory_row(tenant: str, rec: MemoryRecord) -> dict[str, Any]:
