@@ -1,0 +1,83 @@
+"""An episode is indexed with the turn before it (its `context`), and stored verbatim.
+
+A reply often answers a question worded like the turn it replies to; the episode's vector
+leans towards that turn (`memsvc.write.index_vectors`), while its text stays what was said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from memsvc import Memory, SearchPlan
+from memsvc.extractors.base import Candidate
+from memsvc.extractors.episode import EpisodeExtractor
+from memsvc.model.records import MemoryKind, Scope, StoredMessage
+from memsvc.retrievers.plan import ChannelSpec
+from memsvc.write.index_vectors import CONTEXT_WEIGHT, candidate_vectors
+
+WHEN = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+
+
+def _message(i: int, name: str, content: str) -> StoredMessage:
+    return StoredMessage(id=f"m{i}", scope=Scope(user_id="u1"), role="user", name=name,
+                         content=content, timestamp=WHEN, created_at=WHEN)
+
+
+def test_each_episode_carries_the_turn_before_it_as_context() -> None:
+    messages = [_message(0, "Ann", "Did you go to the pottery class?"),
+                _message(1, "Bob", "Yes, last Saturday, with my kids.")]
+    first, second = EpisodeExtractor(before=1, after=0).extract(messages)
+    assert first.context == ""
+    assert second.context == "Ann: Did you go to the pottery class?"
+    assert second.text == "Bob: Yes, last Saturday, with my kids."
+
+
+class _CountingEmbedder:
+    """One fixed unit vector per distinct text; counts the texts it is asked to embed."""
+
+    dim = 4
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.seen += list(texts)
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            vectors[row, sum(map(ord, text)) % self.dim] = 1.0
+        return vectors
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+def test_the_vector_mixes_the_context_in_without_embedding_it_twice() -> None:
+    a = Candidate(kind=MemoryKind.EPISODE, text="a", source_message_ids=["m0"])  # ord 97 → 1
+    b = Candidate(kind=MemoryKind.EPISODE, text="c", source_message_ids=["m1"],  # 99 → 3
+                  context="a")
+    embedder = _CountingEmbedder()
+    vectors = candidate_vectors(embedder, [a, b])
+    assert embedder.seen == ["a", "c"]  # the context is the turn before: embedded once
+    np.testing.assert_allclose(vectors[0], [0, 1, 0, 0])
+    expected = np.array([0, CONTEXT_WEIGHT, 0, 1.0]) / np.hypot(1.0, CONTEXT_WEIGHT)
+    np.testing.assert_allclose(vectors[1], expected, rtol=1e-6)
+
+
+def test_a_reply_is_found_by_a_question_worded_like_the_turn_it_answers(
+    memory: Memory,
+) -> None:
+    memory.add([
+        {"role": "user", "name": "Ann", "content": "Did you finally go to the pottery class?"},
+        {"role": "user", "name": "Bob", "content": "Yes! Last Saturday, and I brought the kids."},
+        {"role": "user", "name": "Ann", "content": "My sister adopted a puppy this week."},
+        {"role": "user", "name": "Bob", "content": "How lovely, what breed is it?"},
+    ], user_id="u1")
+    stored = {m.text for m in memory.get_all(user_id="u1").items}
+    assert "Bob: Yes! Last Saturday, and I brought the kids." in stored  # verbatim
+    hits = memory.search("Who did Bob take to the pottery class?", user_id="u1", limit=4,
+                         plan=SearchPlan(channels={"vector": ChannelSpec(k=4)}))
+    ranked = [h.memory.text for h in hits.results]
+    assert ranked.index("Bob: Yes! Last Saturday, and I brought the kids.") < 2
