@@ -93,7 +93,7 @@ class Settings:
     bm25_weight: float = 1.0
     rrf_k: int = 10  # see SearchPlan.rrf_k
     # how far an episode's vector leans towards the turn before it (memsvc.write.index_vectors)
-    episode_context_weight: float = 0.5
+    episode_context_weight: float = 0.7
     query_cache_size: int = 2048
     # weights the embedder computes with: auto (bf16 where the CPU has native bf16 kernels,
     # else fp32), fp32, bf16, or int8 (queries only; documents fp32). See DEVELOPERS.md.
