@@ -29,6 +29,10 @@ class Candidate:
     metadata: dict[str, Any] = field(default_factory=dict)
     confidence: float = 1.0
     importance: float = 0.5
+    # Words that help find this memory but are not part of it (for an episode, the question
+    # it answers): they shape its vector (`memsvc.write.index_vectors`), never its stored
+    # text. Empty for most candidates.
+    context: str = ""
 
 
 class Extractor(Protocol):

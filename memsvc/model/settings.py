@@ -65,6 +65,7 @@ ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("MEMSVC_VECTOR_WEIGHT", "vector_weight", float),
     ("MEMSVC_BM25_WEIGHT", "bm25_weight", float),
     ("MEMSVC_RRF_K", "rrf_k", int),
+    ("MEMSVC_EPISODE_CONTEXT_WEIGHT", "episode_context_weight", float),
     ("MEMSVC_EXTRACTOR", "extractor", _lower),
     ("MEMSVC_DECIDER", "decider", _lower),
     ("MEMSVC_DECIDER_CONSULT_ABOVE", "decider_consult_above", float),
@@ -91,6 +92,8 @@ class Settings:
     vector_weight: float = 1.0
     bm25_weight: float = 1.0
     rrf_k: int = 10  # see SearchPlan.rrf_k
+    # how far an episode's vector leans towards the turn before it (memsvc.write.index_vectors)
+    episode_context_weight: float = 0.7
     query_cache_size: int = 2048
     # weights the embedder computes with: auto (bf16 where the CPU has native bf16 kernels,
     # else fp32), fp32, bf16, or int8 (queries only; documents fp32). See DEVELOPERS.md.

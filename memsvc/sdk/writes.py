@@ -41,6 +41,7 @@ from memsvc.write.extraction import (
     record_failures,
     run_extractor,
 )
+from memsvc.write.index_vectors import candidate_vectors
 from memsvc.write.manager import snapshot
 from memsvc.write.origin import Origin
 from memsvc.write.pending import clear_pending, episodes_of, mark_pending, owned_messages
@@ -123,7 +124,8 @@ class Writes(Reads):
             for c in self._episodes.extract(stored)
         ]
         candidates += extracted.candidates
-        embeddings = self.embedder.embed_documents([c.text for c, _, _ in candidates])
+        embeddings = candidate_vectors(self.embedder, [c for c, _, _ in candidates],
+                                       context_weight=self.settings.episode_context_weight)
         batch = WriteBatch(messages=stored)
         changes = self._manager.plan(
             candidates, embeddings, scope, now=now, actor="add", batch=batch,
@@ -158,7 +160,9 @@ class Writes(Reads):
         if self.extractor is None or not stored:
             return AddResult(message_ids=[m.id for m in stored])
         extracted = run_extractor(self.extractor, stored)
-        embeddings = self.embedder.embed_documents([c.text for c, _, _ in extracted.candidates])
+        embeddings = candidate_vectors(
+            self.embedder, [c for c, _, _ in extracted.candidates],
+            context_weight=self.settings.episode_context_weight)
         batch = WriteBatch()
         now = _now()
         # the episodes were stamped by the key that wrote the messages: they cap the trust

@@ -29,6 +29,7 @@ SAMPLES = {
     "MEMSVC_VECTOR_WEIGHT": ("0.25", 0.25),
     "MEMSVC_BM25_WEIGHT": ("2", 2.0),
     "MEMSVC_RRF_K": ("60", 60),
+    "MEMSVC_EPISODE_CONTEXT_WEIGHT": ("0.25", 0.25),
     "MEMSVC_EXTRACTOR": ("llm", "llm"),
     "MEMSVC_DECIDER": ("LLM", "llm"),
     "MEMSVC_DECIDER_CONSULT_ABOVE": ("0.5", 0.5),
