@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import psycopg
 
+from memsvc.storage.integrity.witness import ENV_WITNESS_DIR
 from memsvc.storage.postgres.server import EmbeddedPostgres
 
 BACKENDS = ("sqlite", "postgres")
@@ -115,4 +116,4 @@ class StoreSite:
 def isolate_witness(workdir: Path) -> None:
     """Keep the benchmark's integrity witness files with its stores, not in the user's
     config dir (a schema re-created under the same URL would be compared with old ones)."""
-    os.environ.setdefault("MEMSVC_WITNESS_DIR", str(Path(workdir) / "witness"))
+    os.environ.setdefault(ENV_WITNESS_DIR, str(Path(workdir) / "witness"))
