@@ -391,7 +391,11 @@ def run(
     cases: list[Case] = []
     with (tempfile.TemporaryDirectory(prefix="memsvc-knn-", dir="/tmp") as tmp,
           database(backend, db, Path(tmp)) as (location, where)):
-        memory = Memory(settings=Settings.from_env(db_path=location, tenant=tenant),
+        # brute force runs over the embedder's vectors, so the store must hold exactly those:
+        # with episode context (DEVELOPERS.md), a turn's stored vector leans towards the turn
+        # before it, which would be counted as KNN misses
+        memory = Memory(settings=Settings.from_env(db_path=location, tenant=tenant,
+                                                   episode_context_weight=0.0),
                         embedder=cached)
         try:
             probe = PathProbe(memory.store)
