@@ -105,10 +105,10 @@ def history_rows(
     memories = guard.layout.memories
     missing = list({h.memory_id for h in drafts} - owners.keys())
     for chunk in chunks(missing):
-        owners.update(conn.execute(
+        owners.update((row.id, row.user_id) for row in conn.execute(
             select(memories.c.id, memories.c.user_id)
             .where(memories.c.tenant == tenant, memories.c.id.in_(chunk))
-        ).tuples().all())
+        ))
     out = []
     for h in drafts:
         scope = scope_key(owners.get(h.memory_id))
