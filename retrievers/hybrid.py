@@ -1,12 +1,12 @@
 """Runs a plan's channels and fuses them.
 
-The channels that need no vector (BM25, graph, temporal) start on a pool at once and run
-while the query is embedded; the vector channel runs on the calling thread as soon as the
-embedding is there, all of them spending their time in SQLite, which releases the GIL. This
-works because the query's forward pass uses one torch thread (`memsvc.embedding.embedder.
-QUERY_THREADS`): with torch's two-thread OpenMP team on our two cores, any thread beside it
-descheduled a worker that the other then waited for at every operation's barrier (an
-embedding of 4 ms took 9), which is why the query used to be embedded first, alone.
+The query is embedded first, alone, and only then do the channels fan out: the vector
+channel on the calling thread (it is the slowest), the others on a pool, all of them spending
+their time in SQLite, which releases the GIL. Embedding inside the vector channel, beside the
+SQLite channels, looked like overlap but was not: torch's two OpenMP threads then share two
+cores with the SQLite threads and every parallel region waits for a descheduled worker (an
+embedding of 4 ms took 9). Embedding with one thread while the other channels run fared no
+better (8 ms): between its ~60 tensor calls the encoder needs the GIL the channels hold.
 """
 
 from __future__ import annotations
@@ -47,35 +47,28 @@ class HybridRetriever:
         if unknown:
             raise ValueError(f"unknown channels in plan: {sorted(unknown)}")
         timing: dict[str, float] = {}
+        if query.embedding is None and any(
+            getattr(self.channels[name], "needs_embedding", False) for name in plan.channels
+        ):
+            start = time.perf_counter()
+            query = replace(query, embedding=self._embed_query(query.text))
+            timing["embed"] = (time.perf_counter() - start) * 1000
 
-        def run(name: str, query: ChannelQuery) -> tuple[str, list[Hit]]:
+        def run(name: str) -> tuple[str, list[Hit]]:
             start = time.perf_counter()
             hits = self.channels[name].search(query, plan.channels[name].k)
             timing[name] = (time.perf_counter() - start) * 1000
             return name, hits
 
-        def needs_vector(name: str) -> bool:
-            return bool(getattr(self.channels[name], "needs_embedding", False))
-
-        # vector channels first, then the plan's order: the order fusion sums scores in
-        order = sorted(plan.channels, key=lambda name: not needs_vector(name))
-        vectored = [name for name in order if needs_vector(name)]
-        if query.embedding is not None or not vectored:
-            # nothing to wait for: the first channel runs on this thread, the rest on the pool
-            others = [self._pool.submit(run, name, query) for name in order[1:]]
-            pairs = [run(order[0], query)]
-        else:
-            # The channels that need no vector run on the pool while this thread embeds the
-            # query; then the first that needs it runs here, without a hop to another thread.
-            others = [self._pool.submit(run, name, query)
-                      for name in order if name not in vectored]
-            start = time.perf_counter()
-            query = replace(query, embedding=self._embed_query(query.text))
-            timing["embed"] = (time.perf_counter() - start) * 1000
-            others += [self._pool.submit(run, name, query) for name in vectored[1:]]
-            pairs = [run(vectored[0], query)]
-        found = dict(pairs + [future.result() for future in others])
-        rankings = {name: found[name] for name in order}
+        # The slowest channel (the vector KNN, when the plan has it) runs on the calling
+        # thread and the others on the pool: waking a pool thread for the critical path would
+        # only add to it.
+        names = sorted(
+            plan.channels, key=lambda n: not getattr(self.channels[n], "needs_embedding", False)
+        )
+        others = [self._pool.submit(run, name) for name in names[1:]]
+        pairs = [run(names[0])] + [future.result() for future in others]
+        rankings = dict(pairs)
         weights = {name: spec.weight for name, spec in plan.channels.items()}
         return Retrieval(weighted_rrf(rankings, weights, k=plan.rrf_k), timing)
 

@@ -28,14 +28,6 @@ from memsvc.embedding.query_encoder import LeanBertQueryEncoder, lean_query_enco
 from memsvc.model.errors import InvalidInputError
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-# A query is one short sequence: its matrices are too small for a second OpenMP worker to pay
-# for the barrier it waits at after every operation, so a query's forward pass runs on one
-# thread (on our machines the same vectors bit for bit in bf16 and int8, within 2e-7 in
-# fp32; tests/memsvc/test_embedding.py). That leaves the other core to the search's SQLite
-# channels, which run beside the embedding (retrievers/hybrid.py), and on a loaded machine
-# spares a second worker that is descheduled while the first spins for it. Documents come in
-# batches big enough to share, and keep the configured thread count.
-QUERY_THREADS = 1
 
 
 class Embedder(Protocol):
@@ -142,7 +134,6 @@ class SentenceTransformerEmbedder:
         self._document_encoder: LeanBertQueryEncoder | None = None
         self.name = os.path.basename(os.path.dirname(path.rstrip("/"))) or path
         self._threads = threads
-        self._document_threads = threads  # resolved on load: torch's own default for 0
         self._model: Any = None
         self._load_lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
@@ -181,7 +172,6 @@ class SentenceTransformerEmbedder:
 
             if self._threads:
                 torch.set_num_threads(self._threads)
-            self._document_threads = torch.get_num_threads()
             model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
         model.eval()
         width = int(model.get_embedding_dimension() or 0)
@@ -209,7 +199,6 @@ class SentenceTransformerEmbedder:
 
     def _encode_documents(self, texts: list[str]) -> np.ndarray:
         self._load()
-        _use_threads(self._document_threads)
         if self._document_encoder is not None:
             vectors = self._document_encoder.encode_batch(texts)
         else:
@@ -248,7 +237,6 @@ class SentenceTransformerEmbedder:
         import torch
 
         self._load()
-        _use_threads(QUERY_THREADS)
         if self._query_encoder is not None:
             vector = self._query_encoder.encode(text)
         else:
@@ -257,15 +245,6 @@ class SentenceTransformerEmbedder:
                 vector = self._query_model(features)["sentence_embedding"][0].float().numpy()
         norm = float(np.linalg.norm(vector)) or 1.0
         return (vector / norm).astype(np.float32)
-
-
-def _use_threads(count: int) -> None:
-    """Run the next torch work on `count` threads (called on the torch thread only, the one
-    whose OpenMP team this sets)."""
-    import torch
-
-    if torch.get_num_threads() != count:
-        torch.set_num_threads(count)
 
 
 def _resolve_precision(precision: str) -> str:

@@ -156,30 +156,3 @@ def test_a_packed_path_that_disagrees_with_the_model_is_not_used(
 
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", sees_the_padding)
     assert lean_query_encoder(embedder._model) is None
-
-
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_a_query_runs_on_one_torch_thread_and_gets_the_same_vector(precision: str) -> None:
-    """Queries use one OpenMP thread (documents keep the configured team): the vector is the
-    one a two-thread team computes, so the change costs no recall."""
-    embedder = SentenceTransformerEmbedder(default_embedder_path(), precision=precision,
-                                           threads=2, cache_size=0)
-    embedder.embed_documents(["load the model"])
-    texts = QUERIES_OF_EVERY_SHAPE[:3]
-
-    def on_torch_thread(threads: int | None) -> tuple[np.ndarray, int]:
-        if threads is not None:
-            torch.set_num_threads(threads)
-            encoder = embedder._query_encoder
-            assert encoder is not None
-            vectors = np.stack([encoder.encode(text) for text in texts])
-            return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), threads
-        vectors = np.stack([embedder._forward_one(text) for text in texts])
-        return vectors, torch.get_num_threads()
-
-    ours, used = embedder._torch_thread.submit(on_torch_thread, None).result()
-    team, _ = embedder._torch_thread.submit(on_torch_thread, 2).result()
-    assert used == 1
-    assert np.abs(ours - team).max() < 1e-6
-    embedder.embed_documents(["documents again"])
-    assert embedder._torch_thread.submit(torch.get_num_threads).result() == 2

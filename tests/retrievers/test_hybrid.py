@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -88,51 +87,3 @@ def test_a_failing_channel_fails_the_search_and_unknown_channels_are_refused() -
             retriever.retrieve(query(), plan("vector", "graph"))
     finally:
         retriever.close()
-
-
-def test_channels_without_a_vector_run_while_the_query_is_embedded() -> None:
-    """BM25 (and graph, temporal) need no embedding: they start before it is made, so a
-    search costs the longer of the two, not their sum."""
-    bm25_started = threading.Event()
-
-    class SignallingChannel(RecordingChannel):
-        def search(self, query: ChannelQuery, k: int) -> list[Hit]:
-            bm25_started.set()
-            return super().search(query, k)
-
-    overlapped: list[bool] = []
-
-    def embed(text: str) -> np.ndarray:
-        overlapped.append(bm25_started.wait(timeout=10))
-        return np.ones(4, dtype=np.float32)
-
-    vector = RecordingChannel("vector", [Hit("a", 0.9)], needs_embedding=True)
-    bm25 = SignallingChannel("bm25", [Hit("b", 3.0)])
-    retriever = HybridRetriever({"vector": vector, "bm25": bm25}, embed)
-    try:
-        result = retriever.retrieve(query(), plan("vector", "bm25"))
-    finally:
-        retriever.close()
-    assert overlapped == [True]
-    assert bm25.seen[0].embedding is None and vector.seen[0].embedding is not None
-    assert vector.threads == [threading.current_thread().name]
-    assert [h.memory_id for h in result.hits] == ["a", "b"]
-
-
-def test_fusion_sums_channels_in_the_same_order_whichever_finishes_first() -> None:
-    """Vector channels first, then the plan's order: float sums, hence ties, never depend
-    on which thread finished first."""
-    vector = RecordingChannel("vector", [Hit("a", 0.9), Hit("b", 0.8)], needs_embedding=True)
-    bm25 = RecordingChannel("bm25", [Hit("b", 3.0), Hit("a", 2.0)])
-    graph = RecordingChannel("graph", [Hit("c", 1.0)])
-    retriever = HybridRetriever({"vector": vector, "bm25": bm25, "graph": graph},
-                                lambda text: np.ones(4, dtype=np.float32))
-    try:
-        given = retriever.retrieve(query(), plan("graph", "bm25", "vector"))
-        embedded = retriever.retrieve(replace(query(), embedding=np.ones(4, np.float32)),
-                                      plan("graph", "bm25", "vector"))
-    finally:
-        retriever.close()
-    assert [(h.memory_id, h.score) for h in given.hits] == [
-        (h.memory_id, h.score) for h in embedded.hits]
-    assert list(given.hits[0].channel_ranks) == ["vector", "bm25"]
