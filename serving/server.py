@@ -20,6 +20,10 @@ from memsvc.sdk.memory import Memory
 from memsvc.serving.app import create_app
 
 LOOPBACK = "127.0.0.1"
+# How long the server keeps an idle client connection open. Longer than any client's pool
+# keeps one (memsvc's SDK: 2 s), so the client, not the server, ends an idle connection and
+# never sends a request on one being closed under it.
+KEEP_ALIVE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ class BackgroundServer:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
         config = uvicorn.Config(app, log_level="warning", lifespan="on",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5,
+                                timeout_keep_alive=KEEP_ALIVE_SECONDS)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="memsvc-uvicorn", daemon=True)
 
@@ -92,4 +97,5 @@ def run(memory: Memory, *, host: str = LOOPBACK, port: int = 8000,
     print(f"  explorer:       {base}/ui/{ui_query}")
     print(f"  MCP (HTTP):     {base}/mcp")
     sys.stdout.flush()
-    uvicorn.run(app, host=plan.host, port=port, log_level="warning")
+    uvicorn.run(app, host=plan.host, port=port, log_level="warning",
+                timeout_keep_alive=KEEP_ALIVE_SECONDS)

@@ -83,6 +83,14 @@ def remote_async_chat(
 
 # -- the clients -----------------------------------------------------------------------------
 
+# An idle pooled connection is dropped after KEEPALIVE_EXPIRY seconds, well before a server
+# closes its end (memsvc serve: `serving.server.KEEP_ALIVE_SECONDS`; uvicorn's own default
+# is 5 s, httpx's expiry too): with equal timers a request sent on a connection the server is
+# closing at that moment fails with "connection reset", and a POST is not retried.
+KEEPALIVE_EXPIRY = 2.0
+LIMITS = httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY)
+
+
 class MemoryClient(_Remote):
     """`Memory` over HTTP: `MemoryClient("http://127.0.0.1:8000", api_key="msk_...")`.
 
@@ -94,7 +102,7 @@ class MemoryClient(_Remote):
                  *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(base_url, api_key)
         self._http = httpx.Client(base_url=self.base_url, headers=self.headers,
-                                  timeout=timeout, transport=transport)
+                                  timeout=timeout, transport=transport, limits=LIMITS)
 
     def _send(self, call: HttpCall) -> Any:
         request = self._http.build_request(call.method, call.path, params=call.params,
@@ -156,7 +164,7 @@ class AsyncMemoryClient(_Remote):
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(base_url, api_key)
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=self.headers,
-                                       timeout=timeout, transport=transport)
+                                       timeout=timeout, transport=transport, limits=LIMITS)
 
     async def _send(self, call: HttpCall) -> Any:
         request = self._http.build_request(call.method, call.path, params=call.params,

@@ -127,3 +127,19 @@ def test_error_mapping_without_a_server() -> None:
         raise_for_error(proxy_page)
     assert remote.value.code == "http_502" and "bad gateway" in remote.value.message
     raise_for_error(httpx.Response(204))
+
+
+def test_the_client_drops_idle_connections_before_the_server_closes_them() -> None:
+    """Equal idle timers on both ends (httpx's and uvicorn's defaults are both 5 s) let a
+    request go out on a connection the server is closing: "connection reset by peer" on a
+    POST that is then not retried (seen in the SDK contract suite)."""
+    from memsvc.sdk.client import KEEPALIVE_EXPIRY, MemoryClient
+    from memsvc.serving.server import KEEP_ALIVE_SECONDS
+
+    client = MemoryClient("http://127.0.0.1:9")
+    try:
+        pool = client._http._transport._pool  # type: ignore[attr-defined]
+        assert pool._keepalive_expiry == KEEPALIVE_EXPIRY
+    finally:
+        client.close()
+    assert KEEPALIVE_EXPIRY < KEEP_ALIVE_SECONDS / 2
