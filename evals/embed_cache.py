@@ -28,18 +28,9 @@ from typing import Any
 import numpy as np
 
 from memsvc.embedding.embedder import Embedder
+from memsvc.serving.vllm.process import pid_alive
 
 CHUNK = 10_000
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class VectorCache:
@@ -83,7 +74,7 @@ class VectorCache:
                     owner = int(lock.read_text() or "0")
                 except (OSError, ValueError):
                     owner = 0
-                if owner and _alive(owner):
+                if owner and pid_alive(owner):
                     return False
                 lock.unlink(missing_ok=True)  # its builder is gone: take over
                 continue
