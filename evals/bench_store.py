@@ -249,10 +249,16 @@ def timed_signing(memory: Memory) -> Iterator[list[float]]:
         del guard.sign, guard.save  # the class's methods again
 
 
+PROGRESS_EVERY = 20_000
+
+
 def _ingest(memory: Memory, embedder: CachedEmbedder, texts: Sequence[str], cursor: int,
-            plan: dict[str, int], batch: int, ranges: Ranges) -> tuple[dict[str, Any], int]:
+            plan: dict[str, int], batch: int, ranges: Ranges,
+            say: Callable[[str], None] | None = None) -> tuple[dict[str, Any], int]:
     """Add `plan[user]` new memories for every user, `batch` messages per `add` call, taking
-    sentences from `texts[cursor:]`; return the figures and the new cursor."""
+    sentences from `texts[cursor:]`; return the figures and the new cursor. `say` hears the
+    running rate every `PROGRESS_EVERY` memories: a million-memory build runs for an hour and
+    its rate drifts as the store grows."""
     added, calls, misses0 = 0, 0, embedder.misses
     load_before = loadavg()
     started = time.perf_counter()
@@ -271,6 +277,10 @@ def _ingest(memory: Memory, embedder: CachedEmbedder, texts: Sequence[str], curs
                 cursor += n
                 added += n
                 calls += 1
+                if say is not None and added % PROGRESS_EVERY < n:
+                    elapsed = time.perf_counter() - started
+                    say(f"  {added:,} added, {added / elapsed:.0f} memories/s, "
+                        f"load {loadavg()[0]}")
     seconds = time.perf_counter() - started
     embedder.pending = {}
     return {"memories": added, "add_calls": calls, "seconds": round(seconds, 2),
@@ -455,7 +465,7 @@ def run(
                                 todo = {u: c for u, c in todo.items() if c > 0}
                                 say(f"{backend}: ingesting up to {label}")
                                 point.ingest, cursor = _ingest(memory, embedder, texts, cursor,
-                                                               todo, batch, ranges)
+                                                               todo, batch, ranges, say)
                                 have = dict(plan)
                                 ingests[f"{backend}/{label}"] = point.ingest
                                 say(f"{backend}: ingest {point.ingest}")
