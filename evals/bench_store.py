@@ -38,6 +38,8 @@ ingesting. Load average is recorded around every phase.
     python -m memsvc.evals.bench_store --backend both --sizes 1000000 --per-user 100 \\
         --one-scope 100000 --keep /work/bench-1m             # build (and measure) 1M
     python -m memsvc.evals.bench_store --reuse /work/bench-1m --tag 1m  # measure it again
+    python -m memsvc.evals.bench_store --merge evals/results/bench_store-a.json \\
+        evals/results/bench_store-b.json --tag ab   # one table and plot of two runs
 
 Writes evals/results/bench_store.json, bench_store.md and bench_store.png (`--quick`:
 bench_store-quick.*, `--tag T`: bench_store-T.*).
@@ -521,6 +523,47 @@ def run(
     return report
 
 
+def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One report of several runs over the same corpus, one backend each (e.g. the kept
+    stores of a SQLite build and of a PostgreSQL build, each measured with `--reuse`), so
+    that both backends share one table and one plot.
+
+    The runs must agree on the corpus and sizes. The in-memory baselines are kept from the
+    first run only (they do not depend on the backend); each run's git state, environment
+    and load are listed under `config.merged_runs`.
+    """
+    if len(reports) < 2:
+        raise ValueError("merge needs at least two reports")
+    same = ("sizes", "users", "per_user", "one_scope", "seed", "add_batch", "k")
+    first = reports[0]["config"]
+    for other in reports[1:]:
+        differ = [key for key in same if other["config"].get(key) != first.get(key)]
+        if differ:
+            raise ValueError(f"reports differ in {', '.join(differ)}: not the same benchmark")
+    backends = [b for r in reports for b in r["config"]["backends"]]
+    if len(set(backends)) != len(backends):
+        raise ValueError(f"a backend is in more than one report: {backends}")
+    points = [p for p in reports[0]["points"]]
+    for later in reports[1:]:
+        points += [{**p, "search": {n: s for n, s in p["search"].items() if n == "memsvc"}}
+                   for p in later["points"]]
+    stores: dict[str, Any] = {}
+    for r in reports:
+        stores.update(r["config"].get("stores", {}))
+    config = {**first, "backends": backends, "stores": stores,
+              "load_average_at_end": reports[-1]["config"].get("load_average_at_end"),
+              "reused_stores": ", ".join(str(r["config"].get("reused_stores") or "")
+                                         for r in reports),
+              "merged_runs": [{"backends": r["config"]["backends"],
+                               "git": r["config"]["git"],
+                               "environment": r["config"]["environment"],
+                               "load_average_at_end": r["config"].get("load_average_at_end"),
+                               "reused_stores": r["config"].get("reused_stores")}
+                              for r in reports]}
+    return {"benchmark": "bench_store", "points": points,
+            "embedding": reports[0].get("embedding", {}), "config": config}
+
+
 # -- output -------------------------------------------------------------------------------
 
 SYSTEMS = ("memsvc", "rank_bm25", "numpy_cosine", "embed_query")
@@ -574,6 +617,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"top {config['k']}.",
         "",
         *([f"PostgreSQL: {pg}.", ""] if pg else []),
+        *([f"**Merged from {len(config['merged_runs'])} runs** (one per backend: "
+           + "; ".join(f"{', '.join(m['backends'])} at load "
+                       f"{m['environment'].get('load_average_1_5_15')} → "
+                       f"{m['load_average_at_end']}" for m in config["merged_runs"])
+           + "); the in-memory baselines are the first run's.", ""]
+          if config.get("merged_runs") else []),
         *([f"**Search measured over kept stores** (`--reuse {reused}`): the ingest figures "
            "below are those of the run that built them.", ""] if reused else []),
         "## Embedding (the real model, each distinct sentence once, cached on disk)",
@@ -699,13 +748,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "writes bench_store-quick.*")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--tag", default=None, help="write bench_store-<tag>.* instead")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="write one report of earlier runs' JSON results (one backend "
+                        "each) instead of running")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    suffix = f"-{args.tag}" if args.tag else "-quick" if args.quick else ""
+    if args.merge:
+        merged = merge_reports([json.loads(Path(f).read_text(encoding="utf-8"))
+                                for f in args.merge])
+        if not args.no_write:
+            write_results(args.out, f"bench_store{suffix}", merged, render_markdown(merged))
+            plot(merged, args.out / f"bench_store{suffix}.png")
+        print(render_markdown(merged))
+        return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     one_scope, queries = args.one_scope, args.queries
     if args.quick:
         sizes, one_scope, queries = [1000, 2000], 1000, 50
-    suffix = f"-{args.tag}" if args.tag else "-quick" if args.quick else ""
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     report = run(sizes, users=args.users, per_user=args.per_user, one_scope=one_scope,
                  backends=backends, queries=queries, batch=args.batch, seed=args.seed,

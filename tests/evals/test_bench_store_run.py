@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from memsvc.evals import bench_store
 from memsvc.storage.postgres.server import EmbeddedPostgres
 
@@ -43,3 +45,24 @@ def test_both_backends_then_the_kept_stores_measured_again(
         assert p["search"]["memsvc"]["n"] == 5
     manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
     assert sum(e - s for r in manifest["ranges"]["multi"].values() for s, e in r) == 200
+
+
+def test_runs_of_one_backend_each_merge_into_one_report(tmp_path: Path) -> None:
+    """Two runs over the same corpus, one backend each, become one report of both (the
+    baselines kept from the first); runs of another corpus or the same backend are refused."""
+    common = {"cache_dir": tmp_path / "cache", "progress": False, "queries": 3, "batch": 20,
+              "one_scope": 0}
+    a = bench_store.run([60], per_user=30, backends=["sqlite"], out_dir=None, **common)
+    b = {**a, "config": {**a["config"], "backends": ["postgres"]},
+         "points": [{**p, "backend": "postgres"} for p in a["points"]]}
+    merged = bench_store.merge_reports([a, b])
+    assert merged["config"]["backends"] == ["sqlite", "postgres"]
+    assert [(p["backend"], sorted(p["search"])) for p in merged["points"]] == [
+        ("sqlite", sorted(a["points"][0]["search"])), ("postgres", ["memsvc"])]
+    assert len(merged["config"]["merged_runs"]) == 2
+    assert "Merged from 2 runs" in bench_store.render_markdown(merged)
+    with pytest.raises(ValueError, match="more than one report"):
+        bench_store.merge_reports([a, a])
+    other = {**b, "config": {**b["config"], "seed": 1}}
+    with pytest.raises(ValueError, match="seed"):
+        bench_store.merge_reports([a, other])
