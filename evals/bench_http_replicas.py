@@ -38,6 +38,7 @@ from memsvc.evals.bench_http import (
     summarize,
     warm_up,
 )
+from memsvc.evals.bench_sites import stop_cleanly_on_sigterm
 from memsvc.evals.report import RESULTS_DIR, environment, git_state, markdown_table, write_json
 from memsvc.storage.postgres.server import EmbeddedPostgres
 
@@ -206,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--name", default="bench_http-replicas")
     args = parser.parse_args(argv)
+    stop_cleanly_on_sigterm()
 
     with tempfile.TemporaryDirectory(prefix="memsvc-bench-pg-", dir="/tmp") as tmp:
         server = EmbeddedPostgres(Path(tmp) / "pg", database="bench", fast_unsafe=True)

@@ -42,6 +42,7 @@ import numpy as np
 
 from memsvc import Memory
 from memsvc.embedding.embedder import Embedder, SentenceTransformerEmbedder
+from memsvc.evals.bench_sites import stop_cleanly_on_sigterm
 from memsvc.evals.bench_store import TextSource, vocabulary
 from memsvc.evals.metrics import latency_summary
 from memsvc.evals.report import (
@@ -541,6 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tag", default=None, help="write knn-recall-<tag>.* instead")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    stop_cleanly_on_sigterm()
     report = run([int(s) for s in args.sizes.split(",") if s.strip()], users=args.users,
                  agents=args.agents, one_scope=args.one_scope, queries=args.queries,
                  batch=args.batch, seed=args.seed, backend=args.backend, db=args.db,

@@ -17,6 +17,8 @@ would otherwise install it into the first store's schema, out of reach of the se
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -117,3 +119,10 @@ def isolate_witness(workdir: Path) -> None:
     """Keep the benchmark's integrity witness files with its stores, not in the user's
     config dir (a schema re-created under the same URL would be compared with old ones)."""
     os.environ.setdefault(ENV_WITNESS_DIR, str(Path(workdir) / "witness"))
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM (a `kill`, a CI timeout) into SystemExit, so the `finally` blocks that
+    stop a benchmark's embedded PostgreSQL and remove its temp dir run: by default SIGTERM
+    ends Python at once and leaves the server running with nobody to stop it."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

@@ -68,7 +68,12 @@ from threadpoolctl import threadpool_limits
 
 from memsvc import Memory
 from memsvc.embedding.embedder import SentenceTransformerEmbedder
-from memsvc.evals.bench_sites import BACKENDS, StoreSite, isolate_witness
+from memsvc.evals.bench_sites import (
+    BACKENDS,
+    StoreSite,
+    isolate_witness,
+    stop_cleanly_on_sigterm,
+)
 from memsvc.evals.embed_cache import CachedEmbedder, VectorCache, fingerprint
 from memsvc.evals.metrics import latency_summary
 from memsvc.evals.report import (
@@ -753,6 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "each) instead of running")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    stop_cleanly_on_sigterm()
     suffix = f"-{args.tag}" if args.tag else "-quick" if args.quick else ""
     if args.merge:
         merged = merge_reports([json.loads(Path(f).read_text(encoding="utf-8"))
