@@ -29,11 +29,13 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
+from psycopg.types import TypeInfo
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from memsvc.model.errors import StoreError
+from memsvc.storage.postgres.tables import register_binary_vectors
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 APP_ROLE = "memsvc_app"
@@ -48,7 +50,17 @@ def migration_config() -> AlembicConfig:
 
 
 def _engine(url: Any) -> Engine:
-    return create_engine(url, pool_size=8, max_overflow=16)
+    """The pooled engine of a migrated store; each of its connections speaks pgvector's
+    binary vector format (storage/postgres/tables.py says why)."""
+    engine = create_engine(url, pool_size=8, max_overflow=16)
+    vector_type: list[TypeInfo] = []
+
+    @event.listens_for(engine, "connect")
+    def _register_vectors(dbapi_conn: Any, _record: Any) -> None:
+        info = register_binary_vectors(dbapi_conn, vector_type[0] if vector_type else None)
+        vector_type[:1] = [info]
+
+    return engine
 
 
 def libpq_url(url: URL) -> str:

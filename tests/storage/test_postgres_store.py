@@ -379,3 +379,24 @@ def test_common_words_are_pruned_from_the_matching_not_from_the_ranking(
     few = store.lexical_search(U1, "note rivers", 20)
     assert len(few) == 20 and {h.memory_id for h in few[:12]} == {r.id for r, _ in rows[:12]}
     assert all(h.score < 1e-4 for h in few[12:])
+
+
+def test_vectors_travel_in_binary_and_come_back_bit_for_bit(store: PostgresStore) -> None:
+    """Every connection of the store's pool dumps a vector in pgvector's binary form (not the
+    20-characters-a-float text), and a stored vector reads back exactly."""
+    from pgvector import Vector
+    from psycopg.adapt import PyFormat
+    from psycopg.pq import Format
+
+    rng = np.random.default_rng(7)
+    rec = record("a vector round trip")
+    vector = rng.standard_normal(store.embedding_dim).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    store.apply(WriteBatch(inserts=[(rec, vector)]))
+    assert np.array_equal(store.embeddings([rec.id])[rec.id], vector)
+    for _ in range(2):  # a second connection registers from the cached type info
+        with store.engine.connect() as conn, store.engine.connect() as other:
+            for c in (conn, other):
+                raw = c.connection.driver_connection
+                assert raw is not None
+                assert raw.adapters.get_dumper(Vector, PyFormat.AUTO).format == Format.BINARY
