@@ -53,6 +53,11 @@ class HybridRetriever:
             start = time.perf_counter()
             query = replace(query, embedding=self._embed_query(query.text))
             timing["embed"] = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
+        topical = self._with_topic(query, plan)
+        if topical is not query:
+            timing["embed_topic"] = (time.perf_counter() - start) * 1000
+            query = topical
 
         def run(name: str) -> tuple[str, list[Hit]]:
             start = time.perf_counter()
@@ -71,6 +76,20 @@ class HybridRetriever:
         rankings = dict(pairs)
         weights = {name: spec.weight for name, spec in plan.channels.items()}
         return Retrieval(weighted_rrf(rankings, weights, k=plan.rrf_k), timing)
+
+    def _with_topic(self, query: ChannelQuery, plan: SearchPlan) -> ChannelQuery:
+        """`query` with the vector of its topic, when a channel of the plan wants one and
+        the query has one (`retrievers.topic`); embedded here, like the query, for the same
+        reason (torch beside the SQLite channels)."""
+        if query.topic_embedding is not None:
+            return query
+        for name in sorted(plan.channels):
+            channel = self.channels[name]
+            if getattr(channel, "needs_topic", False) and plan.channels[name].weight > 0:
+                topic = channel.topic_of(query)
+                if topic is not None:
+                    return replace(query, topic_embedding=self._embed_query(topic))
+        return query
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
