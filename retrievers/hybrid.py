@@ -54,7 +54,7 @@ class HybridRetriever:
             query = replace(query, embedding=self._embed_query(query.text))
             timing["embed"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
-        topical = self._with_topic(query, plan)
+        topical, question_share = self._with_topic(query, plan)
         if topical is not query:
             timing["embed_topic"] = (time.perf_counter() - start) * 1000
             query = topical
@@ -74,22 +74,29 @@ class HybridRetriever:
         others = [self._pool.submit(run, name) for name in names[1:]]
         pairs = [run(names[0])] + [future.result() for future in others]
         rankings = dict(pairs)
-        weights = {name: spec.weight for name, spec in plan.channels.items()}
+        weights = {
+            name: spec.weight * (question_share if getattr(self.channels[name],
+                                                           "needs_embedding", False) else 1.0)
+            for name, spec in plan.channels.items()
+        }
         return Retrieval(weighted_rrf(rankings, weights, k=plan.rrf_k), timing)
 
-    def _with_topic(self, query: ChannelQuery, plan: SearchPlan) -> ChannelQuery:
+    def _with_topic(self, query: ChannelQuery, plan: SearchPlan) -> tuple[ChannelQuery, float]:
         """`query` with the vector of its topic, when a channel of the plan wants one and
-        the query has one (`retrievers.topic`); embedded here, like the query, for the same
-        reason (torch beside the SQLite channels)."""
-        if query.topic_embedding is not None:
-            return query
+        the query has one (`retrievers.topic`), embedded here, like the query, for the same
+        reason (torch beside the SQLite channels); and the share of their weight the
+        channels searching the whole question's vector keep then (the topic channel's
+        `question_share`; 1 without a topic)."""
         for name in sorted(plan.channels):
             channel = self.channels[name]
             if getattr(channel, "needs_topic", False) and plan.channels[name].weight > 0:
+                share = float(getattr(channel, "question_share", 1.0))
+                if query.topic_embedding is not None:
+                    return query, share
                 topic = channel.topic_of(query)
                 if topic is not None:
-                    return replace(query, topic_embedding=self._embed_query(topic))
-        return query
+                    return replace(query, topic_embedding=self._embed_query(topic)), share
+        return query, 1.0
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -55,7 +55,7 @@ GRAPH_WEIGHT = 0.5
 TEMPORAL_WEIGHT = 0.5
 # The vector search on the question without the frequent names it holds (retrievers.topic):
 # beside the full question, not instead of it. Measured as the others.
-TOPIC_WEIGHT = 0.5
+TOPIC_WEIGHT = 0.7
 
 RECIPES: dict[str, SearchPlan] = {
     "fast": SearchPlan(channels={"vector": ChannelSpec(k=20), "bm25": ChannelSpec(k=20)}),

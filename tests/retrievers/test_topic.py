@@ -18,7 +18,7 @@ from memsvc.retrievers.graph import EntityGraph, GraphChannel
 from memsvc.retrievers.hybrid import HybridRetriever
 from memsvc.retrievers.plan import ChannelSpec, SearchPlan
 from memsvc.retrievers.topic import TopicChannel
-from memsvc.storage.base import VisibilityQuery, WriteBatch
+from memsvc.storage.base import Hit, VisibilityQuery, WriteBatch
 from memsvc.storage.sqlite import SQLiteStore
 
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
@@ -95,3 +95,33 @@ def test_memory_search_fuses_the_topic_channel(memory: Memory) -> None:
     assert response.plan["channels"]["topic"]["weight"] > 0
     assert "embed_topic" in response.timing_ms
     assert any("topic" in hit.channel_ranks for hit in response.results)
+
+
+class FixedVector:
+    name = "vector"
+    needs_embedding = True
+
+    def search(self, query: ChannelQuery, k: int) -> list[Hit]:
+        return [Hit("whole-question-hit", 0.9)]
+
+
+def test_when_the_topic_fires_the_question_vector_keeps_its_share_of_weight(
+    store: SQLiteStore,
+) -> None:
+    topic = TopicChannel(store, GraphChannel(store))
+    retriever = HybridRetriever({"vector": FixedVector(), "topic": topic},
+                                lambda text: np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32))
+    plan = SearchPlan(channels={"vector": ChannelSpec(weight=1.0, k=3),
+                                "topic": ChannelSpec(weight=0.7, k=3)}, limit=3, rrf_k=10)
+    try:
+        fired = retriever.retrieve(query("What did Caroline say?"), plan).hits
+        silent = retriever.retrieve(query("What did Rex say?"), plan).hits
+    finally:
+        retriever.close()
+    share = topic.question_share
+    assert 0 < share < 1
+    whole = next(h for h in fired if h.memory_id == "whole-question-hit")
+    assert whole.score == pytest.approx(share * 1.0 / 11)
+    assert [h.memory_id for h in silent] == ["whole-question-hit"]
+    assert silent[0].score == pytest.approx(1.0 / 11)
+    assert any(h.score == pytest.approx(0.7 / 11) for h in fired)  # the topic's first hit
