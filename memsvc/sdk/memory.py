@@ -20,7 +20,12 @@ from memsvc.consolidate import (
     Consolidator,
     Progress,
 )
-from memsvc.embedding.embedder import Embedder, SentenceTransformerEmbedder, query_embedding
+from memsvc.embedding.embedder import (
+    Embedder,
+    SentenceTransformerEmbedder,
+    queries_embedding,
+    query_embedding,
+)
 from memsvc.extractors.base import Extractor
 from memsvc.extractors.episode import EpisodeExtractor
 from memsvc.llm.client import LLMClient
@@ -103,7 +108,9 @@ class Memory(Writes, ImportExport):
         }
         # a query cache per tenant: one tenant cannot time another's searches
         embed_query = query_embedding(self.embedder, self.store.tenant)
-        self.retriever = HybridRetriever(channels, embed_query)
+        self.retriever = HybridRetriever(
+            channels, embed_query,
+            embed_queries=queries_embedding(self.embedder, self.store.tenant))
         # searches' hits are counted here and written in batches, off the read path
         self._access = AccessLog(self.store)
         self.default_plan = recipe("balanced", self.settings)

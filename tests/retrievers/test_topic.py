@@ -1,9 +1,10 @@
 """The topic channel: the vector search on the question without the hubs' names, embedded
-once before the channels run, and silent when the question names no hub."""
+with the question in one batch before the channels run, and silent when the question names
+no hub."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def test_the_topic_is_embedded_once_before_the_channels_and_searched(
     try:
         found = retriever.retrieve(query("What did Caroline say?"), plan)
         assert embedded == ["What did say?"]
-        assert len(found.hits) == 3 and "embed_topic" in found.timing_ms
+        assert len(found.hits) == 3 and "embed" in found.timing_ms
         assert retriever.retrieve(query("What did Rex say?"), plan).hits == []
         assert embedded == ["What did say?"]  # no hub named: nothing more embedded
         silent = SearchPlan(channels={"topic": ChannelSpec(weight=0.0, k=3)}, limit=3)
@@ -93,7 +94,6 @@ def test_memory_search_fuses_the_topic_channel(memory: Memory) -> None:
     memory.add(turns, user_id="u1", timestamp=NOW, infer=False)
     response = memory.search("What does Ann do to relax?", user_id="u1", limit=5)
     assert response.plan["channels"]["topic"]["weight"] > 0
-    assert "embed_topic" in response.timing_ms
     assert any("topic" in hit.channel_ranks for hit in response.results)
 
 
@@ -125,3 +125,24 @@ def test_when_the_topic_fires_the_question_vector_keeps_its_share_of_weight(
     assert [h.memory_id for h in silent] == ["whole-question-hit"]
     assert silent[0].score == pytest.approx(1.0 / 11)
     assert any(h.score == pytest.approx(0.7 / 11) for h in fired)  # the topic's first hit
+
+
+def test_the_question_and_its_topic_are_embedded_in_one_batch(store: SQLiteStore) -> None:
+    batches: list[list[str]] = []
+
+    def embed_one(text: str) -> np.ndarray:
+        raise AssertionError("a batch embedder was given")
+
+    def embed_many(texts: Sequence[str]) -> list[np.ndarray]:
+        batches.append(list(texts))
+        return [np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32) for _ in texts]
+
+    retriever = HybridRetriever({"vector": FixedVector(), "topic": TopicChannel(
+        store, GraphChannel(store))}, embed_one, embed_queries=embed_many)
+    plan = SearchPlan(channels={"vector": ChannelSpec(k=3), "topic": ChannelSpec(k=3)}, limit=3)
+    try:
+        retriever.retrieve(query("What did Caroline say?"), plan)
+        retriever.retrieve(query("What did Rex say?"), plan)
+    finally:
+        retriever.close()
+    assert batches == [["What did Caroline say?", "What did say?"], ["What did Rex say?"]]
