@@ -6,14 +6,27 @@ channel can match questions that name who said it; the time is the turn's own ti
 Each episode also carries the turn before it (in the same `add`) as its `context`: indexed
 with it, not stored as it. A reply ("Yes, last Saturday, with my kids") often holds the
 answer to a question worded like the turn it answers ("Did you go to the pottery class?").
+
+A turn with few content words ("Agreed!", "Thanks, Melanie!") gets a lower importance, which
+lowers its rank (`retrievers.importance`): it says nothing, yet being short it matches any
+question naming the person it addresses. The speakers' names do not count as content.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 
 from memsvc.extractors.base import Candidate
 from memsvc.model.records import MemoryKind, StoredMessage
+from memsvc.text.stopwords import STOPWORDS
+
+# Turns with fewer content words than this get proportionally less than the default
+# importance (0.5): 0 words 0.1, 1 word 0.2, ... (LoCoMo dev, raw R@10 0.707 → 0.711,
+# adversarial 0.845 → 0.873; 2 or 3 words lift the same questions but adversarial less).
+SUBSTANCE_WORDS = 4
+DEFAULT_IMPORTANCE = 0.5
+_WORD = re.compile(r"[^\W_][\w']*", re.UNICODE)
 
 
 def speaker_of(message: StoredMessage) -> str:
@@ -34,6 +47,7 @@ class EpisodeExtractor:
         self.after = after  # and after it
 
     def extract(self, messages: Sequence[StoredMessage]) -> list[Candidate]:
+        names = {n.casefold() for m in messages for n in (m.name or "").split()}
         return [
             Candidate(
                 kind=MemoryKind.EPISODE,
@@ -43,6 +57,7 @@ class EpisodeExtractor:
                 metadata={**m.metadata, "speaker": speaker_of(m), "role": m.role},
                 entities=[m.name] if m.name else [],
                 context=self._context(messages, i),
+                importance=importance_of(m.content, names),
             )
             for i, m in enumerate(messages)
         ]
@@ -50,3 +65,16 @@ class EpisodeExtractor:
     def _context(self, messages: Sequence[StoredMessage], i: int) -> str:
         near = [*messages[max(0, i - self.before):i], *messages[i + 1:i + 1 + self.after]]
         return "\n".join(said(m) for m in near)
+
+
+def content_word_count(text: str, names: Collection[str] = ()) -> int:
+    """Words of `text` that carry content: not stopwords, not `names` (casefolded), longer
+    than two letters."""
+    return sum(1 for w in _WORD.findall(text.casefold())
+               if len(w) > 2 and w not in STOPWORDS and w not in names)
+
+
+def importance_of(text: str, names: Collection[str] = ()) -> float:
+    """An episode's importance: the default, less for a turn with few content words."""
+    count = content_word_count(text, names)
+    return DEFAULT_IMPORTANCE * min(1.0, (count + 1) / (SUBSTANCE_WORDS + 1))

@@ -22,10 +22,13 @@ class ChannelQuery:
     visibility: VisibilityQuery
     now: datetime | None = None  # reference date for relative time expressions
     embedding: np.ndarray | None = None  # the query's vector, for channels that need one
+    topic_embedding: np.ndarray | None = None  # its topic's vector (retrievers.topic), if any
 
 
 class Channel(Protocol):
-    """`needs_embedding` (optional, default False): the channel reads `query.embedding`."""
+    """`needs_embedding` (optional, default False): the channel reads `query.embedding`;
+    `needs_topic` (optional): it reads `query.topic_embedding`, the vector of what its
+    `topic_of(query)` returns."""
 
     name: str
 

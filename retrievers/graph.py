@@ -101,9 +101,29 @@ class EntityGraph:
         Longest n-grams are tried first, and words already used by a match are not reused,
         so "Oscar the guinea pig" is one alias hit, not also "Oscar" and "pig".
         """
+        seeds: dict[str, float] = {}
+        for node, strength, _span in self._matches(text):
+            seeds[node] = max(seeds.get(node, 0.0), strength)
+        return seeds
+
+    def without_hubs(self, text: str) -> str:
+        """`text` with the words that name a hub (and a possessive 's after them) removed:
+        what a question asks about, apart from whom (see `retrievers.topic`)."""
+        spans = sorted(span for node, _s, span in self._matches(text) if node in self.hubs)
+        if not spans:
+            return text
+        parts, last = [], 0
+        for start, end in spans:
+            parts.append(text[last:start])
+            last = end + (2 if text[end:end + 2] in ("'s", "’s") else 0)
+        parts.append(text[last:])
+        return " ".join("".join(parts).split())
+
+    def _matches(self, text: str) -> list[tuple[str, float, tuple[int, int]]]:
+        """(node, strength, character span) of each entity `text` names (see `match`)."""
         tokens = [(m.group(0), m.start()) for m in _TOKEN.finditer(text)][:_MAX_QUERY_TOKENS]
         used = [False] * len(tokens)
-        seeds: dict[str, float] = {}
+        found: list[tuple[str, float, tuple[int, int]]] = []
         for n in range(min(_MAX_NGRAM, len(tokens)), 0, -1):
             for i in range(len(tokens) - n + 1):
                 if any(used[i : i + n]):
@@ -117,9 +137,10 @@ class EntityGraph:
                 if node is None and _looks_like_name(words, first=(i == 0)):
                     node, strength = self._fuzzy(key)
                 if node is not None:
-                    seeds[node] = max(seeds.get(node, 0.0), strength)
+                    last_word, last_start = tokens[i + n - 1]
+                    found.append((node, strength, (tokens[i][1], last_start + len(last_word))))
                     used[i : i + n] = [True] * n
-        return seeds
+        return found
 
     def _fuzzy(self, key: str) -> tuple[str | None, float]:
         """The closest known name within a small edit distance: one edit from 5 characters

@@ -108,13 +108,15 @@ class KeyGrant:
 @dataclass(frozen=True)
 class SourceKey:
     """What a search needs to decide which memories it serves, before fetching them: kind,
-    end of validity, source messages. Read *unchecked* (no integrity check, no record), so a
-    search fetches and checks only the records it serves; the caller compares these with the
-    checked records and falls back to the full read if any differ."""
+    end of validity, source messages, importance (it weighs on rank). Read *unchecked* (no
+    integrity check, no record), so a search fetches and checks only the records it serves;
+    the caller compares these with the checked records and falls back to the full read if
+    any differ."""
 
     kind: str
     valid_to: datetime | None
     source_message_ids: tuple[str, ...]
+    importance: float = 0.5
 
 
 @runtime_checkable

@@ -54,10 +54,11 @@ def record_from_row(row: Any) -> MemoryRecord:
 def source_keys(conn: Connection, table: Table, tenant: str, memory_ids: Sequence[str]
                 ) -> dict[str, SourceKey]:
     """The `SourceKey` of each of `memory_ids` in `table` (a backend's `memories`) that
-    exists: three columns, unchecked, no record built."""
+    exists: four columns, unchecked, no record built."""
     found = conn.execute(_source_key_select(table),
                          {"tenant": tenant, "ids": list(memory_ids)})
-    return {row.id: SourceKey(row.kind, row.valid_to, tuple(row.source_message_ids or ()))
+    return {row.id: SourceKey(row.kind, row.valid_to, tuple(row.source_message_ids or ()),
+                              row.importance)
             for row in found}
 
 
@@ -65,7 +66,7 @@ def source_keys(conn: Connection, table: Table, tenant: str, memory_ids: Sequenc
 def _source_key_select(table: Table) -> Select[Any]:
     """Built once per table (a search runs it each time); the values are bound on execute."""
     c = table.c
-    return select(c.id, c.kind, c.valid_to, c.source_message_ids).where(
+    return select(c.id, c.kind, c.valid_to, c.source_message_ids, c.importance).where(
         c.tenant == bindparam("tenant"), c.id.in_(bindparam("ids", expanding=True)))
 
 

@@ -62,6 +62,24 @@ def query_embedding(embedder: Embedder, namespace: str) -> Callable[[str], np.nd
     return embed
 
 
+def queries_embedding(embedder: Embedder, namespace: str
+                      ) -> Callable[[Sequence[str]], list[np.ndarray]]:
+    """Several queries at once, for one tenant (`namespace`): the embedder's `embed_queries`
+    (one forward pass for those not cached) when it has one, else `query_embedding` per
+    text. A search that also embeds its question's topic (`retrievers.topic`) pays one
+    batched pass instead of two."""
+    batched = getattr(embedder, "embed_queries", None)
+    if batched is None:
+        one = query_embedding(embedder, namespace)
+        return lambda texts: [one(text) for text in texts]
+
+    def embed(texts: Sequence[str]) -> list[np.ndarray]:
+        vectors: list[np.ndarray] = batched(texts, namespace=namespace)
+        return vectors
+
+    return embed
+
+
 # Set only while torch and the model load, then put back: the host process's environment is
 # its own. The hub switches make sure a model folder is never "updated" from the network.
 # libgomp (torch's OpenMP runtime) reads GOMP_SPINCOUNT once, when torch is first imported: by
@@ -232,6 +250,37 @@ class SentenceTransformerEmbedder:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return vector
+
+    def embed_queries(self, texts: Sequence[str], *, namespace: str = "") -> list[np.ndarray]:
+        """`embed_query` of each text, those not cached computed in one batch (each gets the
+        vector it gets alone: the lean encoder packs a batch without padding)."""
+        out: list[np.ndarray | None] = []
+        with self._cache_lock:
+            for text in texts:
+                hit = self._cache.get((namespace, text))
+                if hit is not None:
+                    self._cache.move_to_end((namespace, text))
+                out.append(hit)
+        missing = list(dict.fromkeys(t for t, v in zip(texts, out, strict=True) if v is None))
+        if missing:
+            vectors = self._torch_thread.submit(self._forward_many, missing).result()
+            fresh = dict(zip(missing, vectors, strict=True))
+            with self._cache_lock:
+                for text, vector in fresh.items():
+                    self._cache[(namespace, text)] = vector
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            out = [fresh[t] if v is None else v for t, v in zip(texts, out, strict=True)]
+        return [v for v in out if v is not None]
+
+    def _forward_many(self, texts: list[str]) -> list[np.ndarray]:
+        self._load()
+        if self._query_encoder is None or len(texts) == 1:
+            return [self._forward_one(text) for text in texts]
+        vectors = self._query_encoder.encode_batch(texts)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit = np.asarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+        return list(unit)
 
     def _forward_one(self, text: str) -> np.ndarray:
         import torch

@@ -20,7 +20,12 @@ from memsvc.consolidate import (
     Consolidator,
     Progress,
 )
-from memsvc.embedding.embedder import Embedder, SentenceTransformerEmbedder, query_embedding
+from memsvc.embedding.embedder import (
+    Embedder,
+    SentenceTransformerEmbedder,
+    queries_embedding,
+    query_embedding,
+)
 from memsvc.extractors.base import Extractor
 from memsvc.extractors.episode import EpisodeExtractor
 from memsvc.llm.client import LLMClient
@@ -35,6 +40,7 @@ from memsvc.retrievers.graph import GraphChannel
 from memsvc.retrievers.hybrid import HybridRetriever
 from memsvc.retrievers.plan import recipe
 from memsvc.retrievers.temporal import TemporalChannel
+from memsvc.retrievers.topic import TopicChannel
 from memsvc.retrievers.vector import VectorChannel
 from memsvc.sdk.access_log import AccessLog
 from memsvc.sdk.chat_engine import ChatEngine
@@ -92,15 +98,19 @@ class Memory(Writes, ImportExport):
             self.store,
             decider=decider if decider is not None else build_decider(self.settings, self._llm),
             consult_above=self.settings.decider_consult_above)
+        graph = GraphChannel(self.store)
         channels: dict[str, Channel] = {
             "vector": VectorChannel(self.store),
             "bm25": BM25Channel(self.store),
-            "graph": GraphChannel(self.store),
+            "graph": graph,
             "temporal": TemporalChannel(self.store),
+            "topic": TopicChannel(self.store, graph),
         }
         # a query cache per tenant: one tenant cannot time another's searches
         embed_query = query_embedding(self.embedder, self.store.tenant)
-        self.retriever = HybridRetriever(channels, embed_query)
+        self.retriever = HybridRetriever(
+            channels, embed_query,
+            embed_queries=queries_embedding(self.embedder, self.store.tenant))
         # searches' hits are counted here and written in batches, off the read path
         self._access = AccessLog(self.store)
         self.default_plan = recipe("balanced", self.settings)

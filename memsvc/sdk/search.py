@@ -32,6 +32,7 @@ from memsvc.retrievers.base import ChannelQuery
 from memsvc.retrievers.context import ContextBlock, pack_context
 from memsvc.retrievers.fusion import FusedHit
 from memsvc.retrievers.grouping import SourceGroups
+from memsvc.retrievers.importance import by_importance
 from memsvc.retrievers.plan import RECIPES, SearchPlan, recipe
 from memsvc.retrievers.validity import ended, expired
 from memsvc.sdk.parts import MemoryParts, _now
@@ -101,8 +102,10 @@ class Reads(MemoryParts):
         """The first `limit` hits (groups, with `group`) as records, fetched in batches: a
         grouped search reads a little past `limit`, since some hits fold into others. With
         `current_at`, memories expired by then are passed over (`retrievers.validity`).
+        Within each batch, hits are re-ranked by importance (`retrievers.importance`): a
+        low-importance memory moves down its batch, never past it.
 
-        The hits are placed first on their `SourceKey`s (three unchecked columns), and only
+        The hits are placed first on their `SourceKey`s (four unchecked columns), and only
         the records served are fetched and checked: a grouped search would otherwise check
         and build twice the records it returns. Should a served record fail its check, or
         differ from its key (changed in between), the selection is made again on checked
@@ -115,7 +118,9 @@ class Reads(MemoryParts):
             if groups.full:
                 break
             keys.update(self.store.source_keys([h.memory_id for h in chunk]))
-            for h in chunk:
+            importance = {h.memory_id: keys[h.memory_id].importance
+                          for h in chunk if h.memory_id in keys}
+            for h in by_importance(chunk, importance):
                 key = keys.get(h.memory_id)
                 if key is None or (current_at and ended(key.kind, key.valid_to, current_at)):
                     continue
@@ -151,7 +156,8 @@ class Reads(MemoryParts):
             if groups.full:
                 break
             records = self.store.get_many([h.memory_id for h in chunk])
-            for h in chunk:
+            importance = {i: record.importance for i, record in records.items()}
+            for h in by_importance(chunk, importance):
                 record = records.get(h.memory_id)
                 if record is not None and not (current_at and expired(record, current_at)):
                     groups.offer(ScoredMemory(memory=record, score=h.score,
@@ -345,7 +351,8 @@ def _key_of(record: MemoryRecord | None) -> SourceKey | None:
     """A checked record's `SourceKey`, to compare with the unchecked one."""
     if record is None:
         return None
-    return SourceKey(record.kind, record.valid_to, tuple(record.provenance.source_message_ids))
+    return SourceKey(record.kind, record.valid_to, tuple(record.provenance.source_message_ids),
+                     record.importance)
 
 
 def _memory_id(memory_id: object) -> str:

@@ -30,6 +30,23 @@ def test_repeated_queries_come_from_the_cache(embedder: SentenceTransformerEmbed
     assert embedder.embed_query("a question asked twice") is first
 
 
+def test_queries_embedded_together_match_one_at_a_time_and_fill_the_cache(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    texts = ["What does Melanie do to destress, asked in a batch?",
+             "What does do to destress, asked in a batch?"]
+    together = embedder.embed_queries(texts, namespace="batch")
+    assert len(together) == 2
+    for text, vector in zip(texts, together, strict=True):
+        assert np.isclose(float(np.linalg.norm(vector)), 1.0, atol=1e-4)
+        alone = embedder.embed_query(text, namespace="other")  # another tenant: not cached
+        assert float(vector @ alone) > 0.995
+        assert embedder.embed_query(text, namespace="batch") is vector  # cached by the batch
+    again = embedder.embed_queries([texts[1], "a new one, asked in a batch"], namespace="batch")
+    assert again[0] is together[1]
+    assert embedder.embed_queries([], namespace="batch") == []
+
+
 def test_int8_query_encoder_stays_close_to_full_precision() -> None:
     quantized = SentenceTransformerEmbedder(default_embedder_path(), precision="int8")
     full = SentenceTransformerEmbedder(default_embedder_path(), precision="fp32")
