@@ -39,7 +39,10 @@ def _with_search_path(url: str, schema: str) -> str:
 class StoreSite:
     """The stores of one backend under `workdir` (see module docstring)."""
 
-    def __init__(self, backend: str, workdir: Path, pg_url: str | None = None) -> None:
+    def __init__(self, backend: str, workdir: Path, pg_url: str | None = None,
+                 pg_settings: dict[str, str] | None = None) -> None:
+        """`pg_settings`: server settings (``-c name=value``) for the embedded PostgreSQL,
+        e.g. a `shared_buffers` that holds a million-memory HNSW index."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
         self.backend = backend
@@ -47,7 +50,8 @@ class StoreSite:
         self.server: EmbeddedPostgres | None = None
         self._url = pg_url
         if backend == "postgres" and pg_url is None:
-            self.server = EmbeddedPostgres(self.workdir / "pg", database=BENCH_DATABASE)
+            self.server = EmbeddedPostgres(self.workdir / "pg", database=BENCH_DATABASE,
+                                           settings=pg_settings)
             self._url = self.server.start()
         if backend == "postgres":
             with psycopg.connect(self._conninfo(), autocommit=True) as conn:
@@ -101,7 +105,8 @@ class StoreSite:
                                    "server": "embedded" if self.server else "given URL"}
         with psycopg.connect(self._conninfo(), autocommit=True) as conn:
             for name in ("server_version", "shared_buffers", "work_mem", "fsync",
-                         "synchronous_commit", "max_parallel_workers_per_gather"):
+                         "synchronous_commit", "max_parallel_workers_per_gather",
+                         "max_wal_size"):
                 row = conn.execute(f"SHOW {name}").fetchone()
                 info[name] = row[0] if row else None
             row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'"

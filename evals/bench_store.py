@@ -55,8 +55,10 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,39 +263,64 @@ PROGRESS_EVERY = 20_000
 
 def _ingest(memory: Memory, embedder: CachedEmbedder, texts: Sequence[str], cursor: int,
             plan: dict[str, int], batch: int, ranges: Ranges,
-            say: Callable[[str], None] | None = None) -> tuple[dict[str, Any], int]:
+            say: Callable[[str], None] | None = None,
+            writers: int = 1) -> tuple[dict[str, Any], int]:
     """Add `plan[user]` new memories for every user, `batch` messages per `add` call, taking
     sentences from `texts[cursor:]`; return the figures and the new cursor. `say` hears the
     running rate every `PROGRESS_EVERY` memories: a million-memory build runs for an hour and
-    its rate drifts as the store grows."""
-    added, calls, misses0 = 0, 0, embedder.misses
+    its rate drifts as the store grows.
+
+    With `writers` > 1 the calls run on that many threads at once (several replicas or
+    workers writing to one database): which sentences go to which user is fixed before, in
+    the same order, so the stores and their manifest are the same as with one writer.
+    """
+    calls_todo: list[tuple[str, int, int]] = []  # (user, first sentence, count)
+    for user, count in plan.items():
+        for start in range(0, count, batch):
+            n = min(batch, count - start)
+            calls_todo.append((user, cursor, n))
+            user_ranges = ranges.setdefault(user, [])
+            if user_ranges and user_ranges[-1][1] == cursor:
+                user_ranges[-1][1] = cursor + n
+            else:
+                user_ranges.append([cursor, cursor + n])
+            cursor += n
+    embedder.pending = {memory_text(texts[i]): i
+                        for _, first, n in calls_todo for i in range(first, first + n)}
+    misses0 = embedder.misses
+    added, calls = 0, 0
+    lock = threading.Lock()
     load_before = loadavg()
     started = time.perf_counter()
+
+    def add(call: tuple[str, int, int]) -> None:
+        nonlocal added, calls
+        user, first, n = call
+        memory.add([{"role": "user", "content": t} for t in texts[first:first + n]],
+                   user_id=user)
+        with lock:
+            added += n
+            calls += 1
+            if say is not None and added % PROGRESS_EVERY < n:
+                elapsed = time.perf_counter() - started
+                say(f"  {added:,} added, {added / elapsed:.0f} memories/s, "
+                    f"load {loadavg()[0]}")
+
     with timed_signing(memory) as signing:
-        for user, count in plan.items():
-            for start in range(0, count, batch):
-                n = min(batch, count - start)
-                chunk = texts[cursor:cursor + n]
-                embedder.pending = {memory_text(t): cursor + j for j, t in enumerate(chunk)}
-                memory.add([{"role": "user", "content": t} for t in chunk], user_id=user)
-                user_ranges = ranges.setdefault(user, [])
-                if user_ranges and user_ranges[-1][1] == cursor:
-                    user_ranges[-1][1] = cursor + n
-                else:
-                    user_ranges.append([cursor, cursor + n])
-                cursor += n
-                added += n
-                calls += 1
-                if say is not None and added % PROGRESS_EVERY < n:
-                    elapsed = time.perf_counter() - started
-                    say(f"  {added:,} added, {added / elapsed:.0f} memories/s, "
-                        f"load {loadavg()[0]}")
+        if writers <= 1:
+            for call in calls_todo:
+                add(call)
+        else:
+            with ThreadPoolExecutor(max_workers=writers) as pool:
+                for _ in pool.map(add, calls_todo):
+                    pass
     seconds = time.perf_counter() - started
     embedder.pending = {}
-    return {"memories": added, "add_calls": calls, "seconds": round(seconds, 2),
+    return {"memories": added, "add_calls": calls, "writers": writers,
+            "seconds": round(seconds, 2),
             "memories_per_s": round(added / seconds, 1) if seconds else None,
             "integrity_signing_s": round(signing[0], 2),
-            "integrity_share": round(signing[0] / seconds, 3) if seconds else None,
+            "integrity_share": round(signing[0] / seconds / writers, 3) if seconds else None,
             "embedded_at_ingest": embedder.misses - misses0,
             "load_average": {"before": load_before, "after": loadavg()}}, cursor
 
@@ -375,6 +402,8 @@ def run(
     k: int = 10,
     seed: int = 0,
     pg_url: str | None = None,
+    pg_settings: dict[str, str] | None = None,
+    writers: int = 1,
     cache_dir: Path | None = None,
     keep: Path | None = None,
     reuse: Path | None = None,
@@ -397,6 +426,7 @@ def run(
         sizes, per_user, users = manifest["sizes"], manifest["per_user"], manifest["users"]
         one_scope, seed, batch = manifest["one_scope"], manifest["seed"], manifest["batch"]
         backends, pg_url = manifest["backends"], manifest.get("pg_url")
+        pg_settings = manifest.get("pg_settings") or pg_settings
     sizes = sorted({int(s) for s in sizes})
     backends = list(dict.fromkeys(backends))
     if any(b not in BACKENDS for b in backends) or not backends:
@@ -406,8 +436,8 @@ def run(
     if any(s < (per_user or users) for s in sizes):
         raise ValueError(f"every size must be at least the number of "
                          f"{'memories per user' if per_user else 'users'} ({per_user or users})")
-    if batch < 1 or queries < 1 or k < 1:
-        raise ValueError("batch, queries and k must be positive")
+    if batch < 1 or queries < 1 or k < 1 or writers < 1:
+        raise ValueError("batch, queries, k and writers must be positive")
     if keep is not None and reuse is not None:
         raise ValueError("--keep builds stores, --reuse measures kept ones: not both")
     if keep is not None and Path(keep).exists() and any(Path(keep).iterdir()):
@@ -448,7 +478,7 @@ def run(
     plan_used: dict[str, Any] = {}
     try:
         for b_index, backend in enumerate(backends):
-            site = StoreSite(backend, workdir, pg_url)
+            site = StoreSite(backend, workdir, pg_url, pg_settings)
             try:
                 sites[backend] = site.describe()
                 stores = [("multi", plans if reuse is None else plans[-1:])]
@@ -472,7 +502,8 @@ def run(
                                 todo = {u: c for u, c in todo.items() if c > 0}
                                 say(f"{backend}: ingesting up to {label}")
                                 point.ingest, cursor = _ingest(memory, embedder, texts, cursor,
-                                                               todo, batch, ranges, say)
+                                                               todo, batch, ranges, say,
+                                                               writers)
                                 have = dict(plan)
                                 ingests[f"{backend}/{label}"] = point.ingest
                                 say(f"{backend}: ingest {point.ingest}")
@@ -498,6 +529,7 @@ def run(
             (workdir / MANIFEST).write_text(json.dumps({
                 "sizes": sizes, "per_user": per_user, "users": users, "one_scope": one_scope,
                 "seed": seed, "batch": batch, "backends": backends, "pg_url": pg_url,
+                "pg_settings": pg_settings, "writers": writers,
                 "ranges": layout, "ingest": ingests,
             }) + "\n", encoding="utf-8")
     finally:
@@ -510,6 +542,7 @@ def run(
         "config": {
             "sizes": sizes, "users": users, "per_user": per_user, "one_scope": one_scope,
             "backends": backends, "queries_per_point": queries, "add_batch": batch, "k": k,
+            "writers": writers, "pg_settings": pg_settings or {},
             "seed": seed, "vocabulary_words": len(words), "reused_stores": str(reuse or ""),
             "kept_stores": str(keep or ""), "stores": sites,
             "memsvc_settings": settings_used, "memsvc_plan": plan_used,
@@ -582,7 +615,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     points = report["points"]
     ingest_rows = [
         [p["label"], p["backend"], p["ingest"].get("memories"), p["ingest"].get("add_calls"),
-         p["ingest"].get("seconds"), p["ingest"].get("memories_per_s"),
+         p["ingest"].get("writers", 1), p["ingest"].get("seconds"),
+         p["ingest"].get("memories_per_s"),
          p["ingest"].get("integrity_share"),
          p["ingest"].get("load_average", {}).get("before"),
          p["ingest"].get("load_average", {}).get("after"), _gb(p.get("store_bytes"))]
@@ -647,7 +681,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "spent in the integrity chain (sign: scope lock, head read, MAC; save: chain rows, "
         "head upsert), once per `add` call and scope.",
         "",
-        markdown_table(["point", "backend", "memories added", "add calls", "seconds",
+        markdown_table(["point", "backend", "memories added", "add calls", "writers", "seconds",
                         "memories/s", "signing share", "load before", "load after",
                         "store size"], ingest_rows),
         "",
@@ -737,6 +771,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="sqlite")
     parser.add_argument("--pg-url", default=None,
                         help="a PostgreSQL server (SQLAlchemy URL) instead of the embedded one")
+    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the embedded PostgreSQL (repeatable), e.g. "
+                        "shared_buffers=2GB; kept for --reuse")
+    parser.add_argument("--writers", type=int, default=1,
+                        help="threads calling Memory.add at once during ingest")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--batch", type=int, default=100, help="messages per add call")
     parser.add_argument("--seed", type=int, default=0)
@@ -776,6 +815,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(sizes, users=args.users, per_user=args.per_user, one_scope=one_scope,
                  backends=backends, queries=queries, batch=args.batch, seed=args.seed,
                  pg_url=args.pg_url, cache_dir=args.cache_dir, keep=args.keep,
+                 pg_settings=dict(kv.split("=", 1) for kv in args.pg_setting) or None,
+                 writers=args.writers,
                  reuse=args.reuse, embed_only=args.embed_only,
                  out_dir=None if args.no_write or args.embed_only else args.out,
                  stem=f"bench_store{suffix}")

@@ -19,7 +19,8 @@ def test_both_backends_then_the_kept_stores_measured_again(
     common = {"pg_url": url, "cache_dir": tmp_path / "cache", "progress": False}
     report = bench_store.run(
         [100, 200], per_user=50, one_scope=60, backends=["sqlite", "postgres"], queries=5,
-        batch=20, keep=tmp_path / "kept", out_dir=tmp_path / "out", stem="b", **common)
+        batch=20, writers=2, keep=tmp_path / "kept", out_dir=tmp_path / "out", stem="b",
+        **common)
 
     points = {(p["label"], p["backend"]): p for p in report["points"]}
     labels = ["100 total / 2 users", "200 total / 4 users", "60 in one scope"]
@@ -27,6 +28,7 @@ def test_both_backends_then_the_kept_stores_measured_again(
     for (_, backend), p in points.items():
         assert p["ingest"]["memories"] > 0 and p["ingest"]["memories_per_s"] > 0
         assert p["ingest"]["embedded_at_ingest"] == 0  # every vector came from the cache
+        assert p["ingest"]["writers"] == 2
         assert p["search"]["memsvc"]["n"] == 5
         # the baselines do not depend on the backend: measured with the first one only
         assert ("numpy_cosine" in p["search"]) == (backend == "sqlite")
