@@ -238,22 +238,12 @@ class SentenceTransformerEmbedder:
         latency shows the skipped forward pass too. Capacity stays shared: another tenant's
         searches may evict yours, which reveals that others search, never what.
         """
-        key = (namespace, text)
-        with self._cache_lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
-        vector = self._torch_thread.submit(self._forward_one, text).result()
-        with self._cache_lock:
-            self._cache[key] = vector
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return vector
+        return self.embed_queries([text], namespace=namespace)[0]
 
     def embed_queries(self, texts: Sequence[str], *, namespace: str = "") -> list[np.ndarray]:
-        """`embed_query` of each text, those not cached computed in one batch (each gets the
-        vector it gets alone: the lean encoder packs a batch without padding)."""
+        """The unit vectors of several queries, from the LRU cache partitioned by `namespace`
+        (`embed_query` says why); those not cached are computed in one batch, and each gets
+        the vector it would get alone (the lean encoder packs a batch without padding)."""
         out: list[np.ndarray | None] = []
         with self._cache_lock:
             for text in texts:
