@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from memsvc.model.records import MemoryKind, StoredMessage
+from memsvc.model.records import DEFAULT_IMPORTANCE, MemoryKind, StoredMessage
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Candidate:
     entities: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     confidence: float = 1.0
-    importance: float = 0.5
+    importance: float = DEFAULT_IMPORTANCE
     # Words that help find this memory but are not part of it (for an episode, the question
     # it answers): they shape its vector (`memsvc.write.index_vectors`), never its stored
     # text. Empty for most candidates.

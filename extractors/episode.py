@@ -18,14 +18,13 @@ import re
 from collections.abc import Collection, Sequence
 
 from memsvc.extractors.base import Candidate
-from memsvc.model.records import MemoryKind, StoredMessage
+from memsvc.model.records import DEFAULT_IMPORTANCE, MemoryKind, StoredMessage
 from memsvc.text.stopwords import STOPWORDS
 
 # Turns with fewer content words than this get proportionally less than the default
 # importance (0.5): 0 words 0.1, 1 word 0.2, ... (LoCoMo dev, raw R@10 0.707 → 0.711,
 # adversarial 0.845 → 0.873; 2 or 3 words lift the same questions but adversarial less).
 SUBSTANCE_WORDS = 4
-DEFAULT_IMPORTANCE = 0.5
 _WORD = re.compile(r"[^\W_][\w']*", re.UNICODE)
 
 

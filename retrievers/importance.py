@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from memsvc.model.records import DEFAULT_IMPORTANCE
 from memsvc.retrievers.fusion import FusedHit
 
-NEUTRAL_IMPORTANCE = 0.5  # `MemoryRecord.importance`'s default: no change in rank
 MIN_FACTOR = 0.2  # an importance of 0 still ranks, five times lower
 
 
 def rank_factor(importance: float) -> float:
     """The multiplier of a fused score for a memory of this importance (0.2 to 1)."""
-    return min(1.0, max(MIN_FACTOR, importance / NEUTRAL_IMPORTANCE))
+    return min(1.0, max(MIN_FACTOR, importance / DEFAULT_IMPORTANCE))
 
 
 def by_importance(hits: Sequence[FusedHit], importance: Mapping[str, float]

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from memsvc.model.filters import FilterNode
 from memsvc.model.records import (
+    DEFAULT_IMPORTANCE,
     HistoryEntry,
     HistoryEvent,
     MemoryRecord,
@@ -116,7 +117,7 @@ class SourceKey:
     kind: str
     valid_to: datetime | None
     source_message_ids: tuple[str, ...]
-    importance: float = 0.5
+    importance: float = DEFAULT_IMPORTANCE
 
 
 @runtime_checkable

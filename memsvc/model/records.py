@@ -77,6 +77,11 @@ class Provenance(BaseModel):
     confidence: float = 1.0
 
 
+# A memory's importance unless its writer says otherwise: what decay starts from, and the
+# level at which a search neither lowers nor keeps its rank (`retrievers.importance`).
+DEFAULT_IMPORTANCE = 0.5
+
+
 class MemoryRecord(BaseModel):
     """One memory with its validity, provenance and lifecycle."""
 
@@ -97,7 +102,7 @@ class MemoryRecord(BaseModel):
     provenance: Provenance = Field(default_factory=Provenance)
     status: MemoryStatus = MemoryStatus.ACTIVE
     superseded_by: str | None = None
-    importance: float = 0.5
+    importance: float = DEFAULT_IMPORTANCE
     access_count: int = 0
     last_accessed_at: datetime | None = None
     content_hash: str
