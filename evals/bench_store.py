@@ -581,7 +581,7 @@ def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     backends = [b for r in reports for b in r["config"]["backends"]]
     if len(set(backends)) != len(backends):
         raise ValueError(f"a backend is in more than one report: {backends}")
-    points = [p for p in reports[0]["points"]]
+    points = list(reports[0]["points"])
     for later in reports[1:]:
         points += [{**p, "search": {n: s for n, s in p["search"].items() if n == "memsvc"}}
                    for p in later["points"]]
