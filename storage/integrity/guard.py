@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, delete, func, literal, select
+from sqlalchemy import Connection, String, Table, bindparam, delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from memsvc.model.records import Scope
@@ -91,17 +91,28 @@ class Layout:
     vectors_deleted: Callable[[Connection, list[int]], None] = _nothing
     tables: dict[str, Table] = field(init=False)
     _memory_select: Any = field(init=False)
+    _memories_by_id: Any = field(init=False)
 
     def __post_init__(self) -> None:
         tables = {"memories": self.memories, "messages": messages, "history": history}
         object.__setattr__(self, "tables", tables)
         object.__setattr__(self, "_memory_select", self._build_memory_select())
+        object.__setattr__(self, "_memories_by_id", self._memory_select.where(
+            self.memories.c.tenant == bindparam("tenant"),
+            self.memories.c.id.in_(bindparam("ids", expanding=True)),
+        ))
 
     def memory_select(self) -> Any:
         """The memory rows with the MAC of the latest entry for each in its user's chain
         (the change that must have written it; a memory moved to another user left a
         "move" entry in the old chain). Built once: statements are immutable."""
         return self._memory_select
+
+    def memories_by_id(self) -> Any:
+        """`memory_select` of a tenant's memories by id, with ``tenant`` and ``ids`` bound on
+        execute: every search fetches its hits with it, and building the statement anew
+        took longer than running it."""
+        return self._memories_by_id
 
     def _build_memory_select(self) -> Any:
         m = self.memories.c

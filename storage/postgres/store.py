@@ -287,8 +287,8 @@ class PostgresStore(PostgresGraphReads, PostgresTransferMixin):
         if not memory_ids:
             return {}
         with self._read() as conn:
-            rows = conn.execute(self._memory_select().where(
-                memories.c.tenant == self.tenant, memories.c.id.in_(list(memory_ids)))).all()
+            rows = conn.execute(self.integrity.layout.memories_by_id(),
+                                {"tenant": self.tenant, "ids": list(memory_ids)}).all()
         return {row.id: record_from_row(row) for row in self.integrity.served("memory", rows)}
 
     def source_keys(self, memory_ids: Sequence[str]) -> dict[str, SourceKey]:

@@ -228,6 +228,11 @@ def purge_orphans(conn: Connection, tenant: str, scope: Scope | None) -> None:
         bump_version(conn, tenant, user_id)
 
 
+_VERSION_OF_TENANT = select(func.coalesce(func.sum(graph_state.c.version), 0)).where(
+    graph_state.c.tenant == bindparam("tenant"))
+_VERSION_OF_USER = _VERSION_OF_TENANT.where(graph_state.c.user_id == bindparam("user_id"))
+
+
 class GraphStoreMixin:
     """Graph reads and helper reads for `SQLiteStore` (mixed in; uses its engine and tenant)."""
 
@@ -237,14 +242,17 @@ class GraphStoreMixin:
         raise NotImplementedError
 
     def graph_version(self, scope: Scope) -> int:
-        """A number that changes whenever a link of the scope's users changes."""
-        stmt = select(func.coalesce(func.sum(graph_state.c.version), 0)).where(
-            graph_state.c.tenant == self.tenant
-        )
+        """A number that changes whenever a link of the scope's users changes.
+
+        Asked twice by every search (the topic and graph channels), so its two statements
+        are built once and only their values bound (`_VERSION_OF_USER`, `_VERSION_OF_TENANT`).
+        """
+        params = {"tenant": self.tenant}
         if scope.user_id is not None:
-            stmt = stmt.where(graph_state.c.user_id == scope.user_id)
+            params["user_id"] = scope.user_id
+        stmt = _VERSION_OF_TENANT if scope.user_id is None else _VERSION_OF_USER
         with self._read() as conn:
-            return int(conn.execute(stmt).scalar_one())
+            return int(conn.execute(stmt, params).scalar_one())
 
     def graph_data(self, scope: Scope) -> GraphData:
         """The entities, links and relations a scope's graph is built from."""

@@ -102,6 +102,7 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         """Memory rows with the chain digest their check needs."""
         return self.integrity.layout.memory_select()
 
+
     # -- writes ---------------------------------------------------------------------------
 
     def apply(self, batch: WriteBatch) -> None:
@@ -233,11 +234,8 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         if not memory_ids:
             return {}
         with self._read() as conn:
-            found = conn.execute(
-                self._memory_select().where(
-                    memories.c.tenant == self.tenant, memories.c.id.in_(list(memory_ids))
-                )
-            ).all()
+            found = conn.execute(self.integrity.layout.memories_by_id(),
+                                 {"tenant": self.tenant, "ids": list(memory_ids)}).all()
         return {row.id: rows.record_from_row(row)
                 for row in self.integrity.served("memory", found)}
 
