@@ -65,7 +65,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import platformdirs
 from threadpoolctl import threadpool_limits
 
 from memsvc import Memory
@@ -85,7 +84,7 @@ from memsvc.evals.report import (
     markdown_table,
     write_results,
 )
-from memsvc.model.settings import Settings, default_embedder_path
+from memsvc.model.settings import Settings, cache_root, default_embedder_path
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 DEFAULT_USERS = 100
@@ -163,7 +162,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 def default_cache_dir() -> Path:
     """Shared by every checkout of the same account: vectors are costly, texts are seeded."""
-    return Path(platformdirs.user_cache_dir("memsvc", appauthor=False)) / "bench_store"
+    return cache_root() / "bench_store"
 
 
 def corpus(words: Sequence[str], seed: int, n: int) -> list[str]:

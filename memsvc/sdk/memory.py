@@ -31,7 +31,7 @@ from memsvc.extractors.episode import EpisodeExtractor
 from memsvc.llm.client import LLMClient
 from memsvc.model.chat import ChatEvent, ChatRequest, ChatResponse, ChatUnavailableError
 from memsvc.model.errors import InvalidInputError
-from memsvc.model.settings import Settings, default_embedder_path
+from memsvc.model.settings import Settings, cache_root, default_embedder_path
 from memsvc.model.trust import LOCAL
 from memsvc.model.validation import make_scope, parse_timestamp
 from memsvc.retrievers.base import Channel
@@ -76,6 +76,7 @@ class Memory(Writes, ImportExport):
             self.settings.embedder_path or default_embedder_path(),
             threads=self.settings.embed_threads,
             cache_size=self.settings.query_cache_size,
+            cache_dir=cache_root(self.settings),
             precision=self.settings.embed_precision,
         )
         self.store: MemoryStore = store or open_store(

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from memsvc.model.settings import DEFAULT_VLLM_PORT, Settings
+from memsvc.model.settings import DEFAULT_VLLM_PORT, Settings, cache_root
 
 VLLM_VERSION = "0.32.0"
 TORCH_CPU_VERSION = "2.13.0"
@@ -52,12 +52,7 @@ def default_cache_dir(settings: Settings | None = None) -> Path:
     A cache dir (not the data dir): everything in it -- venv, converted model, logs -- can be
     rebuilt, and is large.
     """
-    chosen = (settings or Settings.from_env()).cache_dir
-    if chosen is not None:
-        return Path(chosen).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("memsvc"))
+    return cache_root(settings)
 
 
 def detect_device(forced: str | None = None) -> Device:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,15 +48,61 @@ def test_queries_embedded_together_match_one_at_a_time_and_fill_the_cache(
     assert embedder.embed_queries([], namespace="batch") == []
 
 
-def test_int8_query_encoder_stays_close_to_full_precision() -> None:
-    quantized = SentenceTransformerEmbedder(default_embedder_path(), precision="int8")
+def test_default_queries_run_on_an_fp32_onnx_graph_giving_the_models_vectors(
+    tmp_path: Path,
+) -> None:
+    embedder = SentenceTransformerEmbedder(default_embedder_path(), precision="fp32",
+                                           cache_dir=tmp_path)
+    queries = embedder.embed_queries(QUERIES_OF_EVERY_SHAPE)
+    assert embedder._onnx_encoder is not None
+    assert [p.name.endswith("-fp32.onnx") for p in (tmp_path / "onnx").iterdir()] == [True]
+    model = embedder._load()
+    expected = model.encode(QUERIES_OF_EVERY_SHAPE, normalize_embeddings=True, batch_size=1)
+    # batched with padding, each query still gets the model's own vector, truncation included
+    assert np.min(np.sum(np.stack(queries) * expected, axis=1)) > 0.9999
+    documents = embedder.embed_documents(QUERIES_OF_EVERY_SHAPE)
+    assert np.min(np.sum(np.stack(queries) * documents, axis=1)) > 0.9999
+
+
+def test_int8_queries_run_on_an_onnx_graph_built_once_into_the_cache_dir(
+    tmp_path: Path,
+) -> None:
+    quantized = SentenceTransformerEmbedder(default_embedder_path(), precision="int8",
+                                            cache_dir=tmp_path)
     full = SentenceTransformerEmbedder(default_embedder_path(), precision="fp32")
     text = "Where did Melanie go camping last summer?"
     q8, q32 = quantized.embed_query(text), full.embed_query(text)
+    assert quantized._onnx_encoder is not None
+    (graph,) = (tmp_path / "onnx").glob("*-int8.onnx")
     assert not np.array_equal(q8, q32)  # really a different model
-    assert float(q8 @ q32) > 0.85
+    assert float(q8 @ q32) > 0.99
     docs = full.embed_documents(["Melanie went camping at the beach", "Caroline paints"])
     assert float(docs[0] @ q8) > float(docs[1] @ q8)
+    # a padded batch gives each text the vector it gets alone
+    texts = ["hi", "What did Caroline paint after the support group meeting last week?"]
+    together = quantized.embed_queries(texts, namespace="batch")
+    for vector, alone in zip(together, texts, strict=True):
+        assert float(vector @ quantized.embed_query(alone, namespace="alone")) > 0.9999
+    # a second embedder reuses the graph instead of building another
+    built = graph.stat().st_mtime_ns
+    again = SentenceTransformerEmbedder(default_embedder_path(), precision="int8",
+                                        cache_dir=tmp_path)
+    assert np.allclose(again.embed_query(text), q8, atol=1e-6)
+    assert graph.stat().st_mtime_ns == built
+    assert list((tmp_path / "onnx").iterdir()) == [graph]  # no build leftovers
+
+
+def test_a_broken_int8_graph_falls_back_to_torch(tmp_path: Path) -> None:
+    SentenceTransformerEmbedder(default_embedder_path(), precision="int8",
+                                cache_dir=tmp_path).embed_query("build it")
+    (graph,) = (tmp_path / "onnx").glob("*-int8.onnx")
+    graph.write_bytes(b"not an onnx graph")
+    embedder = SentenceTransformerEmbedder(default_embedder_path(), precision="int8",
+                                           cache_dir=tmp_path)
+    vector = embedder.embed_query("Where did Melanie go camping last summer?")
+    assert embedder._onnx_encoder is None
+    full = SentenceTransformerEmbedder(default_embedder_path(), precision="fp32")
+    assert float(vector @ full.embed_query("Where did Melanie go camping last summer?")) > 0.99
 
 
 QUERIES_OF_EVERY_SHAPE = [

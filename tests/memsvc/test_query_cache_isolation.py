@@ -25,13 +25,13 @@ def forward_passes(
 ) -> list[str]:
     """The texts the model actually ran on (cache misses), in order."""
     seen: list[str] = []
-    real = embedder._forward_one
+    real = embedder._encode_queries
 
-    def counting(text: str) -> np.ndarray:
-        seen.append(text)
-        return real(text)
+    def counting(texts: list[str]) -> list[np.ndarray]:
+        seen.extend(texts)
+        return real(texts)
 
-    monkeypatch.setattr(embedder, "_forward_one", counting)
+    monkeypatch.setattr(embedder, "_encode_queries", counting)
     return seen
 
 
