@@ -1,14 +1,15 @@
 """Runs a plan's channels and fuses them.
 
-The query is embedded first (with its topic, in one batch, when the plan has the topic
-channel and the query names a hub: `retrievers.topic`), and only then do the channels fan
-out: the vector channel on the calling thread (it is the slowest), the others on a pool, all
-of them spending their time in SQLite, which releases the GIL. Embedding inside the vector
-channel, beside the SQLite channels, looked like overlap but was not: torch's two OpenMP
-threads then share two cores with the SQLite threads and every parallel region waits for a
-descheduled worker (an embedding of 4 ms took 9). Embedding with one thread while the other
-channels run fared no better (8 ms): between its ~60 tensor calls the encoder needs the GIL
-the channels hold.
+The channels that need no vector (BM25, graph, temporal) start first, on a pool, and the
+query is embedded meanwhile (with its topic, in one batch, when the plan has the topic
+channel and the query names a hub: `retrievers.topic`); then the channels that search by
+vector run on the calling thread. The overlap is real because both sides leave the GIL for
+most of their time: SQLite while it steps, ONNX Runtime for a query's whole forward pass
+(`memsvc.embedding.onnx_encoder`). It was not with torch as the query encoder: its OpenMP
+team shared the two cores with the SQLite threads and each of a forward pass's ~60 parallel
+regions waited for a descheduled worker, and between those tensor calls the encoder needed
+the GIL the channels held. On the LoCoMo application mode, overlapping cut the search's
+median by about a quarter (`evals/results/locomo-app-*-r4*.md`).
 """
 
 from __future__ import annotations
@@ -52,26 +53,23 @@ class HybridRetriever:
         if unknown:
             raise ValueError(f"unknown channels in plan: {sorted(unknown)}")
         timing: dict[str, float] = {}
-        start = time.perf_counter()
-        embedded, question_share = self._embedded(query, plan)
-        if embedded is not query:
-            timing["embed"] = (time.perf_counter() - start) * 1000
-            query = embedded
 
-        def run(name: str) -> tuple[str, list[Hit]]:
+        def run(name: str, query: ChannelQuery) -> tuple[str, list[Hit]]:
             start = time.perf_counter()
             hits = self.channels[name].search(query, plan.channels[name].k)
             timing[name] = (time.perf_counter() - start) * 1000
             return name, hits
 
-        # The slowest channel (the vector KNN, when the plan has it) runs on the calling
-        # thread and the others on the pool: waking a pool thread for the critical path would
-        # only add to it.
-        names = sorted(
-            plan.channels, key=lambda n: not getattr(self.channels[n], "needs_embedding", False)
-        )
-        others = [self._pool.submit(run, name) for name in names[1:]]
-        pairs = [run(names[0])] + [future.result() for future in others]
+        # The channels that read no vector search while the query is embedded, on the pool;
+        # the vector channels then run on the calling thread, which holds the vectors.
+        early = [self._pool.submit(run, name, query)
+                 for name in plan.channels if not self._reads_vectors(name)]
+        start = time.perf_counter()
+        embedded, question_share = self._embedded(query, plan)
+        if embedded is not query:
+            timing["embed"] = (time.perf_counter() - start) * 1000
+        pairs = [run(name, embedded) for name in plan.channels if self._reads_vectors(name)]
+        pairs += [future.result() for future in early]
         rankings = dict(pairs)
         weights = {
             name: spec.weight * (question_share if getattr(self.channels[name],
@@ -79,6 +77,11 @@ class HybridRetriever:
             for name, spec in plan.channels.items()
         }
         return Retrieval(weighted_rrf(rankings, weights, k=plan.rrf_k), timing)
+
+    def _reads_vectors(self, name: str) -> bool:
+        channel = self.channels[name]
+        return bool(getattr(channel, "needs_embedding", False)
+                    or getattr(channel, "needs_topic", False))
 
     def _embedded(self, query: ChannelQuery, plan: SearchPlan) -> tuple[ChannelQuery, float]:
         """`query` with the vectors the plan's channels read: the question's, and its

@@ -87,3 +87,28 @@ def test_a_failing_channel_fails_the_search_and_unknown_channels_are_refused() -
             retriever.retrieve(query(), plan("vector", "graph"))
     finally:
         retriever.close()
+
+
+def test_channels_that_read_no_vector_search_while_the_query_is_embedded() -> None:
+    """The embedding waits for BM25 to have started: were the channels to run only after the
+    embedding, as they once did, the search would wait out the timeout and fail."""
+    bm25_started = threading.Event()
+
+    class SignallingBm25(RecordingChannel):
+        def search(self, query: ChannelQuery, k: int) -> list[Hit]:
+            bm25_started.set()
+            return super().search(query, k)
+
+    def embed(text: str) -> np.ndarray:
+        assert bm25_started.wait(timeout=5), "BM25 did not run during the embedding"
+        return np.ones(4, dtype=np.float32)
+
+    vector = RecordingChannel("vector", [Hit("a", 0.9)], needs_embedding=True)
+    bm25 = SignallingBm25("bm25", [Hit("c", 2.0)])
+    retriever = HybridRetriever({"vector": vector, "bm25": bm25}, embed)
+    try:
+        result = retriever.retrieve(query(), plan("vector", "bm25"))
+    finally:
+        retriever.close()
+    assert bm25.seen[0].embedding is None  # it never waited for the vector
+    assert {h.memory_id for h in result.hits} == {"a", "c"}
