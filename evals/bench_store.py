@@ -756,6 +756,15 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def pg_setting(raw: str) -> tuple[str, str]:
+    """`--pg-setting NAME=VALUE` as (name, value); a malformed one is refused as a usage error
+    by argparse, before any store is built."""
+    name, equals, value = raw.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {raw!r}")
+    return name.strip(), value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m memsvc.evals.bench_store",
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -771,6 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pg-url", default=None,
                         help="a PostgreSQL server (SQLAlchemy URL) instead of the embedded one")
     parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                        type=pg_setting,
                         help="a setting of the embedded PostgreSQL (repeatable), e.g. "
                         "shared_buffers=2GB; kept for --reuse")
     parser.add_argument("--writers", type=int, default=1,
@@ -814,7 +824,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run(sizes, users=args.users, per_user=args.per_user, one_scope=one_scope,
                  backends=backends, queries=queries, batch=args.batch, seed=args.seed,
                  pg_url=args.pg_url, cache_dir=args.cache_dir, keep=args.keep,
-                 pg_settings=dict(kv.split("=", 1) for kv in args.pg_setting) or None,
+                 pg_settings=dict(args.pg_setting) or None,
                  writers=args.writers,
                  reuse=args.reuse, embed_only=args.embed_only,
                  out_dir=None if args.no_write or args.embed_only else args.out,

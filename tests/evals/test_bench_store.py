@@ -94,3 +94,14 @@ def test_vector_cache_takes_over_a_chunk_whose_builder_died(
         "chunk-00000.npy", "chunk-00001.npy", "chunk-00002-2.npy", "meta.json"]
     assert np.allclose(cache.rows([9, 4]), embedder.embed_documents([texts[9], texts[4]]),
                        atol=1e-5)
+
+
+def test_a_pg_setting_without_a_value_is_a_usage_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert bench_store.pg_setting(" shared_buffers=2GB") == ("shared_buffers", "2GB")
+    assert bench_store.pg_setting("search_path=") == ("search_path", "")
+    with pytest.raises(SystemExit) as stopped:
+        bench_store.main(["--pg-setting", "shared_buffers"])
+    assert stopped.value.code == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err
