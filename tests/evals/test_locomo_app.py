@@ -25,6 +25,11 @@ def test_app_mode_measures_each_limit_in_its_own_process(tmp_path: Path) -> None
         # at most 7 turns per conversation: the top 10 already holds every turn
         assert report["recall"][limit]["0"][f"recall@{limit}"] == 1.0
     assert report["ingest"]["turns"] == 18 and report["ingest"]["processes"] == 2
+    # the model loads in each process's first add, reported apart from the adds after it
+    ingest = report["ingest"]
+    assert len(ingest["first_add_ms"]) == 2
+    assert min(ingest["first_add_ms"]) > ingest["per_call"]["p50_ms"]
+    assert 0 < ingest["ms_per_turn_after_first_add"] < ingest["ms_per_turn"]
     on_disk = json.loads((tmp_path / "locomo-app-raw.json").read_text())
     assert on_disk["recall"] == report["recall"]
     markdown = (tmp_path / "locomo-app-raw.md").read_text()
