@@ -153,8 +153,11 @@ class SentenceTransformerEmbedder:
         # (`onnx_encoder.py`, its graph cached in `cache_dir`); documents are then encoded
         # as `auto` would.
         self.precision = precision
+        self._requested_precision = precision
         self._cache_dir = cache_dir
         self._onnx_encoder: OnnxQueryEncoder | None = None
+        # the ONNX query graph is opened at the first query (`_open_query_graph`)
+        self._query_graph_settled = False
         self._document_model: Any = None
         self._query_model: Any = None
         self._query_encoder: LeanBertQueryEncoder | None = None
@@ -208,17 +211,12 @@ class SentenceTransformerEmbedder:
                 field="embedder",
             )
         self._dim = width or self._dim
-        requested = self.precision
+        requested = self._requested_precision
         weights = _resolve_precision("auto" if requested == "int8" else requested)
         if requested != "int8":
             self.precision = weights
         self._document_model = self._query_model = _weights_copy(model, weights)
         self._query_encoder = lean_query_encoder(model, self._query_model)
-        graph_weights = _QUERY_GRAPH.get(requested)
-        if graph_weights is not None:
-            self._onnx_encoder = onnx_query_encoder(
-                model, self.path, (self._cache_dir or cache_root()) / "onnx",
-                weights=graph_weights, threads=self._threads)
         # the layout is proven: documents go unpadded too
         self._document_encoder = self._query_encoder
         return model
@@ -278,12 +276,26 @@ class SentenceTransformerEmbedder:
 
     def _encode_queries(self, texts: list[str]) -> list[np.ndarray]:
         """The unit vectors of queries no cache had (every query forward pass goes here)."""
-        if self._model is None:
-            self._torch_thread.submit(self._load).result()
+        if not self._query_graph_settled:
+            self._torch_thread.submit(self._open_query_graph).result()
         if self._onnx_encoder is not None:
             # ONNX Runtime runs on its own threads and releases the GIL: no hop to torch's
             return self._unit(self._onnx_encoder.encode_batch(texts))
         return self._torch_thread.submit(self._forward_many, texts).result()
+
+    def _open_query_graph(self) -> None:
+        """The model, then the ONNX query graph the precision asks for, built or opened and
+        checked once, at the first query: a process that only writes never pays for it."""
+        model = self._load()
+        with self._load_lock:
+            if self._query_graph_settled:
+                return
+            weights = _QUERY_GRAPH.get(self._requested_precision)
+            if weights is not None:
+                self._onnx_encoder = onnx_query_encoder(
+                    model, self.path, (self._cache_dir or cache_root()) / "onnx",
+                    weights=weights, threads=self._threads)
+            self._query_graph_settled = True
 
     def _forward_many(self, texts: list[str]) -> list[np.ndarray]:
         self._load()

@@ -53,6 +53,8 @@ def test_default_queries_run_on_an_fp32_onnx_graph_giving_the_models_vectors(
 ) -> None:
     embedder = SentenceTransformerEmbedder(default_embedder_path(), precision="fp32",
                                            cache_dir=tmp_path)
+    embedder.embed_documents(["a writer that never searches"])
+    assert not (tmp_path / "onnx").exists()  # the graph waits for the first query
     queries = embedder.embed_queries(QUERIES_OF_EVERY_SHAPE)
     assert embedder._onnx_encoder is not None
     assert [p.name.endswith("-fp32.onnx") for p in (tmp_path / "onnx").iterdir()] == [True]
