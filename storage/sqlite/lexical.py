@@ -70,17 +70,26 @@ def query_terms(conn: Connection, match: str) -> list[str]:
     return terms
 
 
-def _scored_sql(user_scoped: bool) -> str:
+def _scored_sql(user_scoped: bool, kinds_only: bool) -> str:
     """Every match of the MATCH expression with its BM25 score over the scope's statistics.
 
     The matches are materialized and drive the rest: each one's terms and length are looked
-    up by primary key; statistics are a few rows of the scope's tables.
+    up by primary key; statistics are a few rows of the scope's tables. With `kinds_only`
+    the matches of other kinds (parameter `kinds`, a JSON list) are dropped before they are
+    scored, one primary-key lookup each, instead of scored and dropped after: the write
+    path's neighbour lookup asks for facts in scopes that are mostly episodes. The scores
+    do not change: statistics stay the scope's, every kind included.
     """
     scope = "tenant = :tenant" + (" AND user_key = :user_key" if user_scoped else "")
     score = term_score_sql("d.raw_idf", "mt.tf", "l.len", "st.avgdl", greatest="max")
+    matches = "SELECT rowid AS pk FROM memory_fts WHERE memory_fts MATCH :match"
+    if kinds_only:
+        matches = f"""SELECT f.pk FROM ({matches}) AS f
+            CROSS JOIN memories AS m ON m.pk = f.pk
+            WHERE m.kind IN (SELECT value FROM json_each(:kinds))"""
     return f"""
         WITH fts_matches AS MATERIALIZED (
-            SELECT rowid AS pk FROM memory_fts WHERE memory_fts MATCH :match
+            {matches}
         ),
         st AS MATERIALIZED (
             SELECT coalesce(sum(n_docs), 0) * 1.0 AS n,
@@ -120,8 +129,10 @@ def bm25(
         expression += f" AND fts_scope : {scope_token(tenant, user_id)}"
         params["user_key"] = user_id
     params["match"] = expression
+    if query.kinds:
+        params["kinds"] = json.dumps(list(query.kinds))
     scored = (
-        text(_scored_sql(user_id is not None)).bindparams(**params)
+        text(_scored_sql(user_id is not None, bool(query.kinds))).bindparams(**params)
         .columns(column("pk", Integer), column("score", Float))
         .subquery("scored")
     )

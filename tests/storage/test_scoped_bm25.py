@@ -11,7 +11,7 @@ import numpy as np
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-from memsvc.model.records import Scope
+from memsvc.model.records import MemoryKind, Scope
 from memsvc.storage.base import VisibilityQuery, WriteBatch
 from memsvc.storage.sqlite import SQLiteStore
 from memsvc.storage.sqlite.engine import MIGRATIONS
@@ -80,3 +80,25 @@ def test_migration_0007_indexes_existing_memories_as_the_triggers_do(tmp_path: P
         assert by_triggers["fts_terms"] and _order(store) == before
     finally:
         store.close()
+
+
+def test_a_kinds_filter_keeps_the_scores_and_returns_only_those_kinds(
+    make_store: Callable[..., Any],
+) -> None:
+    """The matches of other kinds are dropped before scoring (SQLite) or after: either way a
+    fact's score is the one it has in the unfiltered search, over the whole scope's
+    statistics, and no episode comes back."""
+    store = make_store(DIM)
+    facts = [record(t, "u") for t in ("apple pie recipe", "banana and apple smoothie")]
+    episodes = [record(t, "u").model_copy(update={"kind": MemoryKind.EPISODE})
+                for t in ("I ate an apple", "apple apple apple", "banana split", "a walk")]
+    batch = [*facts, *episodes]
+    store.apply(WriteBatch(inserts=list(zip(batch, _vectors(len(batch), 3), strict=True))))
+    every = {h.memory_id: h.score for h in store.bm25_search(
+        VisibilityQuery(scope=Scope(user_id="u")), MATCH, 10)}
+    assert {e.id for e in episodes[:3]} <= every.keys()  # episodes do match
+    only_facts = store.bm25_search(
+        VisibilityQuery(scope=Scope(user_id="u"), kinds=("fact",)), MATCH, 10)
+    assert {h.memory_id for h in only_facts} == {f.id for f in facts}
+    for hit in only_facts:
+        assert np.isclose(hit.score, every[hit.memory_id], rtol=1e-9)
