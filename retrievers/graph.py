@@ -26,7 +26,8 @@ from rapidfuzz.distance import Levenshtein
 
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.storage.base import GraphReader, Hit
-from memsvc.storage.graph_model import GraphData, normalize_entity
+from memsvc.storage.graph_model import GraphData, concept_name, normalize_entity
+from memsvc.text.concepts import concept_of
 from memsvc.text.stopwords import STOPWORDS
 
 _TOKEN = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
@@ -47,6 +48,8 @@ class EntityGraph:
     memories: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     hubs: frozenset[str] = frozenset()  # entities attached to a large share of the memories
     linked_memories: int = 0
+    concepts: set[str] = field(default_factory=set)  # the concept nodes (`text.concepts`)
+    names: frozenset[str] = frozenset()  # index keys of names and aliases (fuzzy targets)
 
     @classmethod
     def build(cls, data: GraphData) -> EntityGraph:
@@ -66,6 +69,13 @@ class EntityGraph:
                 key = normalize_entity(alias)
                 if key and pk in node_of:
                     g.index.setdefault(key, node_of[pk])
+        # A concept ("~paint") is found by its stem; a name or alias spelled alike wins.
+        g.names = frozenset(g.index)
+        for node in node_of.values():
+            concept = concept_name(node)
+            if concept is not None:
+                g.concepts.add(node)
+                g.index.setdefault(concept, node)
         by_memory: dict[str, set[str]] = defaultdict(set)
         for memory_id, pk in data.links:
             node = node_of.get(pk)
@@ -109,7 +119,8 @@ class EntityGraph:
     def without_hubs(self, text: str) -> str:
         """`text` with the words that name a hub (and a possessive 's after them) removed:
         what a question asks about, apart from whom (see `retrievers.topic`)."""
-        spans = sorted(span for node, _s, span in self._matches(text) if node in self.hubs)
+        spans = sorted(span for node, _s, span in self._matches(text)
+                       if node in self.hubs and node not in self.concepts)
         if not spans:
             return text
         parts, last = [], 0
@@ -133,6 +144,9 @@ class EntityGraph:
                 if not _worth_matching(key):
                     continue
                 node = self.index.get(key)
+                if node is None and n == 1:
+                    concept = concept_of(words[0])
+                    node = self.index.get(concept) if concept else None
                 strength = 1.0
                 if node is None and _looks_like_name(words, first=(i == 0)):
                     node, strength = self._fuzzy(key)
@@ -146,10 +160,10 @@ class EntityGraph:
         """The closest known name within a small edit distance: one edit from 5 characters
         on, two from 8 (so "Oskar" finds Oscar, "Carolin" Caroline, but "Mark" not Mary)."""
         allowed = 2 if len(key) >= 8 else 1 if len(key) >= 5 else 0
-        if not allowed or not self.index:
+        if not allowed or not self.names:
             return None, 0.0
         found = process.extractOne(
-            key, self.index.keys(), scorer=Levenshtein.distance, score_cutoff=allowed
+            key, self.names, scorer=Levenshtein.distance, score_cutoff=allowed
         )
         if found is None:
             return None, 0.0
@@ -157,10 +171,12 @@ class EntityGraph:
         return self.index[alias], 0.8 - 0.1 * float(distance)
 
     def spread(self, seeds: dict[str, float]) -> dict[str, float]:
-        """Personalized PageRank from the seeds over their 2-hop neighbourhood."""
+        """Personalized PageRank from the seeds over their 2-hop neighbourhood, 1-hop when a
+        seed is a concept: a concept co-occurs with so many words that two hops reach most
+        of the graph, which costs a PageRank over all of it and says nothing specific."""
         nodes = set(seeds)
         frontier = set(seeds)
-        for _ in range(2):
+        for _ in range(1 if self.concepts & seeds.keys() else 2):
             nxt: set[str] = set()
             for node in frontier:
                 nxt.update(self.graph.neighbors(node))
