@@ -231,3 +231,19 @@ def test_a_frequent_concept_stays_in_the_topic_while_a_frequent_name_leaves_it(
     graph = GraphChannel(store).graph_for(ChannelQuery("x", VisibilityQuery(scope=U1)))
     assert {"melanie", "~kid"} <= graph.hubs
     assert graph.without_hubs("What do Melanie's kids like?") == "What do kids like?"
+
+
+def test_pagerank_on_edge_arrays_matches_networkx() -> None:
+    import networkx as nx
+
+    g = EntityGraph()
+    for a, b, w in [("a", "b", 1.0), ("b", "c", 2.0), ("c", "a", 1.0), ("c", "d", 3.0),
+                    ("d", "e", 1.0), ("x", "y", 1.0)]:
+        g._add_weight(a, b, w)
+    g.graph.add_node("lone")
+    nodes, seeds = ["a", "b", "c", "d", "lone"], {"a": 1.0, "lone": 0.5}
+    ours = g._pagerank(nodes, seeds)
+    reference = nx.pagerank(g.graph.subgraph(nodes), alpha=0.75, personalization=seeds,
+                            weight="weight")
+    assert ours.keys() == reference.keys()
+    assert all(abs(ours[n] - reference[n]) < 1e-6 for n in nodes)
