@@ -7,6 +7,9 @@ Each episode also carries the turn before it (in the same `add`) as its `context
 with it, not stored as it. A reply ("Yes, last Saturday, with my kids") often holds the
 answer to a question worded like the turn it answers ("Did you go to the pottery class?").
 
+The concepts of that turn are recorded too (`metadata["context_concepts"]`): the entity graph
+links the episode to them, for the same reason.
+
 A turn with few content words ("Agreed!", "Thanks, Melanie!") gets a lower importance, which
 lowers its rank (`retrievers.importance`): it says nothing, yet being short it matches any
 question naming the person it addresses. The speakers' names do not count as content.

@@ -7,6 +7,11 @@ from them with a personalized PageRank over the entity graph (edges: two entitie
 the same memory, or a subject–predicate–object relation), and returns the memories linked to
 the best-scored entities. A memory that names several of the query's entities ranks first.
 
+Besides names, every memory is linked to its concepts (`memsvc.text.concepts`: content words,
+stored as "~stem"; an episode also to those of the turn it answers), so "Where has Melanie
+camped?" reaches the camping turns of every session, and through the concepts they share,
+their neighbours. A concept is found by its stem and never fuzzily, and seeds a 1-hop walk.
+
 The graph of a scope is built lazily from the store's link tables and cached; it is rebuilt
 when the store's graph version for the scope changes (every link write bumps it), so a cache
 is never stale, even when another process wrote.

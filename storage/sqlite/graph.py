@@ -1,9 +1,10 @@
 """The SQLite entity graph's tables: written inside the memory write, read whole per scope.
 
-Every memory that names entities is linked to them in the same transaction that writes the
-memory (`link_memories` is called from `SQLiteStore.apply`), so the graph can never point at
-a memory that was rolled back. Relations come from a memory's subject/object when both are
-entities it names; co-occurrence is not stored, the graph builder derives it from the links.
+Every memory that names entities is linked to them (and to its concepts, `_entity_names`) in
+the same transaction that writes the memory (`link_memories` is called from
+`SQLiteStore.apply`), so the graph can never point at a memory that was rolled back.
+Relations come from a memory's subject/object when both are entities it names; co-occurrence
+is not stored, the graph builder derives it from the links.
 Each link change bumps a per-(tenant, user) counter (`graph_state`), which is what a cached
 in-memory graph compares to know that it is stale — also across processes.
 """
