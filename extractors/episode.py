@@ -7,6 +7,9 @@ Each episode also carries the turn before it (in the same `add`) as its `context
 with it, not stored as it. A reply ("Yes, last Saturday, with my kids") often holds the
 answer to a question worded like the turn it answers ("Did you go to the pottery class?").
 
+The concepts of that turn are recorded too (`metadata["context_concepts"]`): the entity graph
+links the episode to them, for the same reason.
+
 A turn with few content words ("Agreed!", "Thanks, Melanie!") gets a lower importance, which
 lowers its rank (`retrievers.importance`): it says nothing, yet being short it matches any
 question naming the person it addresses. The speakers' names do not count as content.
@@ -16,9 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from memsvc.extractors.base import Candidate
 from memsvc.model.records import DEFAULT_IMPORTANCE, MemoryKind, StoredMessage
+from memsvc.text.concepts import CONTEXT_CONCEPTS, concepts_of
 from memsvc.text.stopwords import STOPWORDS
 
 # Turns with fewer content words than this get proportionally less than the default
@@ -53,13 +58,23 @@ class EpisodeExtractor:
                 text=said(m),
                 source_message_ids=[m.id],
                 valid_from=m.timestamp,
-                metadata={**m.metadata, "speaker": speaker_of(m), "role": m.role},
+                metadata={**m.metadata, "speaker": speaker_of(m), "role": m.role,
+                          **self._context_concepts(messages, i)},
                 entities=[m.name] if m.name else [],
                 context=self._context(messages, i),
                 importance=importance_of(m.content, names),
             )
             for i, m in enumerate(messages)
         ]
+
+    def _context_concepts(self, messages: Sequence[StoredMessage], i: int) -> dict[str, Any]:
+        """The concepts of the turns before (`memsvc.text.concepts`), for the entity graph:
+        a reply ("It was Matt Patterson!") is about what it answers ("Who played at the
+        concert?") without naming it, as its context vector says for the vector channel."""
+        names = [m.name for m in messages if m.name]
+        found = list(dict.fromkeys(
+            c for m in messages[max(0, i - self.before):i] for c in concepts_of(m.content, names)))
+        return {CONTEXT_CONCEPTS: found} if found else {}
 
     def _context(self, messages: Sequence[StoredMessage], i: int) -> str:
         near = [*messages[max(0, i - self.before):i], *messages[i + 1:i + 1 + self.after]]

@@ -7,6 +7,11 @@ from them with a personalized PageRank over the entity graph (edges: two entitie
 the same memory, or a subject–predicate–object relation), and returns the memories linked to
 the best-scored entities. A memory that names several of the query's entities ranks first.
 
+Besides names, every memory is linked to its concepts (`memsvc.text.concepts`: content words,
+stored as "~stem"; an episode also to those of the turn it answers), so "Where has Melanie
+camped?" reaches the camping turns of every session, and through the concepts they share,
+their neighbours. A concept is found by its stem and never fuzzily, and seeds a 1-hop walk.
+
 The graph of a scope is built lazily from the store's link tables and cached; it is rebuilt
 when the store's graph version for the scope changes (every link write bumps it), so a cache
 is never stale, even when another process wrote.
@@ -21,12 +26,14 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 import networkx as nx
+import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from memsvc.retrievers.base import ChannelQuery
 from memsvc.storage.base import GraphReader, Hit
-from memsvc.storage.graph_model import GraphData, normalize_entity
+from memsvc.storage.graph_model import GraphData, concept_name, normalize_entity
+from memsvc.text.concepts import concept_of
 from memsvc.text.stopwords import STOPWORDS
 
 _TOKEN = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
@@ -47,6 +54,10 @@ class EntityGraph:
     memories: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     hubs: frozenset[str] = frozenset()  # entities attached to a large share of the memories
     linked_memories: int = 0
+    concepts: set[str] = field(default_factory=set)  # the concept nodes (`text.concepts`)
+    names: frozenset[str] = frozenset()  # index keys of names and aliases (fuzzy targets)
+    # node positions and edge arrays for the PageRank (`_pagerank`), made on first use
+    _edges: tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def build(cls, data: GraphData) -> EntityGraph:
@@ -66,6 +77,13 @@ class EntityGraph:
                 key = normalize_entity(alias)
                 if key and pk in node_of:
                     g.index.setdefault(key, node_of[pk])
+        # A concept ("~paint") is found by its stem; a name or alias spelled alike wins.
+        g.names = frozenset(g.index)
+        for node in node_of.values():
+            concept = concept_name(node)
+            if concept is not None:
+                g.concepts.add(node)
+                g.index.setdefault(concept, node)
         by_memory: dict[str, set[str]] = defaultdict(set)
         for memory_id, pk in data.links:
             node = node_of.get(pk)
@@ -109,7 +127,8 @@ class EntityGraph:
     def without_hubs(self, text: str) -> str:
         """`text` with the words that name a hub (and a possessive 's after them) removed:
         what a question asks about, apart from whom (see `retrievers.topic`)."""
-        spans = sorted(span for node, _s, span in self._matches(text) if node in self.hubs)
+        spans = sorted(span for node, _s, span in self._matches(text)
+                       if node in self.hubs and node not in self.concepts)
         if not spans:
             return text
         parts, last = [], 0
@@ -133,6 +152,9 @@ class EntityGraph:
                 if not _worth_matching(key):
                     continue
                 node = self.index.get(key)
+                if node is None and n == 1:
+                    concept = concept_of(words[0])
+                    node = self.index.get(concept) if concept else None
                 strength = 1.0
                 if node is None and _looks_like_name(words, first=(i == 0)):
                     node, strength = self._fuzzy(key)
@@ -146,10 +168,10 @@ class EntityGraph:
         """The closest known name within a small edit distance: one edit from 5 characters
         on, two from 8 (so "Oskar" finds Oscar, "Carolin" Caroline, but "Mark" not Mary)."""
         allowed = 2 if len(key) >= 8 else 1 if len(key) >= 5 else 0
-        if not allowed or not self.index:
+        if not allowed or not self.names:
             return None, 0.0
         found = process.extractOne(
-            key, self.index.keys(), scorer=Levenshtein.distance, score_cutoff=allowed
+            key, self.names, scorer=Levenshtein.distance, score_cutoff=allowed
         )
         if found is None:
             return None, 0.0
@@ -157,10 +179,12 @@ class EntityGraph:
         return self.index[alias], 0.8 - 0.1 * float(distance)
 
     def spread(self, seeds: dict[str, float]) -> dict[str, float]:
-        """Personalized PageRank from the seeds over their 2-hop neighbourhood."""
+        """Personalized PageRank from the seeds over their 2-hop neighbourhood, 1-hop when a
+        seed is a concept: a concept co-occurs with so many words that two hops reach most
+        of the graph, which costs a PageRank over all of it and says nothing specific."""
         nodes = set(seeds)
         frontier = set(seeds)
-        for _ in range(2):
+        for _ in range(1 if self.concepts & seeds.keys() else 2):
             nxt: set[str] = set()
             for node in frontier:
                 nxt.update(self.graph.neighbors(node))
@@ -171,11 +195,48 @@ class EntityGraph:
                 ])
             nodes |= nxt
             frontier = nxt
-        sub = self.graph.subgraph(nodes)
-        if sub.number_of_edges() == 0:
+        return self._pagerank(sorted(nodes), seeds)
+
+    def _pagerank(self, nodes: list[str], seeds: dict[str, float]) -> dict[str, float]:
+        """networkx's personalized PageRank (alpha 0.75, dangling nodes jump back to the
+        seeds), on the subgraph of `nodes`, over the edge arrays `_index_edges` keeps: a
+        networkx subgraph view converted per query costs more than the walk itself."""
+        if self._edges is None:
+            self._edges = self._index_edges()
+        position, src, dst, weight = self._edges
+        local = np.full(len(position), -1, dtype=np.int64)
+        local[[position[n] for n in nodes]] = np.arange(len(nodes))
+        keep = (local[src] >= 0) & (local[dst] >= 0)
+        if not keep.any():
             total = sum(seeds.values())
             return {n: s / total for n, s in seeds.items()}
-        return dict(nx.pagerank(sub, alpha=0.75, personalization=seeds, weight="weight"))
+        s, d, w = local[src[keep]], local[dst[keep]], weight[keep]
+        n = len(nodes)
+        out = np.bincount(s, weights=w, minlength=n)
+        dangling = out == 0
+        p = np.array([seeds.get(node, 0.0) for node in nodes])
+        p /= p.sum()
+        x = np.full(n, 1.0 / n)
+        for _ in range(100):
+            last = x
+            share = np.divide(x, out, out=np.zeros(n), where=~dangling)
+            x = 0.75 * (np.bincount(d, weights=share[s] * w, minlength=n)
+                        + x[dangling].sum() * p) + 0.25 * p
+            if np.abs(x - last).sum() < n * 1e-6:
+                break
+        return dict(zip(nodes, x.tolist(), strict=True))
+
+    def _index_edges(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
+        """Node positions and the edges as arrays (both directions), built once per graph."""
+        position = {node: i for i, node in enumerate(self.graph.nodes)}
+        src, dst, weight = [], [], []
+        for a, b, data in self.graph.edges(data=True):
+            i, j, w = position[a], position[b], float(data.get("weight", 1.0))
+            src += [i, j]
+            dst += [j, i]
+            weight += [w, w]
+        return (position, np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64),
+                np.array(weight, dtype=np.float64))
 
 
 def _worth_matching(key: str) -> bool:

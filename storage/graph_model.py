@@ -15,6 +15,20 @@ from dataclasses import dataclass, field
 _SPACES = re.compile(r"\s+")
 _EDGE_PUNCT = " \t\n\"'`.,;:!?()[]{}<>"
 MAX_NAME = 256  # longest stored entity name, alias or predicate
+# Concept entities (memsvc.text.concepts) are stored beside the named ones under this mark
+# ("~paint"), so a concept never merges with a name spelled alike (the word "hope" and a
+# person called Hope) and the graph tells the two kinds apart without a schema change.
+CONCEPT_MARK = "~"
+
+
+def concept_entity(concept: str) -> str:
+    """The stored name (and key) of a concept entity."""
+    return CONCEPT_MARK + concept
+
+
+def concept_name(node: str) -> str | None:
+    """The concept a stored entity key stands for, or None for a named entity."""
+    return node[len(CONCEPT_MARK):] if node.startswith(CONCEPT_MARK) else None
 
 
 def normalize_entity(name: str) -> str:

@@ -1,9 +1,10 @@
 """The SQLite entity graph's tables: written inside the memory write, read whole per scope.
 
-Every memory that names entities is linked to them in the same transaction that writes the
-memory (`link_memories` is called from `SQLiteStore.apply`), so the graph can never point at
-a memory that was rolled back. Relations come from a memory's subject/object when both are
-entities it names; co-occurrence is not stored, the graph builder derives it from the links.
+Every memory that names entities is linked to them (and to its concepts, `_entity_names`) in
+the same transaction that writes the memory (`link_memories` is called from
+`SQLiteStore.apply`), so the graph can never point at a memory that was rolled back.
+Relations come from a memory's subject/object when both are entities it names; co-occurrence
+is not stored, the graph builder derives it from the links.
 Each link change bumps a per-(tenant, user) counter (`graph_state`), which is what a cached
 in-memory graph compares to know that it is stale — also across processes.
 """
@@ -19,7 +20,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from memsvc.model.records import MemoryRecord, Scope
 from memsvc.storage.base import VisibilityQuery
 from memsvc.storage.filter_sql import visibility_clause
-from memsvc.storage.graph_model import MAX_NAME, GraphData, normalize_entity
+from memsvc.storage.graph_model import (
+    MAX_NAME,
+    GraphData,
+    concept_entity,
+    concept_name,
+    normalize_entity,
+)
 from memsvc.storage.schema import (
     entities,
     entity_relations,
@@ -27,6 +34,7 @@ from memsvc.storage.schema import (
     memories,
     memory_entities,
 )
+from memsvc.text.concepts import CONTEXT_CONCEPTS, memory_concepts
 
 
 def _aliases_of(record: MemoryRecord) -> dict[str, list[str]]:
@@ -41,13 +49,22 @@ def _aliases_of(record: MemoryRecord) -> dict[str, list[str]]:
 
 
 def _entity_names(record: MemoryRecord) -> dict[str, str]:
-    """norm -> display name of the entities a memory names, first spelling wins."""
+    """norm -> display name of the entities a memory names, first spelling wins; then its
+    concepts (`memsvc.text.concepts`): derived from the text as stored, so an edit relinks,
+    then those of its context that the extractor recorded."""
     names: dict[str, str] = {}
-    for name in record.entities:
-        if isinstance(name, str):
-            norm = normalize_entity(name)
-            if norm and norm not in names:
-                names[norm] = name.strip()[:MAX_NAME]
+    named = [name for name in record.entities if isinstance(name, str)]
+    for name in named:
+        norm = normalize_entity(name)
+        if norm and norm not in names:
+            names[norm] = name.strip()[:MAX_NAME]
+    speaker = record.metadata.get("speaker")
+    if isinstance(speaker, str):
+        named.append(speaker)
+    for concept in memory_concepts(record.text, named,
+                                   record.metadata.get(CONTEXT_CONCEPTS)):
+        key = concept_entity(concept)[:MAX_NAME]
+        names.setdefault(key, key)
     return names
 
 
@@ -308,7 +325,7 @@ class GraphStoreMixin:
         return out
 
     def entities_of(self, memory_ids: Iterable[str]) -> dict[str, list[str]]:
-        """memory id -> the display names of the entities it is linked to."""
+        """memory id -> the display names of the named entities it is linked to."""
         ids = list(dict.fromkeys(memory_ids))
         out: dict[str, list[str]] = {}
         with self._read() as conn:
@@ -324,7 +341,8 @@ class GraphStoreMixin:
                            memory_entities.c.memory_id.in_(chunk))
                     .order_by(entities.c.norm)
                 ):
-                    out.setdefault(mid, []).append(name)
+                    if concept_name(name) is None:  # the names, not the concepts
+                        out.setdefault(mid, []).append(name)
         return out
 
 

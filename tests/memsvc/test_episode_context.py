@@ -18,7 +18,10 @@ from memsvc.extractors.base import Candidate
 from memsvc.extractors.episode import EpisodeExtractor
 from memsvc.model.records import MemoryKind, Scope, StoredMessage
 from memsvc.model.settings import Settings
+from memsvc.retrievers.base import ChannelQuery
+from memsvc.retrievers.graph import GraphChannel
 from memsvc.retrievers.plan import ChannelSpec
+from memsvc.storage.base import VisibilityQuery
 from memsvc.write.index_vectors import candidate_vectors
 
 WHEN = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
@@ -107,3 +110,23 @@ def test_weight_zero_indexes_the_turn_alone(
         assert _replies_ranked(memory) == [FISHING, PIANO]  # the words alone mislead
     finally:
         memory.close()
+
+
+def test_a_reply_is_linked_in_the_graph_to_what_it_answers(tmp_path: Path) -> None:
+    # The reply names neither the concert nor the band; the turn it answers does.
+    messages = [_message(0, "Ann", "Who played at the concert?"),
+                _message(1, "Bob", "It was Matt Patterson, so talented!"),
+                _message(2, "Ann", "I baked bread today.")]
+    first, second, _ = EpisodeExtractor(before=1, after=0).extract(messages)
+    assert "context_concepts" not in first.metadata
+    assert {"play", "concert"} <= set(second.metadata["context_concepts"])
+    with Memory(db_path=tmp_path / "m.db") as memory:
+        memory.add([{"role": "user", "name": m.name, "content": m.content} for m in messages],
+                   user_id="u1", timestamp=WHEN, infer=False)
+        query = ChannelQuery("Which concert was that?",
+                             VisibilityQuery(scope=Scope(user_id="u1")))
+        ids = [h.memory_id for h in GraphChannel(memory.store).search(query, 10)]
+        texts = [memory.store.get_many(ids)[i].text for i in ids]
+    # both name the concert (the reply through its context), ahead of a mere neighbour
+    assert set(texts[:2]) == {"Ann: Who played at the concert?",
+                              "Bob: It was Matt Patterson, so talented!"}
