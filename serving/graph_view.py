@@ -3,7 +3,9 @@
 Reads the store's entity graph (entities, memory→entity links, entity→entity relations) of
 the memory's own scope, so it can only show what the caller's tenant and scope may see. One
 hop: the memory's entities, the relations touching them, and up to `max_memories` other
-live memories naming them.
+live memories naming them. Concept entities (`memsvc.text.concepts`: the content words every
+memory is linked to, for the search's graph channel) are left out: they are an index, not
+things the memory names, and every memory would show ten of them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from memsvc.model.records import MemoryStatus, Scope
 from memsvc.sdk.memory import Memory
 from memsvc.serving.schemas import GraphEdge, GraphNode, MemoryGraph
+from memsvc.storage.graph_model import concept_name
 
 
 def memory_graph(memory: Memory, memory_id: str, *, max_memories: int = 25) -> MemoryGraph:
@@ -21,7 +24,8 @@ def memory_graph(memory: Memory, memory_id: str, *, max_memories: int = 25) -> M
     edges: list[GraphEdge] = []
     store = memory.store
     data = store.graph_data(Scope(user_id=record.scope.user_id, agent_id=record.scope.agent_id))
-    mine = {pk for mid, pk in data.links if mid == record.id}
+    mine = {pk for mid, pk in data.links if mid == record.id
+            and pk in data.entities and concept_name(data.entities[pk][0]) is None}
 
     def entity(pk: int) -> str:
         key = f"e:{pk}"

@@ -258,6 +258,8 @@ def test_graph_around_a_memory(http: httpx.Client) -> None:
     assert graph["center"] == f"m:{fact['id']}" and graph["center"] in nodes
     entity_labels = {n["label"] for n in nodes.values() if n["type"] == "entity"}
     assert "Oscar" in entity_labels
+    # the concepts the search's graph links every memory to are an index, not shown here
+    assert not any(label.startswith("~") for label in entity_labels)
     neighbours = [n for n in nodes.values() if n["type"] == "memory" and n["id"] != graph["center"]]
     assert any("carrots" in n["label"] for n in neighbours)
     assert not any("Kiwi" in n["label"] for n in nodes.values())  # another user's memory
