@@ -178,12 +178,14 @@ class ChatService:
         profile_text = profile_block(profile.text) if profile is not None else ""
         found = memory.search(request.message, user_id=request.user_id,
                               agent_id=request.agent_id, limit=request.limit)
-        retrieved = [r.memory for r in found.results
-                     if r.memory.kind is not MemoryKind.PROFILE
-                     and not (r.memory.kind is MemoryKind.EPISODE
-                              and r.memory.scope.session_id == session_id)]
+        hits = [r for r in found.results
+                if r.memory.kind is not MemoryKind.PROFILE
+                and not (r.memory.kind is MemoryKind.EPISODE
+                         and r.memory.scope.session_id == session_id)]
+        retrieved = [r.memory for r in hits]
         build = build_messages(self.system_prompt, profile_text, history, request.message,
-                               retrieved, self.options)
+                               retrieved, self.options,
+                               related=[[o.memory for o in r.related] for r in hits])
         memory_ids = [m.id for m in retrieved]
         # Stored first: whatever the model does next, the user's message is durable.
         added = memory._add(

@@ -242,15 +242,21 @@ def _history_messages(history: Sequence[Turn], opts: LayoutOptions,
     return out
 
 
-def _unseen(memories: list[Any], history: Sequence[Turn], opts: LayoutOptions) -> list[Any]:
+def _unseen(memories: list[Any], related: Sequence[Sequence[Any]], history: Sequence[Turn],
+            opts: LayoutOptions) -> list[Any]:
+    """The memories no earlier turn showed, counting a memory as shown when any memory of
+    its source group was (`related[i]`: the others derived from the same messages). Which
+    one of a group leads depends on the question, and a fact shown last turn comes back as
+    the episode it came from: the same evidence, which would only grow the uncached part."""
     shown: set[str] = set()
     for turn in history:
         if turn.role == "user" and turn.context:
             shown.update(turn.context.splitlines())
     if not shown:
         return memories
-    return [m for m in memories
-            if render_memories([m], opts) not in shown]
+    groups = [[m, *(related[i] if i < len(related) else ())] for i, m in enumerate(memories)]
+    return [group[0] for group in groups
+            if not any(render_memories([m], opts) in shown for m in group)]
 
 
 def build_messages(
@@ -260,8 +266,11 @@ def build_messages(
     message: str,
     memories: Iterable[Any] = (),
     options: LayoutOptions | None = None,
+    related: Sequence[Sequence[Any]] = (),
 ) -> PromptBuild:
-    """Lay out one chat request.
+    """Lay out one chat request. `related[i]`, when given, holds the other memories of
+    `memories[i]`'s source group (a search hit's `related`): one of them shown in an earlier
+    turn counts as the memory shown.
 
     memsvc layout::
 
@@ -280,7 +289,7 @@ def build_messages(
     memories = list(memories)
     if (opts.layout == LAYOUT_MEMSVC and opts.replay_context and opts.skip_shown_memories
             and history):
-        memories = _unseen(memories, history, opts)
+        memories = _unseen(memories, related, history, opts)
     context = render_memories(memories, opts)
     head = system_content(system_prompt)
     fingerprint = hashlib.sha256(_head(system_prompt, block, opts).encode("utf-8")).hexdigest()

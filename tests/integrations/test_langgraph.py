@@ -107,7 +107,9 @@ def test_search_is_memsvcs_ranking_with_its_scores(sdk: Any, raw: Memory) -> Non
     store.put(("memories", "bob"), "k0", {"content": "Bob has a pet guinea pig too", "i": 9})
 
     hits = store.search(ALICE, query="what pet does she have?", limit=3)
-    direct = raw.search("what pet does she have?", user_id="alice", limit=3,
+    # the store searches its agent's scope, the namespace as a filter (the graph of that
+    # scope links "pet" in Bob's memory to Alice's guinea pig: the same call ranks alike)
+    direct = raw.search("what pet does she have?", agent_id=store.agent_id, limit=3,
                         filters={"metadata.lg_namespace": "memories.alice"})
     assert [h.value["content"] for h in hits] == [r.memory.metadata["lg_value"]["content"]
                                                   for r in direct.results]

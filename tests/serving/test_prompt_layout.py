@@ -244,3 +244,21 @@ def test_memories_already_shown_in_the_history_are_not_repeated() -> None:
                  LayoutOptions(layout=LAYOUT_SYSTEM_PROMPT)):
         assert "pride parade" in build_messages(SYSTEM, PROFILE, history, "Anything new?",
                                                 [shared, new], opts).context
+
+
+def test_a_memory_whose_source_group_was_shown_is_not_repeated() -> None:
+    """Turn one led with the fact, turn two's search leads with the episode it came from:
+    the same evidence, so it is not shown again; an unrelated memory still is."""
+    fact = {"text": "User moved to Boston in 2019.", "kind": "event", "valid_from": "2019-01-01"}
+    episode = {"text": "I moved to Boston in 2019 and I still live there.", "kind": "episode",
+               "valid_from": "2023-05-25"}
+    other = {"text": "User loves hiking.", "kind": "preference", "valid_from": "2023-06-02"}
+    first = build_messages(SYSTEM, PROFILE, [], "Hi", [fact])
+    history = [Turn("user", "Hi", context=first.context), Turn("assistant", "Hello!")]
+    second = build_messages(SYSTEM, PROFILE, history, "Where do I live?", [episode, other],
+                            related=[[fact], []])
+    assert "still live there" not in second.context
+    assert "hiking" in second.context
+    # without the group, the episode reads as new
+    alone = build_messages(SYSTEM, PROFILE, history, "Where do I live?", [episode, other])
+    assert "still live there" in alone.context
