@@ -1,4 +1,4 @@
-"""Queries through ONNX Runtime, in fp32 (the default) or int8, from a graph built once locally.
+"""Queries through ONNX Runtime, in int8 (the default) or fp32, from a graph built once locally.
 
 A query embedding is the largest single stage of a search, and a query is a few dozen
 tokens, so the forward pass is small matrix products where the framework's own overhead
@@ -9,9 +9,13 @@ own pool, told not to spin (`allow_spinning` 0), with less CPU per query, and it
 the GIL while it runs. Its vectors are the model's (cosine > 0.9999 on the probes, LoCoMo
 recall identical: `evals/results/locomo-*-r4-*.md`).
 
-`int8` is a per-channel dynamically quantized copy (the matrix products that close each
-feed-forward block stay fp32: their inputs have the widest range), a little cheaper per query
-still, but it costs recall (`MEMSVC_EMBED_PRECISION=int8`, DEVELOPERS.md "Embedder").
+A short query's forward pass is bound by reading the weights, not by arithmetic: `int8`, the
+default, keeps every matrix product's weights in int8 with a scale per block of 32 inputs and
+quantizes activations per token (`_quantize_weights`). Its vectors sit within cosine ~0.9995
+of fp32's and LoCoMo recall is unchanged, at about half an fp32 query's time
+(`evals/results/locomo-*-r5-*.md`, DEVELOPERS.md "Embedder"); `MEMSVC_EMBED_PRECISION=fp32`
+keeps the fp32 graph. (A per-channel dynamically quantized graph, one activation scale per
+layer input, was tried before: cosine ~0.99, and it cost recall.)
 
 The graph is made from the sentence-transformer already on disk (its BERT exported with
 `torch.onnx.export`, mean pooling inside the graph), never downloaded, and cached under the
@@ -41,34 +45,31 @@ from memsvc.embedding.query_encoder import PROBES, LeanBertQueryEncoder
 log = logging.getLogger(__name__)
 
 # The lowest cosine to the model's own vectors on the probe texts a graph may show: fp32 is
-# the same arithmetic in another order; int8 keeps LoCoMo questions above ~0.99, well below
-# means the export or the quantizer went wrong. Either way the torch path is used instead.
-MIN_PROBE_COSINE = {"fp32": 0.9999, "int8": 0.98}
+# the same arithmetic in another order; int8 keeps the probes above ~0.999, well below means
+# the export or the quantizer went wrong. Either way the torch path is used instead.
+MIN_PROBE_COSINE = {"fp32": 0.9999, "int8": 0.998}
 # bump when the exported graph changes, so caches built by an older memsvc are not reused
-_GRAPH_VERSION = "2"
+_GRAPH_VERSION = "3"
+# inputs per int8 weight scale (`_quantize_weights`)
+_INT8_BLOCK = 32
 
 
 class OnnxQueryEncoder:
-    """Encodes queries as mean-pooled BERT vectors through an int8 ONNX Runtime session."""
+    """Encodes queries as mean-pooled BERT vectors through an ONNX Runtime session."""
 
-    def __init__(self, session: Any, tokenizer: Any, max_length: int, *, batched: bool) -> None:
+    def __init__(self, session: Any, tokenizer: Any, max_length: int) -> None:
         self._session = session
         self._tokenizer = tokenizer
         self._max_length = max_length
-        self._batched = batched
 
     def encode(self, text: str) -> np.ndarray:
         return self._run([text])[0]
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
-        """Rows in the order of `texts`: one padded run (padding is masked out of attention
-        and pooling), or with int8 weights one run per text, since dynamic quantization
-        scales a layer's input by its range over the whole batch, padding included, and a
-        text batched with others would get another vector (cosine 0.98 for "hi" beside a
-        long question)."""
-        if self._batched:
-            return self._run(texts)
-        return np.stack([self._run([text])[0] for text in texts])
+        """Rows in the order of `texts`, from one padded run: padding is masked out of
+        attention and pooling, and the int8 graph scales each token's activations on their
+        own, so each text gets the vector it gets alone."""
+        return self._run(texts)
 
     def _run(self, texts: Sequence[str]) -> np.ndarray:
         tokens = self._tokenizer(
@@ -106,8 +107,7 @@ def onnx_query_encoder(model: Any, model_path: str, cache_dir: Path, *, weights:
         session = onnxruntime.InferenceSession(
             str(graph), options, providers=["CPUExecutionProvider"]
         )
-        encoder = OnnxQueryEncoder(session, model.tokenizer, int(model.max_seq_length or 512),
-                                   batched=weights != "int8")
+        encoder = OnnxQueryEncoder(session, model.tokenizer, int(model.max_seq_length or 512))
         cosine = _probe_cosine(model, encoder)
     except Exception as error:  # never worse than the torch path
         log.warning("%s ONNX query encoder unavailable (%s): queries use torch", weights, error)
@@ -137,8 +137,6 @@ def _cache_key(model_path: str) -> str:
 def _build(model: Any, graph: Path, *, quantize: bool) -> None:
     """Export `model`'s BERT with mean pooling to ONNX as `graph`, quantized if asked."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class MeanPooled(torch.nn.Module):
         def __init__(self, bert: Any) -> None:
@@ -155,8 +153,7 @@ def _build(model: Any, graph: Path, *, quantize: bool) -> None:
     dynamic = {"input_ids": {0: "batch", 1: "tokens"},
                "attention_mask": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}}
     with tempfile.TemporaryDirectory(dir=graph.parent, prefix=".build-") as scratch:
-        exported, prepared = Path(scratch) / "fp32.onnx", Path(scratch) / "prepared.onnx"
-        quantized = Path(scratch) / "int8.onnx"
+        exported, quantized = Path(scratch) / "fp32.onnx", Path(scratch) / "int8.onnx"
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the tracer's notes on BERT's shape arithmetic
             torch.onnx.export(
@@ -165,25 +162,27 @@ def _build(model: Any, graph: Path, *, quantize: bool) -> None:
                 input_names=["input_ids", "attention_mask"], output_names=["embedding"],
                 dynamic_axes=dynamic, opset_version=17, dynamo=False,
             )
-        if not quantize:
-            os.replace(exported, graph)
-            return
-        quant_pre_process(str(exported), str(prepared), skip_symbolic_shape=True)
-        quantize_dynamic(str(prepared), str(quantized), weight_type=QuantType.QInt8,
-                         per_channel=True, op_types_to_quantize=["MatMul"],
-                         nodes_to_exclude=_feed_forward_outputs(prepared))
-        os.replace(quantized, graph)
+        if quantize:
+            _quantize_weights(exported, quantized)
+            exported = quantized
+        os.replace(exported, graph)
 
 
-def _feed_forward_outputs(graph: Path) -> list[str]:
-    """The matrix products that close each layer's feed-forward block (1536 → 384 wide):
-    their inputs, GELU's outputs, have the widest range of any layer input, and kept in fp32
-    they leave queries at cosine ~0.997 of fp32's instead of ~0.995 (bf16's is ~0.996)."""
+def _quantize_weights(source: Path, target: Path) -> None:
+    """`source` with every matrix product's weights in int8, one scale per block of
+    `_INT8_BLOCK` inputs (ONNX Runtime's MatMulNBits), and its activations quantized per
+    token and block as the product runs (`accuracy_level` 4: int8 arithmetic). A short
+    query's forward pass mostly reads weights, so a quarter of the bytes is most of the
+    gain; blocks this small keep its vectors at cosine ~0.9995 of fp32's, where one int8
+    scale per layer input (dynamic quantization) gave ~0.99 and cost recall; and no row's
+    scale depends on another text of the batch."""
     import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    return [node.name for node in onnx.load(str(graph)).graph.node
-            if node.op_type == "MatMul" and node.name.endswith("/output/dense/MatMul")
-            and "/attention/" not in node.name]
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=8, block_size=_INT8_BLOCK,
+                                     is_symmetric=True, accuracy_level=4)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
 
 
 def _probe_cosine(model: Any, encoder: OnnxQueryEncoder) -> float:

@@ -38,7 +38,7 @@ def default_embedder_path() -> str:
 
 
 def cache_root(settings: Settings | None = None) -> Path:
-    """Where memsvc keeps what it can rebuild (the vLLM venv and model, the int8 query graph):
+    """Where memsvc keeps what it can rebuild (the vLLM venv and model, the ONNX query graphs):
     `Settings.cache_dir` (``MEMSVC_CACHE_DIR``), else the user cache dir."""
     chosen = (settings or Settings.from_env()).cache_dir
     if chosen is not None:
@@ -105,8 +105,8 @@ class Settings:
     episode_context_weight: float = 0.7
     query_cache_size: int = 2048
     # weights the embedder computes with: auto (documents bf16 where the CPU has native bf16
-    # kernels, else fp32; queries fp32 on ONNX Runtime), fp32, bf16 (queries on torch too),
-    # or int8 (queries only, an int8 ONNX graph; documents as auto). See DEVELOPERS.md.
+    # kernels, else fp32; queries on the int8 ONNX graph), fp32 (queries on the fp32 graph),
+    # bf16 (queries on torch too), or int8 (as auto). See DEVELOPERS.md.
     embed_precision: str = "auto"
     # The write path: "rules", or "llm" (the LLM extractor / decider over the LLM below; the
     # extractor falls back to the rules per batch when the LLM fails, a failing decider leaves

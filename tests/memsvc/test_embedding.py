@@ -48,7 +48,7 @@ def test_queries_embedded_together_match_one_at_a_time_and_fill_the_cache(
     assert embedder.embed_queries([], namespace="batch") == []
 
 
-def test_default_queries_run_on_an_fp32_onnx_graph_giving_the_models_vectors(
+def test_fp32_queries_run_on_an_fp32_onnx_graph_giving_the_models_vectors(
     tmp_path: Path,
 ) -> None:
     embedder = SentenceTransformerEmbedder(default_embedder_path(), precision="fp32",
@@ -66,21 +66,20 @@ def test_default_queries_run_on_an_fp32_onnx_graph_giving_the_models_vectors(
     assert np.min(np.sum(np.stack(queries) * documents, axis=1)) > 0.9999
 
 
-def test_int8_queries_run_on_an_onnx_graph_built_once_into_the_cache_dir(
+def test_default_queries_run_on_an_int8_graph_built_once_into_the_cache_dir(
     tmp_path: Path,
 ) -> None:
-    quantized = SentenceTransformerEmbedder(default_embedder_path(), precision="int8",
-                                            cache_dir=tmp_path)
+    quantized = SentenceTransformerEmbedder(default_embedder_path(), cache_dir=tmp_path)
     full = SentenceTransformerEmbedder(default_embedder_path(), precision="fp32")
     text = "Where did Melanie go camping last summer?"
     q8, q32 = quantized.embed_query(text), full.embed_query(text)
     assert quantized._onnx_encoder is not None
     (graph,) = (tmp_path / "onnx").glob("*-int8.onnx")
     assert not np.array_equal(q8, q32)  # really a different model
-    assert float(q8 @ q32) > 0.99
+    assert float(q8 @ q32) > 0.998  # block-wise weights stay close to fp32
     docs = full.embed_documents(["Melanie went camping at the beach", "Caroline paints"])
     assert float(docs[0] @ q8) > float(docs[1] @ q8)
-    # a padded batch gives each text the vector it gets alone
+    # a padded batch gives each text the vector it gets alone: no scale spans the batch
     texts = ["hi", "What did Caroline paint after the support group meeting last week?"]
     together = quantized.embed_queries(texts, namespace="batch")
     for vector, alone in zip(together, texts, strict=True):
@@ -153,7 +152,8 @@ def test_a_lean_path_that_disagrees_with_the_model_is_not_used(
     monkeypatch.setattr(LeanBertQueryEncoder, "_forward", forgets_the_last_layer)
     assert lean_query_encoder(embedder._model) is None
 
-    fallback = SentenceTransformerEmbedder(default_embedder_path())
+    # bf16: queries on torch (by default they take the ONNX graph, never the lean path)
+    fallback = SentenceTransformerEmbedder(default_embedder_path(), precision="bf16")
     vector = fallback.embed_query("Which pet did Caroline adopt?")
     assert fallback._query_encoder is None
     reference = fallback.embed_documents(["Which pet did Caroline adopt?"])[0]
