@@ -78,15 +78,7 @@ _GENERAL_STEMS = frozenset(stem(w) for w in _GENERAL)
 
 def concept_of(word: str) -> str | None:
     """The concept one word names (its stem), or None for a function or general word."""
-    w = word.casefold().replace("’", "'")
-    if w.endswith("'s"):
-        w = w[:-2]
-    if len(w) < 3 or w in STOPWORDS or w in _GENERAL or "'" in w:
-        return None
-    s = stem(w.replace("-", ""))  # "de-stress" and "destress" are one concept
-    if len(s) < 3 or s in _GENERAL_STEMS:
-        return None
-    return s
+    return _concept(_plain(_folded(word)))
 
 
 def concepts_of(text: str, exclude: Iterable[str] = ()) -> list[str]:
@@ -94,16 +86,35 @@ def concepts_of(text: str, exclude: Iterable[str] = ()) -> list[str]:
     `exclude` (names already linked as entities, case-insensitive) are not concepts."""
     skip = {part.casefold() for name in exclude for part in name.split()}
     found: dict[str, int] = {}
-    for word in _WORD.findall(text.casefold().replace("’", "'")):
-        if word.endswith("'s"):
-            word = word[:-2]
+    for word in map(_plain, _WORD.findall(_folded(text))):
         if word in skip:
             continue
-        concept = concept_of(word)
+        concept = _concept(word)
         if concept is not None:
             found[concept] = max(found.get(concept, 0), len(word))
     ranked = sorted(found, key=lambda c: -found[c])  # stable: ties keep text order
     return ranked[:MAX_CONCEPTS]
+
+
+def _folded(text: str) -> str:
+    """Case-folded, with typographic apostrophes made plain (before words are cut, so
+    "don’t" stays one word)."""
+    return text.casefold().replace("’", "'")
+
+
+def _plain(word: str) -> str:
+    """A folded word without a possessive 's ("melanie's" → "melanie")."""
+    return word[:-2] if word.endswith("'s") else word
+
+
+def _concept(word: str) -> str | None:
+    """`concept_of` for a word already folded and plain."""
+    if len(word) < 3 or word in STOPWORDS or word in _GENERAL or "'" in word:
+        return None
+    s = stem(word.replace("-", ""))  # "de-stress" and "destress" are one concept
+    if len(s) < 3 or s in _GENERAL_STEMS:
+        return None
+    return s
 
 
 def memory_concepts(text: str, exclude: Iterable[str], context: object = None) -> list[str]:
