@@ -40,8 +40,7 @@ def apply_option(embedder: Any, option: str, model: Any = None) -> None:
     if option == "padded":
         embedder._document_encoder = None
     elif option == "int8docs":
-        embedder._document_model = _torch_int8(model or embedder._model)
-        embedder._document_encoder = LeanBertQueryEncoder(embedder._document_model)
+        embedder._document_encoder = LeanBertQueryEncoder(_torch_int8(model or embedder._model))
     elif option.startswith("layers"):
         keep = int(option.removeprefix("layers"))
         for encoder in {id(e): e for e in (embedder._query_encoder,

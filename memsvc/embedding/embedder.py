@@ -161,8 +161,8 @@ class SentenceTransformerEmbedder:
         self._onnx_encoder: OnnxQueryEncoder | None = None
         # the ONNX query graph is opened at the first query (`_open_query_graph`)
         self._query_graph_settled = False
-        self._document_model: Any = None
-        self._query_model: Any = None
+        # the model in the weights `precision` resolved to (the loaded model itself for fp32)
+        self._weighted_model: Any = None
         self._query_encoder: LeanBertQueryEncoder | None = None
         self._document_encoder: LeanBertQueryEncoder | None = None
         self.name = os.path.basename(os.path.dirname(path.rstrip("/"))) or path
@@ -218,8 +218,8 @@ class SentenceTransformerEmbedder:
         weights = _resolve_precision("auto" if requested == "int8" else requested)
         if requested != "int8":
             self.precision = weights
-        self._document_model = self._query_model = _weights_copy(model, weights)
-        self._query_encoder = lean_query_encoder(model, self._query_model)
+        self._weighted_model = _weights_copy(model, weights)
+        self._query_encoder = lean_query_encoder(model, self._weighted_model)
         # the layout is proven: documents go unpadded too
         self._document_encoder = self._query_encoder
         return model
@@ -234,7 +234,7 @@ class SentenceTransformerEmbedder:
         if self._document_encoder is not None:
             vectors = self._document_encoder.encode_batch(texts)
         else:
-            vectors = self._document_model.encode(  # a tensor: numpy has no bf16
+            vectors = self._weighted_model.encode(  # a tensor: numpy has no bf16
                 texts, batch_size=64, convert_to_tensor=True, show_progress_bar=False,
             ).float().numpy()
         # normalized here, in fp32: a bf16 normalization leaves norms 0.3% off unit
@@ -318,9 +318,9 @@ class SentenceTransformerEmbedder:
         if self._query_encoder is not None:
             vector = self._query_encoder.encode(text)
         else:
-            features = self._query_model.preprocess([text])
+            features = self._weighted_model.preprocess([text])
             with torch.inference_mode():
-                vector = self._query_model(features)["sentence_embedding"][0].float().numpy()
+                vector = self._weighted_model(features)["sentence_embedding"][0].float().numpy()
         norm = float(np.linalg.norm(vector)) or 1.0
         return (vector / norm).astype(np.float32)
 
