@@ -23,7 +23,9 @@ import math
 import re
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import networkx as nx
 import numpy as np
@@ -56,7 +58,7 @@ class EntityGraph:
     linked_memories: int = 0
     concepts: set[str] = field(default_factory=set)  # the concept nodes (`text.concepts`)
     names: frozenset[str] = frozenset()  # index keys of names and aliases (fuzzy targets)
-    # node positions and edge arrays for the PageRank (`_pagerank`), made on first use
+    # node positions and edge arrays (both directions) for the PageRank (`connect`)
     _edges: tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
@@ -93,23 +95,33 @@ class EntityGraph:
         g.linked_memories = len(by_memory)
         limit = max(_HUB_MIN, _HUB_SHARE * len(by_memory))
         g.hubs = frozenset(n for n, attached in g.memories.items() if len(attached) > limit)
+        weights: dict[tuple[str, str], float] = defaultdict(float)
         for nodes in by_memory.values():
             if 1 < len(nodes) <= _MAX_PAIR_ENTITIES:
-                ordered = sorted(nodes)
-                for i, a in enumerate(ordered):
-                    for b in ordered[i + 1 :]:
-                        g._add_weight(a, b, 1.0)
+                for pair in combinations(sorted(nodes), 2):
+                    weights[pair] += 1.0
         for src, dst, _predicate in data.relations:
             s, o = node_of.get(src), node_of.get(dst)
             if s and o and s != o:
-                g._add_weight(s, o, 2.0)  # a stated relation says more than co-occurrence
+                # a stated relation says more than co-occurrence
+                weights[(s, o) if s < o else (o, s)] += 2.0
+        g.connect(weights)
         return g
 
-    def _add_weight(self, a: str, b: str, w: float) -> None:
-        if self.graph.has_edge(a, b):
-            self.graph[a][b]["weight"] += w
-        else:
-            self.graph.add_edge(a, b, weight=w)
+    def connect(self, weights: Mapping[tuple[str, str], float]) -> None:
+        """Add the weighted edges (`weights`: each pair once), and keep them as the arrays
+        the PageRank walks (`_pagerank`). The weights are summed before anything is added:
+        a scope's graph is rebuilt at the first search after every write, and edge by edge
+        through networkx (a lookup and an update per co-occurrence) that cost several times
+        more than this, and so did reading the edges back into arrays afterwards."""
+        self.graph.add_weighted_edges_from((a, b, w) for (a, b), w in weights.items())
+        position = {node: i for i, node in enumerate(self.graph.nodes)}
+        count = len(weights)
+        first = np.fromiter((position[a] for a, _ in weights), dtype=np.int64, count=count)
+        second = np.fromiter((position[b] for _, b in weights), dtype=np.int64, count=count)
+        weight = np.fromiter(weights.values(), dtype=np.float64, count=count)
+        self._edges = (position, np.concatenate([first, second]),
+                       np.concatenate([second, first]), np.concatenate([weight, weight]))
 
     # -- query side -----------------------------------------------------------------------
 
@@ -199,10 +211,11 @@ class EntityGraph:
 
     def _pagerank(self, nodes: list[str], seeds: dict[str, float]) -> dict[str, float]:
         """networkx's personalized PageRank (alpha 0.75, dangling nodes jump back to the
-        seeds), on the subgraph of `nodes`, over the edge arrays `_index_edges` keeps: a
+        seeds), on the subgraph of `nodes`, over the edge arrays `connect` keeps: a
         networkx subgraph view converted per query costs more than the walk itself."""
         if self._edges is None:
-            self._edges = self._index_edges()
+            self.connect({})
+        assert self._edges is not None
         position, src, dst, weight = self._edges
         local = np.full(len(position), -1, dtype=np.int64)
         local[[position[n] for n in nodes]] = np.arange(len(nodes))
@@ -225,18 +238,6 @@ class EntityGraph:
             if np.abs(x - last).sum() < n * 1e-6:
                 break
         return dict(zip(nodes, x.tolist(), strict=True))
-
-    def _index_edges(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
-        """Node positions and the edges as arrays (both directions), built once per graph."""
-        position = {node: i for i, node in enumerate(self.graph.nodes)}
-        src, dst, weight = [], [], []
-        for a, b, data in self.graph.edges(data=True):
-            i, j, w = position[a], position[b], float(data.get("weight", 1.0))
-            src += [i, j]
-            dst += [j, i]
-            weight += [w, w]
-        return (position, np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64),
-                np.array(weight, dtype=np.float64))
 
 
 def _worth_matching(key: str) -> bool:

@@ -106,6 +106,22 @@ def test_relations_join_entities(store: SQLiteStore) -> None:
     assert graph.graph["jon"]["acme"]["weight"] == pytest.approx(3.0)  # co-occurrence + relation
 
 
+def test_the_walks_edge_arrays_are_the_built_graphs_edges(
+    store: SQLiteStore, family: dict[str, MemoryRecord]
+) -> None:
+    put(store, "Jon works at Acme with Caroline", ["Jon", "Acme", "Caroline"], subject="Jon",
+        predicate="works_at", object="Acme")
+    graph = EntityGraph.build(store.graph_data(U1))
+    assert graph._edges is not None
+    position, src, dst, weight = graph._edges
+    name = {i: node for node, i in position.items()}
+    arrays = {(name[a], name[b]): w for a, b, w in zip(src.tolist(), dst.tolist(),
+                                                        weight.tolist(), strict=True)}
+    expected = {(a, b): w for a, b, w in graph.graph.edges(data="weight")}
+    expected |= {(b, a): w for (a, b), w in expected.items()}
+    assert arrays == expected and len(arrays) == len(src)
+
+
 def test_only_visible_memories_of_the_scope_are_returned(
     store: SQLiteStore, family: dict[str, MemoryRecord]
 ) -> None:
@@ -237,10 +253,9 @@ def test_pagerank_on_edge_arrays_matches_networkx() -> None:
     import networkx as nx
 
     g = EntityGraph()
-    for a, b, w in [("a", "b", 1.0), ("b", "c", 2.0), ("c", "a", 1.0), ("c", "d", 3.0),
-                    ("d", "e", 1.0), ("x", "y", 1.0)]:
-        g._add_weight(a, b, w)
     g.graph.add_node("lone")
+    g.connect({("a", "b"): 1.0, ("b", "c"): 2.0, ("a", "c"): 1.0, ("c", "d"): 3.0,
+               ("d", "e"): 1.0, ("x", "y"): 1.0})
     nodes, seeds = ["a", "b", "c", "d", "lone"], {"a": 1.0, "lone": 0.5}
     ours = g._pagerank(nodes, seeds)
     reference = nx.pagerank(g.graph.subgraph(nodes), alpha=0.75, personalization=seeds,
