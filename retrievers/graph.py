@@ -22,9 +22,10 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import combinations
 
 import networkx as nx
@@ -49,17 +50,38 @@ _HUB_MIN = 20  # ...once it is on more than this many
 
 @dataclass
 class EntityGraph:
-    """One scope's entities as a weighted networkx graph, with name and alias indexes."""
+    """One scope's entities and their weighted links, with name and alias indexes.
 
-    graph: nx.Graph = field(default_factory=nx.Graph)
+    A scope's graph is rebuilt at the first search after every write to its links, so a
+    search walks plain structures made in one pass from the summed edge weights: adjacency
+    in compressed rows and edge arrays for the PageRank (`connect`). `graph` is the same
+    graph as networkx, made on first use, for inspecting and analysing it: built edge by
+    edge through networkx, a rebuild cost several times more.
+    """
+
+    nodes: dict[str, str] = field(default_factory=dict)  # node -> its display name
+    weights: dict[tuple[str, str], float] = field(default_factory=dict)  # (a, b), a < b
     index: dict[str, str] = field(default_factory=dict)  # name or alias norm -> node
     memories: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     hubs: frozenset[str] = frozenset()  # entities attached to a large share of the memories
     linked_memories: int = 0
     concepts: set[str] = field(default_factory=set)  # the concept nodes (`text.concepts`)
     names: frozenset[str] = frozenset()  # index keys of names and aliases (fuzzy targets)
-    # node positions and edge arrays (both directions) for the PageRank (`connect`)
-    _edges: tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray] | None = None
+    # made by `connect`: node positions, edge arrays (both directions, grouped by source
+    # node), where each node's edges start in them, and each node's weighted degree
+    _position: dict[str, int] = field(default_factory=dict)
+    _names: list[str] = field(default_factory=list)  # by position
+    _edges: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    _starts: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    _degree: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @cached_property
+    def graph(self) -> nx.Graph:
+        """The graph as networkx (node attribute `name`, edge attribute `weight`)."""
+        graph = nx.Graph()
+        graph.add_nodes_from((node, {"name": name}) for node, name in self.nodes.items())
+        graph.add_weighted_edges_from((a, b, w) for (a, b), w in self.weights.items())
+        return graph
 
     @classmethod
     def build(cls, data: GraphData) -> EntityGraph:
@@ -72,7 +94,7 @@ class EntityGraph:
             if not node:
                 continue
             node_of[pk] = node
-            g.graph.add_node(node, name=name)
+            g.nodes[node] = name
             g.index[node] = node
         for pk, (_name, aliases) in sorted(data.entities.items()):
             for alias in aliases:
@@ -95,11 +117,11 @@ class EntityGraph:
         g.linked_memories = len(by_memory)
         limit = max(_HUB_MIN, _HUB_SHARE * len(by_memory))
         g.hubs = frozenset(n for n, attached in g.memories.items() if len(attached) > limit)
-        weights: dict[tuple[str, str], float] = defaultdict(float)
+        pairs: Counter[tuple[str, str]] = Counter()
         for nodes in by_memory.values():
             if 1 < len(nodes) <= _MAX_PAIR_ENTITIES:
-                for pair in combinations(sorted(nodes), 2):
-                    weights[pair] += 1.0
+                pairs.update(combinations(sorted(nodes), 2))  # counted in C
+        weights: dict[tuple[str, str], float] = defaultdict(float, pairs)
         for src, dst, _predicate in data.relations:
             s, o = node_of.get(src), node_of.get(dst)
             if s and o and s != o:
@@ -109,19 +131,41 @@ class EntityGraph:
         return g
 
     def connect(self, weights: Mapping[tuple[str, str], float]) -> None:
-        """Add the weighted edges (`weights`: each pair once), and keep them as the arrays
-        the PageRank walks (`_pagerank`). The weights are summed before anything is added:
-        a scope's graph is rebuilt at the first search after every write, and edge by edge
-        through networkx (a lookup and an update per co-occurrence) that cost several times
-        more than this, and so did reading the edges back into arrays afterwards."""
-        self.graph.add_weighted_edges_from((a, b, w) for (a, b), w in weights.items())
-        position = {node: i for i, node in enumerate(self.graph.nodes)}
-        count = len(weights)
-        first = np.fromiter((position[a] for a, _ in weights), dtype=np.int64, count=count)
-        second = np.fromiter((position[b] for _, b in weights), dtype=np.int64, count=count)
-        weight = np.fromiter(weights.values(), dtype=np.float64, count=count)
-        self._edges = (position, np.concatenate([first, second]),
-                       np.concatenate([second, first]), np.concatenate([weight, weight]))
+        """Take `weights` (each pair once, summed) as the edges, and make what a search
+        walks from them: adjacency by node position and the PageRank's edge arrays."""
+        self.weights = dict(weights)
+        for pair in self.weights:
+            for node in pair:
+                self.nodes.setdefault(node, node)
+        self._position = {node: i for i, node in enumerate(self.nodes)}
+        self._names = list(self._position)
+        count = len(self.weights)
+        first = np.fromiter((self._position[a] for a, _ in self.weights), dtype=np.int64,
+                            count=count)
+        second = np.fromiter((self._position[b] for _, b in self.weights), dtype=np.int64,
+                             count=count)
+        weight = np.fromiter(self.weights.values(), dtype=np.float64, count=count)
+        src, dst = np.concatenate([first, second]), np.concatenate([second, first])
+        both = np.concatenate([weight, weight])
+        order = np.argsort(src, kind="stable")
+        self._edges = (src[order], dst[order], both[order])
+        n = len(self._position)
+        self._starts = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
+        self._degree = np.bincount(src, weights=both, minlength=n)
+        self.__dict__.pop("graph", None)  # a networkx copy made before is stale
+
+    def neighbours(self, node: str) -> list[str]:
+        """The nodes `node` shares an edge with."""
+        at = self._position.get(node)
+        if at is None or self._edges is None:
+            return []
+        ends = self._edges[1][self._starts[at]:self._starts[at + 1]].tolist()
+        return [self._names[j] for j in ends]
+
+    def degree(self, node: str) -> float:
+        """The summed weight of `node`'s edges."""
+        at = self._position.get(node)
+        return 0.0 if at is None or at >= len(self._degree) else float(self._degree[at])
 
     # -- query side -----------------------------------------------------------------------
 
@@ -199,10 +243,10 @@ class EntityGraph:
         for _ in range(1 if self.concepts & seeds.keys() else 2):
             nxt: set[str] = set()
             for node in frontier:
-                nxt.update(self.graph.neighbors(node))
+                nxt.update(self.neighbours(node))
             nxt -= nodes | self.hubs  # a walk through a hub would reach everything
             if len(nodes) + len(nxt) > _MAX_SUBGRAPH:
-                nxt = set(sorted(nxt, key=lambda n: -self.graph.degree(n, weight="weight"))[
+                nxt = set(sorted(nxt, key=lambda n: -self.degree(n))[
                     : max(0, _MAX_SUBGRAPH - len(nodes))
                 ])
             nodes |= nxt
@@ -216,7 +260,7 @@ class EntityGraph:
         if self._edges is None:
             self.connect({})
         assert self._edges is not None
-        position, src, dst, weight = self._edges
+        position, (src, dst, weight) = self._position, self._edges
         local = np.full(len(position), -1, dtype=np.int64)
         local[[position[n] for n in nodes]] = np.arange(len(nodes))
         keep = (local[src] >= 0) & (local[dst] >= 0)

@@ -113,12 +113,15 @@ def test_the_walks_edge_arrays_are_the_built_graphs_edges(
         predicate="works_at", object="Acme")
     graph = EntityGraph.build(store.graph_data(U1))
     assert graph._edges is not None
-    position, src, dst, weight = graph._edges
-    name = {i: node for node, i in position.items()}
+    src, dst, weight = graph._edges
+    name = graph._names
     arrays = {(name[a], name[b]): w for a, b, w in zip(src.tolist(), dst.tolist(),
                                                         weight.tolist(), strict=True)}
     expected = {(a, b): w for a, b, w in graph.graph.edges(data="weight")}
     expected |= {(b, a): w for (a, b), w in expected.items()}
+    for node in graph.graph:  # the walk's adjacency and degrees are networkx's
+        assert sorted(graph.neighbours(node)) == sorted(graph.graph.neighbors(node))
+        assert graph.degree(node) == pytest.approx(graph.graph.degree(node, weight="weight"))
     assert arrays == expected and len(arrays) == len(src)
 
 
@@ -252,8 +255,7 @@ def test_a_frequent_concept_stays_in_the_topic_while_a_frequent_name_leaves_it(
 def test_pagerank_on_edge_arrays_matches_networkx() -> None:
     import networkx as nx
 
-    g = EntityGraph()
-    g.graph.add_node("lone")
+    g = EntityGraph(nodes={"lone": "lone"})
     g.connect({("a", "b"): 1.0, ("b", "c"): 2.0, ("a", "c"): 1.0, ("c", "d"): 3.0,
                ("d", "e"): 1.0, ("x", "y"): 1.0})
     nodes, seeds = ["a", "b", "c", "d", "lone"], {"a": 1.0, "lone": 0.5}
