@@ -294,7 +294,9 @@ class GraphStoreMixin:
                 link_stmt = link_stmt.join(
                     memories, memories.c.id == memory_entities.c.memory_id
                 ).where(memories.c.session_id == scope.session_id)
-            data.links = [(r[0], int(r[1])) for r in conn.execute(link_stmt)]
+            # fetched whole: row by row, the driver's and SQLAlchemy's per-row calls cost
+            # more than the join (thousands of links per scope, read at each rebuild)
+            data.links = [(r[0], int(r[1])) for r in conn.execute(link_stmt).all()]
             rel_stmt = (
                 select(entity_relations.c.src_pk, entity_relations.c.dst_pk,
                        entity_relations.c.predicate)
