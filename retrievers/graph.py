@@ -306,24 +306,39 @@ class GraphChannel:
         self._cache: OrderedDict[tuple[str | None, ...], tuple[int, EntityGraph]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        # One rebuild at a time: a search asks for its scope's graph twice at once (the topic
+        # channel on the calling thread, this channel on the pool), and after a write both
+        # found the cache stale and built the same graph side by side, each slowing the
+        # other (building is Python, one thread at a time).
+        self._build_lock = threading.Lock()
 
     def graph_for(self, query: ChannelQuery) -> EntityGraph:
         """The scope's graph, rebuilt only when the store says its links changed."""
         scope = query.visibility.scope
         key = (scope.user_id, scope.agent_id, scope.session_id)
         version = self._store.graph_version(scope)
+        cached = self._cached(key, version)
+        if cached is not None:
+            return cached
+        with self._build_lock:
+            cached = self._cached(key, version)  # built while this thread waited
+            if cached is not None:
+                return cached
+            graph = EntityGraph.build(self._store.graph_data(scope))
+            with self._lock:
+                self._cache[key] = (version, graph)
+                self._cache.move_to_end(key)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return graph
+
+    def _cached(self, key: tuple[str | None, ...], version: int) -> EntityGraph | None:
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None and cached[0] == version:
-                self._cache.move_to_end(key)
-                return cached[1]
-        graph = EntityGraph.build(self._store.graph_data(scope))
-        with self._lock:
-            self._cache[key] = (version, graph)
+            if cached is None or cached[0] != version:
+                return None
             self._cache.move_to_end(key)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return graph
+            return cached[1]
 
     def search(self, query: ChannelQuery, k: int) -> list[Hit]:
         graph = self.graph_for(query)

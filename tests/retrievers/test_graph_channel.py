@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,29 @@ def test_cache_is_reused_until_a_write_changes_the_links(
     rebuilt = channel.graph_for(query)
     assert rebuilt is not first and "bella" in rebuilt.graph
     assert new.id in ask(channel, "Who is Bella?")
+
+
+def test_concurrent_searches_after_a_write_build_the_graph_once(
+    store: SQLiteStore, family: dict[str, MemoryRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel = GraphChannel(store)
+    query = ChannelQuery("Oscar", VisibilityQuery(scope=U1))
+    channel.graph_for(query)
+    put(store, "Oscar met Bella", ["Oscar", "Bella"])
+    builds: list[int] = []
+    real_build = EntityGraph.build.__func__
+
+    def slow_build(cls: type[EntityGraph], data: Any) -> EntityGraph:
+        builds.append(1)
+        time.sleep(0.2)  # the other thread arrives while this one builds
+        graph: EntityGraph = real_build(cls, data)
+        return graph
+
+    monkeypatch.setattr(EntityGraph, "build", classmethod(slow_build))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        graphs = list(pool.map(lambda _: channel.graph_for(query), range(4)))
+    assert len(builds) == 1
+    assert all(g is graphs[0] for g in graphs) and "bella" in graphs[0].graph
 
 
 def test_another_process_write_is_seen(tmp_path: Path, family: object) -> None:
