@@ -69,6 +69,7 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
                     self.engine.dispose()
                 raise
         self.integrity = _integrity
+        self._scope_sizes = vectors.ScopeSizes()  # whether a KNN splits over shards
 
     def for_tenant(self, tenant: str) -> SQLiteStore:
         """The same file seen by another tenant (shares the connection pool)."""
@@ -280,7 +281,8 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         """
         vector = vectors.blob(embedding)
         if query.filters is None and query.as_of is None:
-            pairs = vectors.knn(self.engine, self.tenant, query, vector, k)
+            pairs = vectors.knn(self.engine, self.tenant, query, vector, k,
+                                 self._scope_sizes)
         else:
             with self._read() as conn:
                 pairs = vectors.exact_search(conn, self.tenant, query, vector, k)
