@@ -27,6 +27,7 @@ from memsvc.storage.base import Hit, VisibilityQuery
 from memsvc.storage.bm25_formula import raw_idf_sql, term_score_sql, words_of_match
 from memsvc.storage.filter_sql import visibility_clause
 from memsvc.storage.schema import memories, scope_token
+from memsvc.storage.sqlite.visibility_sql import visibility_sql
 from memsvc.text.stopwords import STOPWORDS
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
@@ -131,6 +132,15 @@ def bm25(
     params["match"] = expression
     if query.kinds:
         params["kinds"] = json.dumps(list(query.kinds))
+    visible = visibility_sql(tenant, query)
+    if visible is not None:  # the statement as text: nothing to compose or compile
+        condition, visible_params = visible
+        scored_sql = _scored_sql(user_id is not None, bool(query.kinds))
+        sql = (f"SELECT memories.id, scored.score FROM ({scored_sql}) AS scored "
+               f"CROSS JOIN memories ON memories.pk = scored.pk "
+               f"WHERE {condition} ORDER BY scored.score DESC, memories.id LIMIT :k")
+        found = conn.exec_driver_sql(sql, {**params, **visible_params, "k": k}).fetchall()
+        return [Hit(r[0], float(r[1])) for r in found]
     scored = (
         text(_scored_sql(user_id is not None, bool(query.kinds))).bindparams(**params)
         .columns(column("pk", Integer), column("score", Float))
