@@ -245,7 +245,7 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         if not memory_ids:
             return {}
         with self._read() as conn:
-            return rows.source_keys(conn, memories, self.tenant, memory_ids)
+            return rows.source_keys(conn, self.tenant, memory_ids)
 
     def list_memories(
         self, query: VisibilityQuery, *, limit: int, after_id: str | None = None
