@@ -54,8 +54,12 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _on_begin(conn: Connection) -> None:
     # A write takes the lock up front: a deferred transaction that later upgrades to a write
     # can fail with SQLITE_BUSY at once instead of waiting out the busy timeout.
+    # On the driver's connection: every read begins a transaction, and a statement through
+    # SQLAlchemy's execution path costs several times the BEGIN itself.
     immediate = conn.get_execution_options().get("write")
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    driver = conn.connection.driver_connection
+    assert driver is not None  # a connection being begun is checked out
+    driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(path: Path) -> Engine:

@@ -9,8 +9,8 @@ turns the same text into its own (PostgreSQL: a tsquery).
 FTS5 finds the matches; the score is not its `bm25()`, whose statistics span the whole file
 (another tenant's memories would change this user's ranking), but the same formula over the
 scope's statistics (`storage/bm25_formula.py`, tables of migration 0007). The query's words
-become FTS5 terms (stemmed as the documents were) through a one-row FTS5 table in the
-connection's temp schema.
+become FTS5 terms (stemmed as the documents were) through an FTS5 table in the connection's
+temp schema, each word once per process (`query_terms`).
 """
 
 from __future__ import annotations
@@ -27,14 +27,20 @@ from memsvc.storage.base import Hit, VisibilityQuery
 from memsvc.storage.bm25_formula import raw_idf_sql, term_score_sql, words_of_match
 from memsvc.storage.filter_sql import visibility_clause
 from memsvc.storage.schema import memories, scope_token
+from memsvc.storage.sqlite.visibility_sql import visibility_sql
 from memsvc.text.stopwords import STOPWORDS
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 TOKENIZE = "porter unicode61 remove_diacritics 2"  # memory_fts's (migration 0001)
 QUERY_TOKENIZER = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tok USING fts5(text, tokenize='{TOKENIZE}')",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tok_vocab USING fts5vocab(temp, query_tok, row)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tok_instances "
+    "USING fts5vocab(temp, query_tok, instance)",
 )
+# A word's FTS5 terms, as the tokenizer (fixed above) makes them: each word goes through the
+# temp table once per process, not once per query. Cleared when full.
+_WORD_TERMS: dict[str, tuple[str, ...]] = {}
+WORD_TERMS_MAX = 100_000
 
 
 def fts5_match(text: str) -> str:
@@ -61,13 +67,27 @@ def _compile_cross_join(element: _CrossJoin, compiler: Any, **kw: Any) -> str:
 
 
 def query_terms(conn: Connection, match: str) -> list[str]:
-    """The FTS5 terms of a MATCH string's words (stemmed and folded as the index's)."""
-    words = " ".join(words_of_match(match))
-    conn.exec_driver_sql("DELETE FROM temp.query_tok")
-    conn.exec_driver_sql("INSERT INTO temp.query_tok(rowid, text) VALUES (1, ?)", (words,))
-    terms = [row[0] for row in conn.exec_driver_sql("SELECT term FROM temp.query_tok_vocab")]
-    conn.exec_driver_sql("DELETE FROM temp.query_tok")
-    return terms
+    """The FTS5 terms of a MATCH string's words (stemmed and folded as the index's), sorted.
+
+    The tokenizer splits at spaces, so the terms of the words together are those of each
+    word: a word not seen before is tokenized as a row of its own (the `instance` vocabulary
+    says which row each term came from) and remembered."""
+    words = words_of_match(match)
+    known = {w: _WORD_TERMS.get(w) for w in words}
+    missing = [w for w, terms in known.items() if terms is None]
+    if missing:
+        found: dict[int, set[str]] = {i: set() for i in range(1, len(missing) + 1)}
+        conn.exec_driver_sql("DELETE FROM temp.query_tok")
+        conn.exec_driver_sql("INSERT INTO temp.query_tok(rowid, text) VALUES (?, ?)",
+                             list(enumerate(missing, 1)))
+        for doc, term in conn.exec_driver_sql("SELECT doc, term FROM temp.query_tok_instances"):
+            found[doc].add(term)
+        conn.exec_driver_sql("DELETE FROM temp.query_tok")
+        if len(_WORD_TERMS) + len(missing) > WORD_TERMS_MAX:
+            _WORD_TERMS.clear()
+        for i, word in enumerate(missing, 1):
+            known[word] = _WORD_TERMS[word] = tuple(sorted(found[i]))
+    return sorted({term for terms in known.values() if terms for term in terms})
 
 
 def _scored_sql(user_scoped: bool, kinds_only: bool) -> str:
@@ -131,6 +151,15 @@ def bm25(
     params["match"] = expression
     if query.kinds:
         params["kinds"] = json.dumps(list(query.kinds))
+    visible = visibility_sql(tenant, query)
+    if visible is not None:  # the statement as text: nothing to compose or compile
+        condition, visible_params = visible
+        scored_sql = _scored_sql(user_id is not None, bool(query.kinds))
+        sql = (f"SELECT memories.id, scored.score FROM ({scored_sql}) AS scored "
+               f"CROSS JOIN memories ON memories.pk = scored.pk "
+               f"WHERE {condition} ORDER BY scored.score DESC, memories.id LIMIT :k")
+        found = conn.exec_driver_sql(sql, {**params, **visible_params, "k": k}).fetchall()
+        return [Hit(r[0], float(r[1])) for r in found]
     scored = (
         text(_scored_sql(user_id is not None, bool(query.kinds))).bindparams(**params)
         .columns(column("pk", Integer), column("score", Float))

@@ -9,6 +9,7 @@ the same file that share the connection pool.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,7 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 
 from memsvc.model.errors import StoreError
@@ -69,6 +80,13 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
                     self.engine.dispose()
                 raise
         self.integrity = _integrity
+        self._scope_sizes = vectors.ScopeSizes()  # whether a KNN splits over shards
+        # the layout's `memories_by_id` with the ids as one JSON parameter: nothing expanded
+        # per execution, one compiled statement whatever the number of ids
+        json_ids: Any = select(column("value")).select_from(func.json_each(bindparam("ids")))
+        self._memories_by_id = self._memory_select().where(
+            memories.c.tenant == bindparam("tenant"), memories.c.id.in_(json_ids)
+        )
 
     def for_tenant(self, tenant: str) -> SQLiteStore:
         """The same file seen by another tenant (shares the connection pool)."""
@@ -234,8 +252,8 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         if not memory_ids:
             return {}
         with self._read() as conn:
-            found = conn.execute(self.integrity.layout.memories_by_id(),
-                                 {"tenant": self.tenant, "ids": list(memory_ids)}).all()
+            found = conn.execute(self._memories_by_id, {
+                "tenant": self.tenant, "ids": json.dumps(list(memory_ids))}).all()
         return {row.id: rows.record_from_row(row)
                 for row in self.integrity.served("memory", found)}
 
@@ -244,7 +262,7 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         if not memory_ids:
             return {}
         with self._read() as conn:
-            return rows.source_keys(conn, memories, self.tenant, memory_ids)
+            return rows.source_keys(conn, self.tenant, memory_ids)
 
     def list_memories(
         self, query: VisibilityQuery, *, limit: int, after_id: str | None = None
@@ -280,7 +298,8 @@ class SQLiteStore(GraphStoreMixin, SQLiteTransferMixin):
         """
         vector = vectors.blob(embedding)
         if query.filters is None and query.as_of is None:
-            pairs = vectors.knn(self.engine, self.tenant, query, vector, k)
+            pairs = vectors.knn(self.engine, self.tenant, query, vector, k,
+                                 self._scope_sizes)
         else:
             with self._read() as conn:
                 pairs = vectors.exact_search(conn, self.tenant, query, vector, k)

@@ -8,7 +8,8 @@ post-filtering a global top-k.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
@@ -27,6 +28,10 @@ _vec = table("memory_vec", column("rowid"), column("embedding"))
 # memory_vec's second partition key is pk % VECTOR_SHARDS (migration 0004): a scope's vectors
 # in halves that one KNN searches at once, one connection and one core each
 VECTOR_SHARDS = 2
+# A user's partition of fewer vectors is searched by one statement over both shards: a second
+# connection and transaction, a hop to a pool thread and k rows more to merge cost more
+# than searching half the vectors saves (`evals/bench_store.py` measures the big scopes).
+SPLIT_FROM = 4096
 
 
 @cache
@@ -110,11 +115,17 @@ def exact_search(
 
 
 def knn(
-    engine: Engine, tenant: str, query: VisibilityQuery, vector: bytes, k: int
+    engine: Engine, tenant: str, query: VisibilityQuery, vector: bytes, k: int,
+    sizes: ScopeSizes | None = None,
 ) -> list[tuple[str, float]]:
-    """vec0 KNN over each shard of the scope at once, merged: (memory id, cosine distance)."""
+    """vec0 KNN over the scope, merged over its shards: (memory id, cosine distance).
+
+    A user's partition smaller than `SPLIT_FROM` vectors (by `sizes`, when given) is searched
+    by one statement over both shards; a bigger one, or a scope of no user, by one
+    statement per shard at once, each on its own connection and core.
+    """
     scope = query.scope
-    where = ["embedding MATCH ?", "k = ?", "shard = ?"]
+    where = ["embedding MATCH ?", "k = ?"]
     params: list[Any] = []
     if scope.user_id is not None:
         where.append("part = ?")
@@ -133,18 +144,50 @@ def knn(
     if query.min_trust is not None:  # inside the KNN: k trusted hits, not k filtered away
         where.append("trust >= ?")
         params.append(query.min_trust)
-    sql = f"SELECT memory_id, distance FROM memory_vec WHERE {' AND '.join(where)}"
+    sql = f"SELECT memory_id, distance, rowid FROM memory_vec WHERE {' AND '.join(where)}"
+    by_shard = f"{sql} AND shard = ?"
 
-    def one_shard(shard: int) -> list[tuple[str, float]]:
+    def one_shard(shard: int) -> list[Any]:
         with reading(engine) as conn:
-            return [(r[0], r[1]) for r in conn.exec_driver_sql(sql, (vector, k, shard, *params))]
+            return conn.exec_driver_sql(by_shard, (vector, k, *params, shard)).fetchall()
 
-    others = [_shard_pool().submit(one_shard, shard) for shard in range(1, VECTOR_SHARDS)]
-    found = one_shard(0)
-    for future in others:
-        found += future.result()
+    with reading(engine) as conn:
+        if (sizes is not None and scope.user_id is not None
+                and sizes.of(conn, tenant, scope.user_id) < SPLIT_FROM):
+            # ties in the order the shards' results merge in (shard 0's first)
+            ranked = sorted(conn.exec_driver_sql(sql, (vector, k, *params)).fetchall(),
+                            key=lambda r: (r[1], r[2] % VECTOR_SHARDS))
+        else:
+            others = [_shard_pool().submit(one_shard, shard)
+                      for shard in range(1, VECTOR_SHARDS)]
+            found = conn.exec_driver_sql(by_shard, (vector, k, *params, 0)).fetchall()
+            for future in others:
+                found += future.result()
+            ranked = sorted(found, key=lambda r: r[1])[:k]
     # L2 between unit vectors → cosine distance: 1 − cos = d² / 2
-    return [(memory_id, d * d / 2) for memory_id, d in sorted(found, key=lambda r: r[1])[:k]]
+    return [(r[0], r[1] * r[1] / 2) for r in ranked]
+
+
+class ScopeSizes:
+    """How many vectors each user's partition holds, counted again after `ttl` seconds: a
+    KNN is split over shards by it, which needs the size only roughly."""
+
+    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._known: dict[tuple[str, str], tuple[int, float]] = {}
+
+    def of(self, conn: Connection, tenant: str, user_id: str) -> int:
+        now = self._clock()
+        known = self._known.get((tenant, user_id))
+        if known is not None and known[1] > now:
+            return known[0]
+        # every row of the user has its vector (memory_vec keeps the deleted and superseded)
+        count = conn.exec_driver_sql(
+            "SELECT count(*) FROM memories WHERE tenant = ? AND user_id = ?", (tenant, user_id)
+        ).scalar_one()
+        self._known[(tenant, user_id)] = (count, now + self._ttl)
+        return int(count)
 
 
 def read_embeddings(
