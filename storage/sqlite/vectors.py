@@ -32,6 +32,7 @@ VECTOR_SHARDS = 2
 # connection and transaction, a hop to a pool thread and k rows more to merge cost more
 # than searching half the vectors saves (`evals/bench_store.py` measures the big scopes).
 SPLIT_FROM = 4096
+_MAX_KNOWN_SCOPES = 10_000  # partition sizes remembered (`ScopeSizes`)
 
 
 @cache
@@ -186,6 +187,8 @@ class ScopeSizes:
         count = conn.exec_driver_sql(
             "SELECT count(*) FROM memories WHERE tenant = ? AND user_id = ?", (tenant, user_id)
         ).scalar_one()
+        if len(self._known) >= _MAX_KNOWN_SCOPES:  # a store of many users: start again
+            self._known.clear()
         self._known[(tenant, user_id)] = (count, now + self._ttl)
         return int(count)
 
