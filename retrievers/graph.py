@@ -31,6 +31,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from memsvc.retrievers.base import ChannelQuery
+from memsvc.retrievers.once import OnceCache
 from memsvc.storage.base import GraphReader, Hit
 from memsvc.storage.graph_model import GraphData, concept_name, normalize_entity
 from memsvc.text.concepts import concept_of
@@ -43,6 +44,11 @@ _MAX_PAIR_ENTITIES = 12  # a memory naming more adds no co-occurrence edges (a l
 _MAX_SUBGRAPH = 2000  # PageRank runs on the seeds' 2-hop neighbourhood, at most this many nodes
 _HUB_SHARE = 0.1  # an entity on more than this share of the linked memories is a hub...
 _HUB_MIN = 20  # ...once it is on more than this many
+# The questions whose matches a graph keeps: enough for the searches in flight (the topic and
+# graph channels of one search share them), not a cache of everything ever asked.
+_MATCH_MEMO = 16
+
+Match = tuple[str, float, tuple[int, int]]  # node, strength, character span in the text
 
 
 @dataclass
@@ -58,6 +64,8 @@ class EntityGraph:
     names: frozenset[str] = frozenset()  # index keys of names and aliases (fuzzy targets)
     # node positions and edge arrays for the PageRank (`_pagerank`), made on first use
     _edges: tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray] | None = None
+    _seen: OnceCache[str, tuple[Match, ...]] = field(
+        default_factory=lambda: OnceCache(_MATCH_MEMO), repr=False, compare=False)
 
     @classmethod
     def build(cls, data: GraphData) -> EntityGraph:
@@ -138,11 +146,15 @@ class EntityGraph:
         parts.append(text[last:])
         return " ".join("".join(parts).split())
 
-    def _matches(self, text: str) -> list[tuple[str, float, tuple[int, int]]]:
-        """(node, strength, character span) of each entity `text` names (see `match`)."""
+    def _matches(self, text: str) -> tuple[Match, ...]:
+        """(node, strength, character span) of each entity `text` names (see `match`);
+        worked out once per text, though the topic and graph channels both ask."""
+        return self._seen.get(text, lambda: self._find_matches(text))
+
+    def _find_matches(self, text: str) -> tuple[Match, ...]:
         tokens = [(m.group(0), m.start()) for m in _TOKEN.finditer(text)][:_MAX_QUERY_TOKENS]
         used = [False] * len(tokens)
-        found: list[tuple[str, float, tuple[int, int]]] = []
+        found: list[Match] = []
         for n in range(min(_MAX_NGRAM, len(tokens)), 0, -1):
             for i in range(len(tokens) - n + 1):
                 if any(used[i : i + n]):
@@ -162,7 +174,7 @@ class EntityGraph:
                     last_word, last_start = tokens[i + n - 1]
                     found.append((node, strength, (tokens[i][1], last_start + len(last_word))))
                     used[i : i + n] = [True] * n
-        return found
+        return tuple(found)
 
     def _fuzzy(self, key: str) -> tuple[str | None, float]:
         """The closest known name within a small edit distance: one edit from 5 characters
