@@ -44,9 +44,10 @@ _MAX_PAIR_ENTITIES = 12  # a memory naming more adds no co-occurrence edges (a l
 _MAX_SUBGRAPH = 2000  # PageRank runs on the seeds' 2-hop neighbourhood, at most this many nodes
 _HUB_SHARE = 0.1  # an entity on more than this share of the linked memories is a hub...
 _HUB_MIN = 20  # ...once it is on more than this many
-# The questions whose matches a graph keeps: enough for the searches in flight (the topic and
-# graph channels of one search share them), not a cache of everything ever asked.
-_MATCH_MEMO = 16
+# The questions whose matches a graph keeps, and the searches whose graph the channel keeps:
+# enough for the searches in flight (the topic and graph channels of one search share them),
+# not a cache of everything ever asked.
+_IN_FLIGHT = 16
 
 Match = tuple[str, float, tuple[int, int]]  # node, strength, character span in the text
 
@@ -65,7 +66,7 @@ class EntityGraph:
     # node positions and edge arrays for the PageRank (`_pagerank`), made on first use
     _edges: tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray] | None = None
     _seen: OnceCache[str, tuple[Match, ...]] = field(
-        default_factory=lambda: OnceCache(_MATCH_MEMO), repr=False, compare=False)
+        default_factory=lambda: OnceCache(_IN_FLIGHT), repr=False, compare=False)
 
     @classmethod
     def build(cls, data: GraphData) -> EntityGraph:
@@ -273,9 +274,21 @@ class GraphChannel:
         self._cache: OrderedDict[tuple[str | None, ...], tuple[int, EntityGraph]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        # the graph each recent search got: the topic and graph channels of one search ask
+        # the store for the version once, and see the same graph
+        self._of_search: OnceCache[tuple[int, tuple[str | None, ...]], EntityGraph] = (
+            OnceCache(_IN_FLIGHT))
 
     def graph_for(self, query: ChannelQuery) -> EntityGraph:
-        """The scope's graph, rebuilt only when the store says its links changed."""
+        """The scope's graph, rebuilt only when the store says its links changed; checked
+        once per search (`ChannelQuery.search`)."""
+        if query.search is None:
+            return self._current(query)
+        scope = query.visibility.scope
+        key = (query.search, (scope.user_id, scope.agent_id, scope.session_id))
+        return self._of_search.get(key, lambda: self._current(query))
+
+    def _current(self, query: ChannelQuery) -> EntityGraph:
         scope = query.visibility.scope
         key = (scope.user_id, scope.agent_id, scope.session_id)
         version = self._store.graph_version(scope)
