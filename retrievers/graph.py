@@ -42,6 +42,7 @@ _MAX_NGRAM = 4
 _MAX_QUERY_TOKENS = 256  # a pasted document as a query must not cost a fuzzy scan per word
 _MAX_PAIR_ENTITIES = 12  # a memory naming more adds no co-occurrence edges (a list, not a link)
 _MAX_SUBGRAPH = 2000  # PageRank runs on the seeds' 2-hop neighbourhood, at most this many nodes
+_DENSE_WALK = 256  # up to this many nodes, its steps are products with a dense matrix
 _HUB_SHARE = 0.1  # an entity on more than this share of the linked memories is a hub...
 _HUB_MIN = 20  # ...once it is on more than this many
 # The questions whose matches a graph keeps, and the searches whose graph the channel keeps:
@@ -65,6 +66,7 @@ class EntityGraph:
     names: frozenset[str] = frozenset()  # index keys of names and aliases (fuzzy targets)
     # node positions and edge arrays for the PageRank (`_pagerank`), made on first use
     _edges: tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray] | None = None
+    _by_length: dict[int, list[str]] | None = None  # `names` by length, sorted, for `_fuzzy`
     _seen: OnceCache[str, tuple[Match, ...]] = field(
         default_factory=lambda: OnceCache(_IN_FLIGHT), repr=False, compare=False)
 
@@ -183,8 +185,16 @@ class EntityGraph:
         allowed = 2 if len(key) >= 8 else 1 if len(key) >= 5 else 0
         if not allowed or not self.names:
             return None, 0.0
+        if self._by_length is None:
+            by_length: dict[int, list[str]] = defaultdict(list)
+            for name in sorted(self.names):
+                by_length[len(name)].append(name)
+            self._by_length = dict(by_length)
+        # k edits change the length by at most k: only names that long can be close enough
+        candidates = [name for size in range(len(key) - allowed, len(key) + allowed + 1)
+                      for name in self._by_length.get(size, ())]
         found = process.extractOne(
-            key, self.names, scorer=Levenshtein.distance, score_cutoff=allowed
+            key, candidates, scorer=Levenshtein.distance, score_cutoff=allowed
         )
         if found is None:
             return None, 0.0
@@ -230,6 +240,17 @@ class EntityGraph:
         p = np.array([seeds.get(node, 0.0) for node in nodes])
         p /= p.sum()
         x = np.full(n, 1.0 / n)
+        if n <= _DENSE_WALK:
+            # The same step as one matrix-vector product: x' = A x, A = 0.75 (M + p dᵀ) +
+            # 0.25 p 1ᵀ (M: the walk's transitions, d: the dangling nodes; x sums to 1).
+            # A small subgraph's step is a dozen numpy calls of overhead otherwise.
+            moves = np.bincount(d * n + s, weights=w / out[s], minlength=n * n).reshape(n, n)
+            step = 0.75 * (moves + np.outer(p, dangling)) + 0.25 * p[:, None]
+            for _ in range(100):
+                last, x = x, step @ x
+                if np.abs(x - last).sum() < n * 1e-6:
+                    break
+            return dict(zip(nodes, x.tolist(), strict=True))
         for _ in range(100):
             last = x
             share = np.divide(x, out, out=np.zeros(n), where=~dangling)
@@ -331,6 +352,17 @@ class GraphChannel:
             for memory_id in graph.memories.get(hub, set()) & scores.keys():
                 named[memory_id] += 0.5
         ordered = sorted(scores, key=lambda m: (-named[m], -scores[m], m))
-        visible = self._store.visible_ids(query.visibility, ordered[: max(k * 4, 200)])
-        top = [m for m in ordered if m in visible][:k]
+        top = self._first_visible(query, ordered[: max(k * 4, 200)], k)
         return [Hit(m, named[m] + scores[m]) for m in top]
+
+    def _first_visible(self, query: ChannelQuery, ordered: list[str], k: int) -> list[str]:
+        """The first `k` of `ordered` the query may see. Most linked memories are visible,
+        so the best 2k are asked about first, and the rest only if that is not enough."""
+        top: list[str] = []
+        start, size = 0, 2 * k
+        while start < len(ordered) and len(top) < k:
+            batch = ordered[start : start + size]
+            visible = self._store.visible_ids(query.visibility, batch)
+            top += [m for m in batch if m in visible]
+            start, size = start + len(batch), len(ordered)
+        return top[:k]
