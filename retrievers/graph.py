@@ -226,15 +226,22 @@ class EntityGraph:
         networkx subgraph view converted per query costs more than the walk itself."""
         if self._edges is None:
             self._edges = self._index_edges()
-        position, src, dst, weight = self._edges
+        position, starts, dst, weight = self._edges
+        n = len(nodes)
+        rows = np.fromiter((position[node] for node in nodes), dtype=np.int64, count=n)
         local = np.full(len(position), -1, dtype=np.int64)
-        local[[position[n] for n in nodes]] = np.arange(len(nodes))
-        keep = (local[src] >= 0) & (local[dst] >= 0)
+        local[rows] = np.arange(n)
+        # the edges leaving the subgraph's nodes (their rows of the CSR arrays), then those
+        # that stay inside it: the work grows with the subgraph, not with the whole graph
+        first, count = starts[rows], starts[rows + 1] - starts[rows]
+        edges = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+        d_all = local[dst[edges]]
+        keep = d_all >= 0
         if not keep.any():
             total = sum(seeds.values())
-            return {n: s / total for n, s in seeds.items()}
-        s, d, w = local[src[keep]], local[dst[keep]], weight[keep]
-        n = len(nodes)
+            return {node: strength / total for node, strength in seeds.items()}
+        s = np.repeat(np.arange(n), count)[keep]
+        d, w = d_all[keep], weight[edges[keep]]
         out = np.bincount(s, weights=w, minlength=n)
         dangling = out == 0
         p = np.array([seeds.get(node, 0.0) for node in nodes])
@@ -261,7 +268,8 @@ class EntityGraph:
         return dict(zip(nodes, x.tolist(), strict=True))
 
     def _index_edges(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
-        """Node positions and the edges as arrays (both directions), built once per graph."""
+        """Node positions and the edges (both directions) in CSR form, built once per graph:
+        node i's edges go to dst[starts[i]:starts[i + 1]], with those weights."""
         position = {node: i for i, node in enumerate(self.graph.nodes)}
         src, dst, weight = [], [], []
         for a, b, data in self.graph.edges(data=True):
@@ -269,8 +277,12 @@ class EntityGraph:
             src += [i, j]
             dst += [j, i]
             weight += [w, w]
-        return (position, np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64),
-                np.array(weight, dtype=np.float64))
+        source = np.array(src, dtype=np.int64)
+        order = np.argsort(source, kind="stable")
+        starts = np.zeros(len(position) + 1, dtype=np.int64)
+        starts[1:] = np.cumsum(np.bincount(source, minlength=len(position)))
+        return (position, starts, np.array(dst, dtype=np.int64)[order],
+                np.array(weight, dtype=np.float64)[order])
 
 
 def _worth_matching(key: str) -> bool:
