@@ -23,6 +23,9 @@ class ChannelQuery:
     now: datetime | None = None  # reference date for relative time expressions
     embedding: np.ndarray | None = None  # the query's vector, for channels that need one
     topic_embedding: np.ndarray | None = None  # its topic's vector (retrievers.topic), if any
+    # which retrieval this is (`HybridRetriever` numbers them): the channels of one search
+    # may share work, such as the graph's version check; None shares nothing
+    search: int | None = None
 
 
 class Channel(Protocol):

@@ -34,6 +34,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from memsvc.retrievers.base import ChannelQuery
+from memsvc.retrievers.once import OnceCache
 from memsvc.storage.base import GraphReader, Hit
 from memsvc.storage.graph_model import GraphData, concept_name, normalize_entity
 from memsvc.text.concepts import concept_of
@@ -44,8 +45,15 @@ _MAX_NGRAM = 4
 _MAX_QUERY_TOKENS = 256  # a pasted document as a query must not cost a fuzzy scan per word
 _MAX_PAIR_ENTITIES = 12  # a memory naming more adds no co-occurrence edges (a list, not a link)
 _MAX_SUBGRAPH = 2000  # PageRank runs on the seeds' 2-hop neighbourhood, at most this many nodes
+_DENSE_WALK = 256  # up to this many nodes, its steps are products with a dense matrix
 _HUB_SHARE = 0.1  # an entity on more than this share of the linked memories is a hub...
 _HUB_MIN = 20  # ...once it is on more than this many
+# The questions whose matches a graph keeps, and the searches whose graph the channel keeps:
+# enough for the searches in flight (the topic and graph channels of one search share them),
+# not a cache of everything ever asked.
+_IN_FLIGHT = 16
+
+Match = tuple[str, float, tuple[int, int]]  # node, strength, character span in the text
 
 
 @dataclass
@@ -74,6 +82,9 @@ class EntityGraph:
     _edges: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     _starts: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     _degree: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    _by_length: dict[int, list[str]] | None = None  # `names` by length, sorted, for `_fuzzy`
+    _seen: OnceCache[str, tuple[Match, ...]] = field(
+        default_factory=lambda: OnceCache(_IN_FLIGHT), repr=False, compare=False)
 
     @cached_property
     def graph(self) -> nx.Graph:
@@ -194,11 +205,15 @@ class EntityGraph:
         parts.append(text[last:])
         return " ".join("".join(parts).split())
 
-    def _matches(self, text: str) -> list[tuple[str, float, tuple[int, int]]]:
-        """(node, strength, character span) of each entity `text` names (see `match`)."""
+    def _matches(self, text: str) -> tuple[Match, ...]:
+        """(node, strength, character span) of each entity `text` names (see `match`);
+        worked out once per text, though the topic and graph channels both ask."""
+        return self._seen.get(text, lambda: self._find_matches(text))
+
+    def _find_matches(self, text: str) -> tuple[Match, ...]:
         tokens = [(m.group(0), m.start()) for m in _TOKEN.finditer(text)][:_MAX_QUERY_TOKENS]
         used = [False] * len(tokens)
-        found: list[tuple[str, float, tuple[int, int]]] = []
+        found: list[Match] = []
         for n in range(min(_MAX_NGRAM, len(tokens)), 0, -1):
             for i in range(len(tokens) - n + 1):
                 if any(used[i : i + n]):
@@ -218,7 +233,7 @@ class EntityGraph:
                     last_word, last_start = tokens[i + n - 1]
                     found.append((node, strength, (tokens[i][1], last_start + len(last_word))))
                     used[i : i + n] = [True] * n
-        return found
+        return tuple(found)
 
     def _fuzzy(self, key: str) -> tuple[str | None, float]:
         """The closest known name within a small edit distance: one edit from 5 characters
@@ -226,8 +241,16 @@ class EntityGraph:
         allowed = 2 if len(key) >= 8 else 1 if len(key) >= 5 else 0
         if not allowed or not self.names:
             return None, 0.0
+        if self._by_length is None:
+            by_length: dict[int, list[str]] = defaultdict(list)
+            for name in sorted(self.names):
+                by_length[len(name)].append(name)
+            self._by_length = dict(by_length)
+        # k edits change the length by at most k: only names that long can be close enough
+        candidates = [name for size in range(len(key) - allowed, len(key) + allowed + 1)
+                      for name in self._by_length.get(size, ())]
         found = process.extractOne(
-            key, self.names, scorer=Levenshtein.distance, score_cutoff=allowed
+            key, candidates, scorer=Levenshtein.distance, score_cutoff=allowed
         )
         if found is None:
             return None, 0.0
@@ -260,20 +283,38 @@ class EntityGraph:
         if self._edges is None:
             self.connect({})
         assert self._edges is not None
-        position, (src, dst, weight) = self._position, self._edges
+        position, starts, (_, dst, weight) = self._position, self._starts, self._edges
+        n = len(nodes)
+        rows = np.fromiter((position[node] for node in nodes), dtype=np.int64, count=n)
         local = np.full(len(position), -1, dtype=np.int64)
-        local[[position[n] for n in nodes]] = np.arange(len(nodes))
-        keep = (local[src] >= 0) & (local[dst] >= 0)
+        local[rows] = np.arange(n)
+        # the edges leaving the subgraph's nodes (their rows of the CSR arrays), then those
+        # that stay inside it: the work grows with the subgraph, not with the whole graph
+        first, count = starts[rows], starts[rows + 1] - starts[rows]
+        edges = np.repeat(first - np.cumsum(count) + count, count) + np.arange(count.sum())
+        d_all = local[dst[edges]]
+        keep = d_all >= 0
         if not keep.any():
             total = sum(seeds.values())
-            return {n: s / total for n, s in seeds.items()}
-        s, d, w = local[src[keep]], local[dst[keep]], weight[keep]
-        n = len(nodes)
+            return {node: strength / total for node, strength in seeds.items()}
+        s = np.repeat(np.arange(n), count)[keep]
+        d, w = d_all[keep], weight[edges[keep]]
         out = np.bincount(s, weights=w, minlength=n)
         dangling = out == 0
         p = np.array([seeds.get(node, 0.0) for node in nodes])
         p /= p.sum()
         x = np.full(n, 1.0 / n)
+        if n <= _DENSE_WALK:
+            # The same step as one matrix-vector product: x' = A x, A = 0.75 (M + p dᵀ) +
+            # 0.25 p 1ᵀ (M: the walk's transitions, d: the dangling nodes; x sums to 1).
+            # A small subgraph's step is a dozen numpy calls of overhead otherwise.
+            moves = np.bincount(d * n + s, weights=w / out[s], minlength=n * n).reshape(n, n)
+            step = 0.75 * (moves + np.outer(p, dangling)) + 0.25 * p[:, None]
+            for _ in range(100):
+                last, x = x, step @ x
+                if np.abs(x - last).sum() < n * 1e-6:
+                    break
+            return dict(zip(nodes, x.tolist(), strict=True))
         for _ in range(100):
             last = x
             share = np.divide(x, out, out=np.zeros(n), where=~dangling)
@@ -306,14 +347,26 @@ class GraphChannel:
         self._cache: OrderedDict[tuple[str | None, ...], tuple[int, EntityGraph]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
-        # One rebuild at a time: a search asks for its scope's graph twice at once (the topic
-        # channel on the calling thread, this channel on the pool), and after a write both
-        # found the cache stale and built the same graph side by side, each slowing the
-        # other (building is Python, one thread at a time).
+        # One rebuild at a time: after a write, searches of the scope that arrive together
+        # (replies to several users of one agent, or a search without a number) all found
+        # the cache stale and built the same graph side by side, each slowing the others
+        # (building is Python, one thread at a time).
         self._build_lock = threading.Lock()
+        # the graph each recent search got: the topic and graph channels of one search ask
+        # the store for the version once, and see the same graph
+        self._of_search: OnceCache[tuple[int, tuple[str | None, ...]], EntityGraph] = (
+            OnceCache(_IN_FLIGHT))
 
     def graph_for(self, query: ChannelQuery) -> EntityGraph:
-        """The scope's graph, rebuilt only when the store says its links changed."""
+        """The scope's graph, rebuilt only when the store says its links changed; checked
+        once per search (`ChannelQuery.search`)."""
+        if query.search is None:
+            return self._current(query)
+        scope = query.visibility.scope
+        key = (query.search, (scope.user_id, scope.agent_id, scope.session_id))
+        return self._of_search.get(key, lambda: self._current(query))
+
+    def _current(self, query: ChannelQuery) -> EntityGraph:
         scope = query.visibility.scope
         key = (scope.user_id, scope.agent_id, scope.session_id)
         version = self._store.graph_version(scope)
@@ -366,6 +419,17 @@ class GraphChannel:
             for memory_id in graph.memories.get(hub, set()) & scores.keys():
                 named[memory_id] += 0.5
         ordered = sorted(scores, key=lambda m: (-named[m], -scores[m], m))
-        visible = self._store.visible_ids(query.visibility, ordered[: max(k * 4, 200)])
-        top = [m for m in ordered if m in visible][:k]
+        top = self._first_visible(query, ordered[: max(k * 4, 200)], k)
         return [Hit(m, named[m] + scores[m]) for m in top]
+
+    def _first_visible(self, query: ChannelQuery, ordered: list[str], k: int) -> list[str]:
+        """The first `k` of `ordered` the query may see. Most linked memories are visible,
+        so the best 2k are asked about first, and the rest only if that is not enough."""
+        top: list[str] = []
+        start, size = 0, 2 * k
+        while start < len(ordered) and len(top) < k:
+            batch = ordered[start : start + size]
+            visible = self._store.visible_ids(query.visibility, batch)
+            top += [m for m in batch if m in visible]
+            start, size = start + len(batch), len(ordered)
+        return top[:k]

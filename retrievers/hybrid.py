@@ -14,6 +14,7 @@ median by about a quarter (`evals/results/locomo-app-*-r4*.md`).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,10 @@ from memsvc.retrievers.base import Channel, ChannelQuery
 from memsvc.retrievers.fusion import FusedHit, weighted_rrf
 from memsvc.retrievers.plan import SearchPlan
 from memsvc.storage.base import Hit
+
+# numbers the retrievals of the process (`ChannelQuery.search`): unique across retrievers,
+# since channels (and what they share per search) may be shared by several
+_SEARCHES = itertools.count(1)
 
 
 @dataclass
@@ -53,6 +58,7 @@ class HybridRetriever:
         if unknown:
             raise ValueError(f"unknown channels in plan: {sorted(unknown)}")
         timing: dict[str, float] = {}
+        query = replace(query, search=next(_SEARCHES))
 
         def run(name: str, query: ChannelQuery) -> tuple[str, list[Hit]]:
             start = time.perf_counter()

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, String, any_, bindparam, delete, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from memsvc.model.records import MemoryRecord, Scope
@@ -33,6 +34,7 @@ _BUMP = text(
     "INSERT INTO graph_state (tenant, user_id, version) VALUES (:tenant, :user_id, 1) "
     "ON CONFLICT (tenant, user_id) DO UPDATE SET version = graph_state.version + 1"
 )
+_ASKED = bindparam("ids", type_=ARRAY(String))  # the ids `visible_ids` is asked about
 
 
 def bump_version(conn: Connection, tenant: str, user_id: str) -> None:
@@ -145,10 +147,12 @@ class PostgresGraphReads(GraphStoreMixin):
         ids = list(dict.fromkeys(memory_ids))
         if not ids:
             return set()
+        # one array parameter: the statement is the same whatever the number of ids
         where = visibility_clause(self.tenant, query)
         with self._read() as conn:
             return {r[0] for r in conn.execute(
-                select(pg_memories.c.id).where(where, pg_memories.c.id.in_(ids)))}
+                select(pg_memories.c.id).where(where, pg_memories.c.id == any_(_ASKED)),
+                {"ids": ids})}
 
     def embeddings(self, memory_ids: Iterable[str]) -> dict[str, np.ndarray]:
         ids = list(dict.fromkeys(memory_ids))

@@ -11,10 +11,21 @@ in-memory graph compares to know that it is stale — also across processes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from memsvc.model.records import MemoryRecord, Scope
@@ -248,6 +259,8 @@ def purge_orphans(conn: Connection, tenant: str, scope: Scope | None) -> None:
 _VERSION_OF_TENANT = select(func.coalesce(func.sum(graph_state.c.version), 0)).where(
     graph_state.c.tenant == bindparam("tenant"))
 _VERSION_OF_USER = _VERSION_OF_TENANT.where(graph_state.c.user_id == bindparam("user_id"))
+# the ids `visible_ids` is asked about, one JSON array parameter as a table
+_ASKED = func.json_each(bindparam("ids", type_=String)).table_valued("value")
 
 
 class GraphStoreMixin:
@@ -309,22 +322,22 @@ class GraphStoreMixin:
         return data
 
     def visible_ids(self, query: VisibilityQuery, memory_ids: Iterable[str]) -> set[str]:
-        """Which of `memory_ids` the query may see (scope, status, kind, time, filters)."""
+        """Which of `memory_ids` the query may see (scope, status, kind, time, filters).
+
+        The ids go in as one JSON array and each is looked up by the (tenant, id) index in
+        an EXISTS: written as `id IN (...)` beside the scope's conditions, SQLite walks
+        every row of the user's index instead (it cannot tell that the ids are fewer), so
+        the cost grew with the scope rather than with the ids asked about, and the
+        expanded IN list was rendered anew per call.
+        """
         ids = list(dict.fromkeys(memory_ids))
-        out: set[str] = set()
         if not ids:
-            return out
-        where = visibility_clause(self.tenant, query)
+            return set()
+        stmt = select(_ASKED.c.value).where(
+            exists().where(memories.c.id == _ASKED.c.value,
+                           visibility_clause(self.tenant, query)))
         with self._read() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                out.update(
-                    r[0]
-                    for r in conn.execute(
-                        select(memories.c.id).where(where, memories.c.id.in_(chunk))
-                    )
-                )
-        return out
+            return {r[0] for r in conn.execute(stmt, {"ids": json.dumps(ids)})}
 
     def entities_of(self, memory_ids: Iterable[str]) -> dict[str, list[str]]:
         """memory id -> the display names of the named entities it is linked to."""

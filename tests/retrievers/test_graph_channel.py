@@ -141,6 +141,17 @@ def test_only_visible_memories_of_the_scope_are_returned(
     assert family["hay"].id in archived
 
 
+def test_a_visible_memory_ranked_behind_hidden_ones_is_still_found(
+    store: SQLiteStore,
+) -> None:
+    notes = [put(store, f"Oscar note {i}", ["Oscar"]) for i in range(6)]
+    last = max(notes, key=lambda r: r.id)  # equal scores: ranked by id, so this one last
+    store.apply(WriteBatch(updates=[(r.model_copy(update={"status": MemoryStatus.ARCHIVED}),
+                                     None) for r in notes if r is not last]))
+    assert ask(GraphChannel(store), "Oscar", k=1) == [last.id]
+    assert ask(GraphChannel(store), "Oscar", k=2) == [last.id]
+
+
 def test_cache_is_reused_until_a_write_changes_the_links(
     store: SQLiteStore, family: dict[str, MemoryRecord]
 ) -> None:
@@ -277,8 +288,16 @@ def test_a_frequent_concept_stays_in_the_topic_while_a_frequent_name_leaves_it(
     assert graph.without_hubs("What do Melanie's kids like?") == "What do kids like?"
 
 
-def test_pagerank_on_edge_arrays_matches_networkx() -> None:
+@pytest.mark.parametrize("dense", [True, False])
+def test_pagerank_on_edge_arrays_matches_networkx(
+    dense: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import networkx as nx
+
+    import memsvc.retrievers.graph as graph_module
+
+    if not dense:  # the step over edge arrays, as for a large subgraph
+        monkeypatch.setattr(graph_module, "_DENSE_WALK", 0)
 
     g = EntityGraph(nodes={"lone": "lone"})
     g.connect({("a", "b"): 1.0, ("b", "c"): 2.0, ("a", "c"): 1.0, ("c", "d"): 3.0,

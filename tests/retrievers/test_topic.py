@@ -146,3 +146,35 @@ def test_the_question_and_its_topic_are_embedded_in_one_batch(store: SQLiteStore
     finally:
         retriever.close()
     assert batches == [["What did Caroline say?", "What did say?"], ["What did Rex say?"]]
+
+
+def test_one_search_checks_the_graph_version_once_and_the_next_sees_a_write(
+    store: SQLiteStore,
+) -> None:
+    asked: list[Scope] = []
+    real = store.graph_version
+
+    def counting(scope: Scope) -> int:
+        asked.append(scope)
+        return real(scope)
+
+    store.graph_version = counting
+    graph = GraphChannel(store)
+    retriever = HybridRetriever({"graph": graph, "topic": TopicChannel(store, graph)},
+                                lambda text: np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32))
+    plan = SearchPlan(channels={"graph": ChannelSpec(weight=1.0, k=3),
+                                "topic": ChannelSpec(weight=0.7, k=3)}, limit=3)
+    try:
+        retriever.retrieve(query("What did Caroline say about Rex?"), plan)
+        assert len(asked) == 1  # the topic and graph channels shared the check
+        text = "Caroline said that Zelda is her cousin"
+        zelda = MemoryRecord(
+            id=new_id(), scope=U1, kind=MemoryKind.EPISODE, text=text,
+            entities=["Caroline", "Zelda"], created_at=NOW, updated_at=NOW,
+            content_hash=content_hash("episode", text))
+        store.apply(WriteBatch(inserts=[(zelda, np.ones(4, dtype=np.float32))]))
+        found = retriever.retrieve(query("Who is Zelda?"), plan).hits
+        assert len(asked) == 2
+        assert zelda.id in {h.memory_id for h in found}
+    finally:
+        retriever.close()

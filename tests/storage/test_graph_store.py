@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from memsvc.model.errors import StoreError
+from memsvc.model.filters import parse_filters
 from memsvc.model.ids import content_hash, new_id
 from memsvc.model.records import MemoryKind, MemoryRecord, MemoryStatus, Scope
 from memsvc.storage.base import VisibilityQuery, WriteBatch
@@ -158,6 +159,23 @@ def test_visible_ids_applies_status_kind_and_time(store: Store) -> None:
     assert store.visible_ids(then, [a.id, b.id]) == {a.id}
     assert store.visible_ids(VisibilityQuery(scope=U1, kinds=("event",)), [a.id, b.id]) == set()
     assert store.visible_ids(VisibilityQuery(scope=Scope(user_id="u2")), [a.id]) == set()
+
+
+def test_visible_ids_applies_filters_tenant_and_takes_any_ids(store: Store) -> None:
+    # many memories in the scope, a few asked about: the answer is about those asked
+    rows = [fact(f"Ana note {i}", ["Ana"], metadata={"tag": "b" if i % 2 else "a"})
+            for i in range(30)]
+    store.apply(WriteBatch(inserts=[(r, vec(i)) for i, r in enumerate(rows)]))
+    other = store.for_tenant("t2")
+    theirs = fact("Ana note", ["Ana"])
+    other.apply(WriteBatch(inserts=[(theirs, vec())]))
+    asked = [rows[1].id, rows[2].id, rows[1].id, "no-such-id", theirs.id, rows[3].id]
+    tagged = VisibilityQuery(scope=U1, filters=parse_filters({"tag": "b"}))
+    assert store.visible_ids(tagged, asked) == {rows[1].id, rows[3].id}
+    assert store.visible_ids(VisibilityQuery(scope=U1), asked) == {
+        rows[1].id, rows[2].id, rows[3].id}
+    assert other.visible_ids(VisibilityQuery(scope=U1), asked) == {theirs.id}
+    assert store.visible_ids(VisibilityQuery(scope=U1), []) == set()
 
 
 def test_embeddings_are_read_back(store: Store) -> None:
