@@ -14,6 +14,7 @@ by tenant (see `SentenceTransformerEmbedder.embed_query`).
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import os
@@ -140,7 +141,7 @@ class SentenceTransformerEmbedder:
 
     def __init__(
         self, path: str, *, threads: int = 0, cache_size: int = 2048, precision: str = "auto",
-        cache_dir: Path | None = None,
+        cache_dir: Path | None = None, freeze_gc: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
             raise InvalidInputError(
@@ -167,6 +168,7 @@ class SentenceTransformerEmbedder:
         self._document_encoder: LeanBertQueryEncoder | None = None
         self.name = os.path.basename(os.path.dirname(path.rstrip("/"))) or path
         self._threads = threads
+        self._freeze_gc = freeze_gc  # `freeze_garbage_collector` once the model is loaded
         self._model: Any = None
         self._load_lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
@@ -222,6 +224,8 @@ class SentenceTransformerEmbedder:
         self._query_encoder = lean_query_encoder(model, self._weighted_model)
         # the layout is proven: documents go unpadded too
         self._document_encoder = self._query_encoder
+        if self._freeze_gc:
+            freeze_garbage_collector()
         return model
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
@@ -323,6 +327,26 @@ class SentenceTransformerEmbedder:
                 vector = self._weighted_model(features)["sentence_embedding"][0].float().numpy()
         norm = float(np.linalg.norm(vector)) or 1.0
         return (vector / norm).astype(np.float32)
+
+
+_collected_before_freezing = False
+
+
+def freeze_garbage_collector() -> None:
+    """Leave every object alive now out of all future garbage collections (`gc.freeze`).
+
+    Loading the model leaves millions of objects tracked by the collector (torch's and
+    transformers' modules, the model's); a full collection walks them all, and one starts
+    whenever enough new objects have survived, e.g. after a few rebuilds of an entity graph
+    (`retrievers/graph.py`): the search that sets it off waits hundreds of ms. Frozen, they
+    are never walked again. The first freeze in a process collects first, so cycles that are
+    already garbage are not kept for good.
+    """
+    global _collected_before_freezing
+    if not _collected_before_freezing:
+        gc.collect()
+        _collected_before_freezing = True
+    gc.freeze()
 
 
 def _resolve_precision(precision: str) -> str:

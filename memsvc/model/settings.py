@@ -62,6 +62,15 @@ def _lower(raw: str) -> str:
     return raw.strip().lower()
 
 
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
 #: Every environment variable memsvc reads: (variable, Settings field, parser).
 ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("MEMSVC_DB", "db_path", store_location),
@@ -69,6 +78,7 @@ ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("MEMSVC_EMBEDDER", "embedder_path", str),
     ("MEMSVC_EMBED_THREADS", "embed_threads", int),
     ("MEMSVC_EMBED_PRECISION", "embed_precision", _lower),
+    ("MEMSVC_GC_FREEZE", "gc_freeze", _flag),
     ("MEMSVC_QUERY_CACHE_SIZE", "query_cache_size", int),
     ("MEMSVC_MAX_TEXT_BYTES", "max_text_bytes", int),
     ("MEMSVC_VECTOR_WEIGHT", "vector_weight", float),
@@ -108,6 +118,11 @@ class Settings:
     # kernels, else fp32; queries on the int8 ONNX graph), fp32 (queries on the fp32 graph),
     # bf16 (queries on torch too), or int8 (as auto). See DEVELOPERS.md.
     embed_precision: str = "auto"
+    # Once the model is loaded, move every object alive to the garbage collector's permanent
+    # generation (gc.freeze): a full collection otherwise walks the model's millions of
+    # objects, a pause of hundreds of ms in whichever search set it off. Objects alive then
+    # are never collected as cycles; set 0 to leave the host process's collector alone.
+    gc_freeze: bool = True
     # The write path: "rules", or "llm" (the LLM extractor / decider over the LLM below; the
     # extractor falls back to the rules per batch when the LLM fails, a failing decider leaves
     # the rules' decision). See memsvc/write/factory.py.

@@ -78,6 +78,7 @@ class Memory(Writes, ImportExport):
             cache_size=self.settings.query_cache_size,
             cache_dir=cache_root(self.settings),
             precision=self.settings.embed_precision,
+            freeze_gc=self.settings.gc_freeze,
         )
         self.store: MemoryStore = store or open_store(
             self.settings.db_path, tenant=self.settings.tenant, embedding_dim=self.embedder.dim

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +224,21 @@ def test_a_packed_path_that_disagrees_with_the_model_is_not_used(
 
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", sees_the_padding)
     assert lean_query_encoder(embedder._model) is None
+
+
+def test_loading_the_model_freezes_the_garbage_collector_only_when_asked() -> None:
+    # a fresh process: the test process's collector has been frozen by earlier loads
+    script = (
+        "import gc\n"
+        "from memsvc.embedding.embedder import SentenceTransformerEmbedder\n"
+        "from memsvc.model.settings import default_embedder_path\n"
+        "path = default_embedder_path()\n"
+        "SentenceTransformerEmbedder(path).embed_documents(['no freeze'])\n"
+        "print(gc.get_freeze_count())\n"
+        "SentenceTransformerEmbedder(path, freeze_gc=True).embed_documents(['freeze'])\n"
+        "print(gc.get_freeze_count())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=300)
+    before, after = (int(line) for line in done.stdout.split())
+    assert before == 0 and after > 100_000  # the model's objects, and the imports'

@@ -42,6 +42,7 @@ SAMPLES = {
     "MEMSVC_VLLM_VENV": ("/opt/venv", Path("/opt/venv")),
     "MEMSVC_VLLM_MODEL_DIR": ("/opt/model", Path("/opt/model")),
     "MEMSVC_CACHE_DIR": ("/var/cache/m", Path("/var/cache/m")),
+    "MEMSVC_GC_FREEZE": ("off", False),
 }
 
 
@@ -67,7 +68,8 @@ def test_unset_and_empty_variables_keep_the_defaults_and_arguments_win() -> None
 
 @pytest.mark.parametrize("var, raw", [("MEMSVC_RRF_K", "ten"), ("MEMSVC_LLM_TIMEOUT", "soon"),
                                       ("MEMSVC_EXTRACTOR", "gpt"), ("MEMSVC_DECIDER", "yes"),
-                                      ("MEMSVC_VLLM_DEVICE", "tpu")])
+                                      ("MEMSVC_VLLM_DEVICE", "tpu"),
+                                      ("MEMSVC_GC_FREEZE", "maybe")])
 def test_a_bad_value_is_refused_naming_the_variable(var: str, raw: str) -> None:
     with pytest.raises(InvalidInputError, match=var):
         Settings.from_env({var: raw})
