@@ -57,33 +57,42 @@ def measure(paths: list[str], threads: int) -> dict[str, Any]:
     model = SentenceTransformerEmbedder(path, precision="fp32")._load()
     reference = model.encode(questions, normalize_embeddings=True, batch_size=32,
                              show_progress_bar=False)
+    encoders = {}
     for weights in GRAPHS:
         encoder = onnx_query_encoder(model, path, cache_root() / "onnx", weights=weights,
                                      threads=threads)
-        if encoder is None:
-            raise SystemExit(f"the {weights} graph could not be built or failed its check")
-        encoder.encode_batch(questions[:8])  # warm the session's buffers
         one_thread = onnx_query_encoder(model, path, cache_root() / "onnx", weights=weights,
                                         threads=1)
-        assert one_thread is not None
-        document_cpu = _cpu_per_text(partial(_in_batches, one_thread), sessions)
-        alone, paired, vectors = [], [], []
-        for question in questions:
-            topic = " ".join(_CAPITALISED.sub("", question).split()) or question
+        if encoder is None or one_thread is None:
+            raise SystemExit(f"the {weights} graph could not be built or failed its check")
+        encoder.encode_batch(questions[:8])  # warm the session's buffers
+        encoders[weights] = encoder
+        rows[weights] = {"document_cpu_ms": _cpu_per_text(partial(_in_batches, one_thread),
+                                                          sessions)}
+    # the graphs take turns on each question, so a machine that speeds up or slows down
+    # during the run does so for both
+    alone: dict[str, list[float]] = {weights: [] for weights in GRAPHS}
+    paired: dict[str, list[float]] = {weights: [] for weights in GRAPHS}
+    vectors: dict[str, list[np.ndarray]] = {weights: [] for weights in GRAPHS}
+    for number, question in enumerate(questions):
+        topic = " ".join(_CAPITALISED.sub("", question).split()) or question
+        for weights in GRAPHS[number % 2:] + GRAPHS[:number % 2]:
+            encoder = encoders[weights]
             start = time.perf_counter()
-            vectors.append(encoder.encode(question))
-            alone.append((time.perf_counter() - start) * 1000)
+            vectors[weights].append(encoder.encode(question))
+            alone[weights].append((time.perf_counter() - start) * 1000)
             start = time.perf_counter()
             encoder.encode_batch([question, topic])
-            paired.append((time.perf_counter() - start) * 1000)
-        got = np.stack(vectors)
+            paired[weights].append((time.perf_counter() - start) * 1000)
+    for weights in GRAPHS:
+        got = np.stack(vectors[weights])
         got /= np.linalg.norm(got, axis=1, keepdims=True)
         cosine = np.sum(got * reference, axis=1)
-        rows[weights] = {
-            "alone_ms": _percentiles(alone), "with_topic_ms": _percentiles(paired),
+        rows[weights].update({
+            "alone_ms": _percentiles(alone[weights]),
+            "with_topic_ms": _percentiles(paired[weights]),
             "cosine_min": float(cosine.min()), "cosine_mean": float(cosine.mean()),
-            "document_cpu_ms": document_cpu,
-        }
+        })
     return {"questions": len(questions), "threads": threads, "graphs": rows}
 
 

@@ -12,8 +12,8 @@ recall identical: `evals/results/locomo-*-r4-*.md`).
 A short query's forward pass is bound by reading the weights, not by arithmetic: `int8`, the
 default, keeps every matrix product's weights in int8 with a scale per block of 32 inputs and
 quantizes activations per token (`_quantize_weights`). Its vectors sit within cosine ~0.9995
-of fp32's and LoCoMo recall is unchanged, at about half an fp32 query's time
-(`evals/results/locomo-*-r5-*.md`, DEVELOPERS.md "Embedder"); `MEMSVC_EMBED_PRECISION=fp32`
+of fp32's and LoCoMo recall is unchanged, in less time than fp32 (`query-graphs-*.md` and
+`locomo-*-r5-*.md` in evals/results, DEVELOPERS.md "Embedder"); `MEMSVC_EMBED_PRECISION=fp32`
 keeps the fp32 graph. (A per-channel dynamically quantized graph, one activation scale per
 layer input, was tried before: cosine ~0.99, and it cost recall.)
 
