@@ -75,11 +75,12 @@ class EntityGraph:
     linked_memories: int = 0
     concepts: set[str] = field(default_factory=set)  # the concept nodes (`text.concepts`)
     names: frozenset[str] = frozenset()  # index keys of names and aliases (fuzzy targets)
-    # made by `connect`: node positions, edge arrays (both directions, grouped by source
-    # node), where each node's edges start in them, and each node's weighted degree
+    # made by `connect`: node positions, the edges (both directions) grouped by source node
+    # as their ends and weights, where each node's edges start in them (compressed rows:
+    # node i's are [_starts[i], _starts[i + 1])), and each node's weighted degree
     _position: dict[str, int] = field(default_factory=dict)
     _names: list[str] = field(default_factory=list)  # by position
-    _edges: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    _edges: tuple[np.ndarray, np.ndarray] | None = None
     _starts: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     _degree: np.ndarray = field(default_factory=lambda: np.zeros(0))
     _by_length: dict[int, list[str]] | None = None  # `names` by length, sorted, for `_fuzzy`
@@ -159,7 +160,7 @@ class EntityGraph:
         src, dst = np.concatenate([first, second]), np.concatenate([second, first])
         both = np.concatenate([weight, weight])
         order = np.argsort(src, kind="stable")
-        self._edges = (src[order], dst[order], both[order])
+        self._edges = (dst[order], both[order])
         n = len(self._position)
         self._starts = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
         self._degree = np.bincount(src, weights=both, minlength=n)
@@ -170,13 +171,13 @@ class EntityGraph:
         at = self._position.get(node)
         if at is None or self._edges is None:
             return []
-        ends = self._edges[1][self._starts[at]:self._starts[at + 1]].tolist()
+        ends = self._edges[0][self._starts[at]:self._starts[at + 1]].tolist()
         return [self._names[j] for j in ends]
 
     def degree(self, node: str) -> float:
         """The summed weight of `node`'s edges."""
         at = self._position.get(node)
-        return 0.0 if at is None or at >= len(self._degree) else float(self._degree[at])
+        return 0.0 if at is None else float(self._degree[at])
 
     # -- query side -----------------------------------------------------------------------
 
@@ -283,7 +284,7 @@ class EntityGraph:
         if self._edges is None:
             self.connect({})
         assert self._edges is not None
-        position, starts, (_, dst, weight) = self._position, self._starts, self._edges
+        position, starts, (dst, weight) = self._position, self._starts, self._edges
         n = len(nodes)
         rows = np.fromiter((position[node] for node in nodes), dtype=np.int64, count=n)
         local = np.full(len(position), -1, dtype=np.int64)

@@ -115,7 +115,8 @@ def test_the_walks_edge_arrays_are_the_built_graphs_edges(
         predicate="works_at", object="Acme")
     graph = EntityGraph.build(store.graph_data(U1))
     assert graph._edges is not None
-    src, dst, weight = graph._edges
+    dst, weight = graph._edges
+    src = np.repeat(np.arange(len(graph._names)), np.diff(graph._starts))  # the rows' sources
     name = graph._names
     arrays = {(name[a], name[b]): w for a, b, w in zip(src.tolist(), dst.tolist(),
                                                         weight.tolist(), strict=True)}
