@@ -120,3 +120,12 @@ def test_scope_sizes_count_again_once_stale(store: SQLiteStore) -> None:
         assert sizes.of(conn, "default", "u0") == 24  # still the first count
         now[0] = 11
         assert sizes.of(conn, "default", "u0") < 24
+
+
+def test_the_text_form_knows_every_field_of_a_visibility_query() -> None:
+    # visibility_sql is a second writing of FilterCompiler.visibility: a field added to
+    # VisibilityQuery must be written into both, or BM25 without filters would ignore it
+    from dataclasses import fields
+
+    assert {f.name for f in fields(VisibilityQuery)} == {
+        "scope", "kinds", "statuses", "filters", "as_of", "min_trust"}
